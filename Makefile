@@ -1,0 +1,35 @@
+# make demo   — set up .venv and run the demo (the README's first command)
+# make test   — set up .venv, then lint, type-check and run the test suite (the README's second command)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch==2.13.0 resolves to the CPU build on the project's machines. Elsewhere, pick the build
+# you want, e.g. TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_INSTALL ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all lint demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INSTALL)
+	$(BIN)/python -m pip install -q -e ".[dev,viz]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-all: lint
+	$(BIN)/pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

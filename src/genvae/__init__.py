@@ -1,0 +1,32 @@
+"""genvae: composable variational autoencoders in PyTorch.
+
+>>> import genvae as gv
+>>> model = gv.presets.seed_vae(latent_dim=2)
+"""
+
+from genvae import conditioners, decoders, encoders, likelihoods, losses, models, presets, registry
+from genvae.config import load, save
+from genvae.losses import ELBO
+from genvae.models import VAE, ConditionalVAE, VAEOutput
+from genvae.registry import Registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ELBO",
+    "VAE",
+    "ConditionalVAE",
+    "Registry",
+    "VAEOutput",
+    "__version__",
+    "conditioners",
+    "decoders",
+    "encoders",
+    "likelihoods",
+    "load",
+    "losses",
+    "models",
+    "presets",
+    "registry",
+    "save",
+]

@@ -1,0 +1,111 @@
+"""Small building blocks shared by the built-in encoders and decoders."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from genvae._validation import as_size_tuple, check_positive_int
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module by name (names, not modules, so a config stays JSON)."""
+    try:
+        return _ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(f"activation: expected one of {', '.join(sorted(_ACTIVATIONS))}, got {name!r}") from None
+
+
+def int_sequence(name: str, value: Any, *, allow_empty: bool = True, allow_zero: bool = False) -> tuple[int, ...]:
+    """A tuple of positive (or, with ``allow_zero``, non-negative) ints from an int or a sequence."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        items: Sequence[Any] = (value,)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = value
+    else:
+        raise ValueError(f"{name}: expected an int or a sequence of ints, got {value!r}")
+    for item in items:
+        check_positive_int(name, item, allow_zero=allow_zero)
+    if not items and not allow_empty:
+        raise ValueError(f"{name}: expected at least one entry, got {value!r}")
+    return tuple(items)
+
+
+def per_layer(name: str, value: Any, count: int, *, allow_zero: bool = False) -> tuple[int, ...]:
+    """One int per layer: a single int is repeated."""
+    values = int_sequence(name, value, allow_zero=allow_zero)
+    if len(values) == 1 and isinstance(value, int):
+        return values * count
+    if len(values) != count:
+        raise ValueError(f"{name}: expected an int or {count} ints (one per layer), got {value!r}")
+    return values
+
+
+def image_shape(name: str, channels: Any, size: Any) -> tuple[int, int, int]:
+    c = check_positive_int(name.replace("image_size", "channels"), channels)
+    h, w = as_size_tuple(name, size, 2)
+    return (c, h, w)
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def mlp(sizes: Sequence[int], act: str, *, last_activation: bool) -> list[nn.Module]:
+    """Linear layers between consecutive ``sizes``, each followed by the activation (the last
+    one only if ``last_activation``)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if last_activation or i < len(sizes) - 2:
+            layers.append(activation(act))
+    return layers
+
+
+class Unflatten(nn.Module):
+    """``(B, prod(shape)) → (B, *shape)``; unlike ``nn.Unflatten`` it also takes one unbatched vector."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h.reshape(-1, *self.shape)
+
+
+class FirstLayerNetwork(nn.Module):
+    """A network whose first layer may be conditioned: ``first`` (plain, or a conditioned layer
+    taking ``(h, c)``) followed by ``rest``. Shared by the built-in encoders and decoders."""
+
+    condition_dim: int
+
+    def _setup(self, first: nn.Module, rest: Sequence[nn.Module], condition_dim: int) -> None:
+        self.condition_dim = condition_dim
+        self.first = first
+        self.rest = nn.Sequential(*rest)
+
+    def _run(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if self.condition_dim:
+            if c is None:
+                raise ValueError(
+                    f"c: expected a condition of shape (batch, {self.condition_dim}) for this "
+                    f"conditioned {type(self).__name__}, got None"
+                )
+            h = self.first(h, c)
+        else:
+            h = self.first(h)
+        return self.rest(h)

@@ -1,0 +1,52 @@
+"""Argument checks shared by the public entry points.
+
+Every message has the same form: ``"<argument>: expected <what>, got <what was given>"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_tensor", "fmt_shape"]
+
+
+def fmt_shape(shape: Sequence[int | str]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_tensor(name: str, value: Any, *, floating: bool = False) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+    if value.dim() > 0 and value.shape[0] == 0:
+        raise ValueError(f"{name}: expected a non-empty batch, got shape {fmt_shape(value.shape)}")
+    return value
+
+
+def check_finite(name: str, value: torch.Tensor) -> None:
+    # One reduction and one host sync per call: cheap next to a forward pass.
+    if not bool(torch.isfinite(value).all()):
+        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        raise ValueError(f"{name}: expected finite values, got {bad} in a tensor of shape {fmt_shape(value.shape)}")
+
+
+def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        what = "a non-negative integer" if allow_zero else "a positive integer"
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+    return value
+
+
+def as_size_tuple(name: str, value: Any, length: int) -> tuple[int, ...]:
+    """An int or a sequence of ``length`` positive ints, as a tuple (``28`` → ``(28, 28)``)."""
+    items = [value] * length if isinstance(value, int) and not isinstance(value, bool) else list(value)
+    if len(items) != length:
+        raise ValueError(f"{name}: expected an int or {length} ints, got {value!r}")
+    for item in items:
+        check_positive_int(name, item)
+    return tuple(items)

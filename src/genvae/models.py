@@ -1,0 +1,373 @@
+"""The models: :class:`VAE`, :class:`ConditionalVAE` and their output, :class:`VAEOutput`.
+
+A model is an encoder (any feature extractor), a posterior head (two linear maps to the mean
+and log-variance of q(z | x)), a decoder (z to raw distribution parameters) and a likelihood
+(raw parameters to p(x | z)). The prior is N(0, I).
+
+Example:
+    >>> import torch, genvae as gv
+    >>> model = gv.presets.seed_vae(latent_dim=2)
+    >>> x = torch.rand(16, 1, 28, 28)
+    >>> out = model(x)
+    >>> out.recon.shape, out.mean.shape, out.z.shape
+    (torch.Size([16, 1, 28, 28]), torch.Size([16, 2]), torch.Size([16, 2]))
+    >>> model.sample(4).shape
+    torch.Size([4, 1, 28, 28])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genvae import decoders, encoders, likelihoods
+from genvae._validation import check_finite, check_positive_int, check_tensor, fmt_shape
+from genvae.likelihoods import Likelihood
+from genvae.registry import Registry
+
+__all__ = ["VAE", "ConditionalVAE", "VAEOutput", "get", "names", "register", "registry"]
+
+registry: Registry[type[nn.Module]] = Registry("models", record_config=True)
+register = registry.register
+get = registry.get
+names = registry.names
+
+Labels = torch.Tensor | int
+
+
+@dataclass
+class VAEOutput:
+    """What a forward pass returns.
+
+    Attributes:
+        params: the decoder's raw output (logits for a Bernoulli likelihood).
+        mean: posterior means, ``(batch, latent_dim)``.
+        logvar: posterior log-variances, ``(batch, latent_dim)``.
+        z: the reparameterised sample that was decoded, ``(batch, latent_dim)``.
+        likelihood: the model's likelihood, which interprets ``params``.
+    """
+
+    params: torch.Tensor
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    likelihood: Likelihood
+
+    @property
+    def recon(self) -> torch.Tensor:
+        """The reconstruction in data space: the likelihood's mean (probabilities for Bernoulli)."""
+        return self.likelihood.mean(self.params)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Elementwise log p(x | z) under the decoded distribution."""
+        return self.likelihood.log_prob(x, self.params)
+
+
+@register("vae")
+class VAE(nn.Module):
+    """A variational autoencoder made of an encoder, a decoder and a likelihood.
+
+    Args:
+        encoder: a feature extractor ``x -> (batch, features)``; a registered name builds the
+            built-in with its defaults.
+        decoder: ``z -> raw distribution parameters`` with the data's shape; a registered name
+            builds the built-in with ``latent_dim``.
+        latent_dim: size of z.
+        likelihood: a registered name (``"bernoulli"``, ``"continuous_bernoulli"``,
+            ``"gaussian"``) or a :class:`~genvae.likelihoods.Likelihood`.
+        feature_dim: size of the encoder's feature vector, when the encoder has no
+            ``out_features`` attribute.
+
+    Example:
+        >>> import torch, genvae as gv
+        >>> class Tiny(torch.nn.Module):
+        ...     out_features = 32
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), torch.nn.ReLU())
+        ...     def forward(self, x):
+        ...         return self.net(x)
+        >>> model = gv.VAE(Tiny(), gv.decoders.MLPDecoder(latent_dim=4), latent_dim=4)
+        >>> model(torch.rand(3, 1, 28, 28)).recon.shape
+        torch.Size([3, 1, 28, 28])
+    """
+
+    conditional = False
+    #: Check inputs (shape, finiteness) in the public methods. Costs one host sync per call.
+    check_inputs = True
+
+    def __init__(
+        self,
+        encoder: str | nn.Module = "conv",
+        decoder: str | nn.Module = "conv",
+        latent_dim: int = 2,
+        likelihood: str | Likelihood = "bernoulli",
+        feature_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.condition_dim = 0
+        self._build(encoder, decoder, likelihood, feature_dim, {})
+
+    def _build(
+        self,
+        encoder: str | nn.Module,
+        decoder: str | nn.Module,
+        likelihood: str | Likelihood,
+        feature_dim: int | None,
+        condition: dict[str, Any],
+    ) -> None:
+        self.encoder = _as_module("encoder", encoders.registry.resolve(encoder, argument="encoder", **condition))
+        self.decoder = _as_module(
+            "decoder",
+            decoders.registry.resolve(decoder, argument="decoder", latent_dim=self.latent_dim, **condition),
+        )
+        lik = likelihoods.registry.resolve(likelihood, argument="likelihood")
+        if not isinstance(lik, Likelihood):
+            raise TypeError(
+                f"likelihood: expected a registered name ({', '.join(likelihoods.names())}) or a "
+                f"Likelihood, got {type(lik).__name__}"
+            )
+        self.likelihood = lik
+        dec_latent = getattr(self.decoder, "latent_dim", self.latent_dim)
+        if dec_latent != self.latent_dim:
+            raise ValueError(
+                f"decoder: expected a decoder with latent_dim={self.latent_dim}, got latent_dim={dec_latent}"
+            )
+        for name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
+            got = getattr(part, "condition_dim", self.condition_dim)
+            if got != self.condition_dim:
+                raise ValueError(
+                    f"{name}: expected a part built with condition_dim={self.condition_dim} for this "
+                    f"{type(self).__name__}, got condition_dim={got}"
+                )
+        features = feature_dim if feature_dim is not None else getattr(self.encoder, "out_features", None)
+        if features is None:
+            raise ValueError(
+                f"encoder: expected a module with an `out_features` attribute (the size of its feature "
+                f"vector) or the feature_dim argument, got {type(self.encoder).__name__} with neither"
+            )
+        check_positive_int("feature_dim", features)
+        self.mean_head = nn.Linear(features, self.latent_dim)
+        self.logvar_head = nn.Linear(features, self.latent_dim)
+
+    # -- shapes and devices ------------------------------------------------------------------
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input (without the batch), when the encoder or decoder fixes it."""
+        shape = getattr(self.encoder, "input_shape", None) or getattr(self.decoder, "output_shape", None)
+        return tuple(shape) if shape is not None else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _check_x(self, x: Any, name: str = "x") -> torch.Tensor:
+        check_tensor(name, x, floating=True)
+        shape = self.input_shape
+        if shape is not None and tuple(x.shape[1:]) != shape:
+            raise ValueError(
+                f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
+            )
+        check_finite(name, x)
+        return x
+
+    def _check_z(self, z: Any) -> torch.Tensor:
+        check_tensor("z", z, floating=True)
+        if z.dim() == 1:  # one latent vector, as the notebook's plotting code passes
+            z = z.unsqueeze(0)
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"z: expected a tensor of shape (batch, {self.latent_dim}) or ({self.latent_dim},), "
+                f"got {fmt_shape(z.shape)}"
+            )
+        return z
+
+    # -- the pieces of a forward pass -------------------------------------------------------
+
+    def _posterior(self, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x) if c is None else self.encoder(x, c)
+        return self.mean_head(h), self.logvar_head(h)
+
+    def _params(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        return self.decoder(z) if c is None else self.decoder(z, c)
+
+    @staticmethod
+    def sample_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """The reparameterisation trick: ``mean + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)``."""
+        return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+
+    def _forward(self, x: torch.Tensor, c: torch.Tensor | None) -> VAEOutput:
+        mean, logvar = self._posterior(x, c)
+        z = self.sample_latent(mean, logvar)
+        return VAEOutput(self._params(z, c), mean, logvar, z, self.likelihood)
+
+    # -- public methods ------------------------------------------------------------------------
+    # Both models share these signatures; ``y`` is the label of a conditional model and must be
+    # None for an unconditional one (see ``condition``).
+
+    def condition(self, y: Labels | None, batch: int) -> torch.Tensor | None:
+        """The condition vectors for labels ``y``; an unconditional model takes none."""
+        if y is not None:
+            raise ValueError(f"y: expected None for an unconditional {type(self).__name__}, got labels")
+        return None
+
+    def encode(self, x: torch.Tensor, y: Labels | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of q(z | x) (q(z | x, y) for a conditional model),
+        each ``(batch, latent_dim)``."""
+        if self.check_inputs:
+            self._check_x(x)
+        return self._posterior(x, self.condition(y, x.shape[0]))
+
+    def decode_params(self, z: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
+        """The decoder's raw distribution parameters for ``z`` (logits for a Bernoulli)."""
+        z = self._check_z(z)
+        return self._params(z, self.condition(y, z.shape[0]))
+
+    def decode(self, z: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
+        """The data-space mean of p(x | z): pixel probabilities for a Bernoulli likelihood.
+        ``z`` is ``(batch, latent_dim)`` or a single ``(latent_dim,)`` vector."""
+        return self.likelihood.mean(self.decode_params(z, y))
+
+    def forward(self, x: torch.Tensor, y: Labels | None = None) -> VAEOutput:
+        """Encode, draw z with the reparameterisation trick, decode."""
+        if self.check_inputs:
+            self._check_x(x)
+        return self._forward(x, self.condition(y, x.shape[0]))
+
+    def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
+        """Decode the posterior mean of each input: a deterministic reconstruction."""
+        if self.check_inputs:
+            self._check_x(x)
+        c = self.condition(y, x.shape[0])
+        mean, _ = self._posterior(x, c)
+        return self.likelihood.mean(self._params(mean, c))
+
+    def sample(self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new images: z drawn from the prior N(0, I), decoded to the data-space mean
+        (for a conditional model, of label(s) ``y``: one int, or ``n`` labels)."""
+        check_positive_int("n", n)
+        device = generator.device if generator is not None else "cpu"
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device).to(self.device)
+        return self.decode(z, y)
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}"
+
+
+@register("cvae")
+class ConditionalVAE(VAE):
+    """A conditional VAE: encoder q(z | x, y) and decoder p(x | z, y) both see the condition y.
+
+    Labels are integer class indices of shape ``(batch,)`` (one-hot encoded here, with
+    ``num_classes``) or float condition vectors of shape ``(batch, condition_dim)`` (one-hot or
+    continuous). A single int or a batch of one label is broadcast over the batch.
+
+    Args:
+        encoder: an encoder taking ``(x, c)``; a registered name builds the built-in with
+            ``condition_dim``.
+        decoder: a decoder taking ``(z, c)``; a registered name builds the built-in.
+        latent_dim: size of z.
+        num_classes: number of classes, for integer labels (sets ``condition_dim``).
+        condition_dim: length of the condition vector, for float conditions.
+        likelihood: as for :class:`VAE`.
+        feature_dim: as for :class:`VAE`.
+
+    Example:
+        >>> import torch, genvae as gv
+        >>> cvae = gv.presets.seed_cvae(latent_dim=2, num_classes=10)
+        >>> x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4])
+        >>> cvae(x, y).recon.shape
+        torch.Size([5, 1, 28, 28])
+        >>> cvae.sample(3, y=7).shape
+        torch.Size([3, 1, 28, 28])
+    """
+
+    conditional = True
+
+    def __init__(
+        self,
+        encoder: str | nn.Module = "conv",
+        decoder: str | nn.Module = "conv",
+        latent_dim: int = 2,
+        num_classes: int | None = 10,
+        condition_dim: int | None = None,
+        likelihood: str | Likelihood = "bernoulli",
+        feature_dim: int | None = None,
+    ) -> None:
+        nn.Module.__init__(self)
+        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
+        if condition_dim is not None:
+            check_positive_int("condition_dim", condition_dim)
+        if num_classes is None and condition_dim is None:
+            raise ValueError("num_classes: expected num_classes or condition_dim for a conditional model, got neither")
+        if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
+            raise ValueError(
+                f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, "
+                f"got {condition_dim}"
+            )
+        self.num_classes = num_classes
+        self.condition_dim = condition_dim if condition_dim is not None else int(num_classes)  # type: ignore[arg-type]
+        self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim})
+
+    def condition(self, y: Labels | None, batch: int) -> torch.Tensor:
+        """The float condition vectors ``(batch, condition_dim)`` for labels ``y``: integer class
+        indices are one-hot encoded, float vectors pass through; one label is broadcast."""
+        if y is None:
+            raise ValueError(
+                "y: expected labels for this conditional model (integer class indices of shape "
+                f"(batch,) or float vectors of shape (batch, {self.condition_dim})), got None"
+            )
+        device = self.device
+        if isinstance(y, int) and not isinstance(y, bool):
+            y = torch.tensor([y])
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"y: expected a tensor or an int, got {type(y).__name__}")
+        if y.dtype == torch.bool or y.is_complex():
+            raise TypeError(f"y: expected integer class indices or float vectors, got dtype {y.dtype}")
+        if y.is_floating_point():
+            if y.dim() != 2 or y.shape[1] != self.condition_dim:
+                raise ValueError(
+                    f"y: expected float condition vectors of shape (batch, {self.condition_dim}), "
+                    f"got {fmt_shape(y.shape)}"
+                )
+            if self.check_inputs:
+                check_finite("y", y)
+            c = y.to(device)
+        else:
+            if self.num_classes is None:
+                raise ValueError(
+                    "y: expected float condition vectors for a model built with condition_dim and no "
+                    f"num_classes, got integer labels of dtype {y.dtype}"
+                )
+            if y.dim() == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.dim() != 1:
+                raise ValueError(f"y: expected integer class indices of shape (batch,), got {fmt_shape(y.shape)}")
+            if self.check_inputs and y.numel():
+                low, high = int(y.min()), int(y.max())
+                if low < 0 or high >= self.num_classes:
+                    bad = low if low < 0 else high
+                    raise ValueError(f"y: expected class indices in [0, {self.num_classes - 1}], got {bad}")
+            c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.mean_head.weight.dtype)
+        if c.shape[0] == 1 and batch != 1:
+            c = c.expand(batch, -1)
+        elif c.shape[0] != batch:
+            raise ValueError(f"y: expected {batch} labels (one per input) or one, got {c.shape[0]}")
+        return c
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, condition_dim={self.condition_dim}"
+
+
+def _as_module(name: str, part: Any) -> nn.Module:
+    if not isinstance(part, nn.Module):
+        raise TypeError(f"{name}: expected an nn.Module or a registered name, got {type(part).__name__}")
+    return part
