@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 # you want, e.g. TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu".
 TORCH_INSTALL ?= torch==2.13.0
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install test test-all lint demo clean
 
@@ -30,6 +31,9 @@ test: lint
 
 test-all: lint
 	$(BIN)/pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/genvae demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

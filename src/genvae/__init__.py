@@ -4,11 +4,12 @@
 >>> model = gv.presets.seed_vae(latent_dim=2)
 """
 
-from genvae import conditioners, decoders, encoders, likelihoods, losses, models, presets, registry
+from genvae import conditioners, data, decoders, encoders, likelihoods, losses, models, presets, registry, training
 from genvae.config import load, save
 from genvae.losses import ELBO
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
+from genvae.training import History, Trainer
 
 __version__ = "0.1.0"
 
@@ -16,10 +17,13 @@ __all__ = [
     "ELBO",
     "VAE",
     "ConditionalVAE",
+    "History",
     "Registry",
+    "Trainer",
     "VAEOutput",
     "__version__",
     "conditioners",
+    "data",
     "decoders",
     "encoders",
     "likelihoods",
@@ -29,4 +33,5 @@ __all__ = [
     "presets",
     "registry",
     "save",
+    "training",
 ]

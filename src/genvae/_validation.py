@@ -14,7 +14,8 @@ __all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_tensor"
 
 
 def fmt_shape(shape: Sequence[int | str]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    items = [str(s) for s in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def check_tensor(name: str, value: Any, *, floating: bool = False) -> torch.Tensor:

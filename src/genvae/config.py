@@ -24,7 +24,6 @@ import inspect
 import io
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genvae._io import atomic_write
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["MODEL_FILE", "WEIGHTS_FILE", "from_config", "get_config", "load", "save"]
@@ -127,21 +127,6 @@ def from_config(spec: Any) -> Any:
     return spec
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so a reader sees the
-    old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     """Save ``model``'s constructor arguments (``model.json``) and weights (``weights.pt``) in
     ``directory`` (created if needed). Returns the directory.
@@ -165,8 +150,8 @@ def save(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
     }
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / WEIGHTS_FILE, weights)
-    _atomic_write(out / MODEL_FILE, (json.dumps(document, indent=2) + "\n").encode())
+    atomic_write(out / WEIGHTS_FILE, weights)
+    atomic_write(out / MODEL_FILE, (json.dumps(document, indent=2) + "\n").encode())
     return out
 
 

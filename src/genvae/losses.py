@@ -156,7 +156,7 @@ class ELBOTerms:
     def as_dict(self) -> dict[str, float]:
         """Plain floats (one host sync), for logging."""
         values = {"loss": self.loss, "total": self.total, "recon": self.recon, "kl": self.kl, **self.extra}
-        return {k: float(v) for k, v in values.items()}
+        return {k: float(v.detach()) for k, v in values.items()}
 
 
 def _per_sample(values: torch.Tensor, term: str) -> torch.Tensor:

@@ -1,0 +1,145 @@
+"""MNIST and Fashion-MNIST from their IDX files: found locally, or downloaded when asked.
+
+Example:
+    >>> import genvae as gv
+    >>> test = gv.data.MNIST(root="../shared/data/mnist", split="test")  # doctest: +SKIP
+    >>> test.images.shape, test.labels.shape                               # doctest: +SKIP
+    (torch.Size([10000, 1, 28, 28]), torch.Size([10000]))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from genvae.data.base import ImageDataset
+from genvae.data.files import download, download_dir, find_file, search_dirs
+from genvae.data.idx import IDXError, read_idx
+
+__all__ = ["MNIST", "DatasetNotFoundError", "FashionMNIST"]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are in none of the searched folders (and no download was asked for)."""
+
+
+class _IDXImages(ImageDataset):
+    """A dataset stored as a pair of IDX files per split (images uint8 N×H×W, labels uint8 N)."""
+
+    NAME: ClassVar[str]
+    FILES: ClassVar[dict[str, tuple[str, str]]]  # split -> (images file, labels file)
+    MD5: ClassVar[dict[str, str]]  # name of the .gz file -> MD5
+    MIRRORS: ClassVar[tuple[str, ...]]
+    CLASSES: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        split: str = "train",
+        download: bool = False,
+        *,
+        mirrors: Sequence[str] | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if split not in self.FILES:
+            raise ValueError(f"split: expected one of {', '.join(map(repr, self.FILES))}, got {split!r}")
+        paths = [self._locate(name, root, download, mirrors, progress) for name in self.FILES[split]]
+        images, labels = read_idx(paths[0]), read_idx(paths[1])
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise IDXError(f"{paths[0]}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+        if labels.shape != images.shape[:1]:
+            raise IDXError(
+                f"{paths[1]}: expected {images.shape[0]} labels to match {paths[0].name}, got shape {labels.shape}"
+            )
+        if labels.size and int(labels.max()) >= len(self.CLASSES):
+            raise IDXError(f"{paths[1]}: expected labels in [0, {len(self.CLASSES) - 1}], got {int(labels.max())}")
+        self.split = split
+        self.paths = paths
+        super().__init__(
+            torch.from_numpy(images).unsqueeze(1).float().div_(255.0),
+            torch.from_numpy(labels.astype(np.int64)),
+            num_classes=len(self.CLASSES),
+            classes=self.CLASSES,
+            name=f"{self.NAME}-{split}",
+        )
+
+    @classmethod
+    def _locate(
+        cls,
+        filename: str,
+        root: str | os.PathLike[str] | None,
+        fetch: bool,
+        mirrors: Sequence[str] | None,
+        progress: bool | None,
+    ) -> Path:
+        dirs = search_dirs(cls.NAME, root)
+        found = find_file(filename, dirs)
+        if found is not None:
+            return found
+        if fetch:
+            name = filename + ".gz"
+            return download(
+                name, mirrors or cls.MIRRORS, cls.MD5[name], download_dir(cls.NAME, root), progress=progress
+            )
+        raise DatasetNotFoundError(
+            f"{cls.NAME}: {filename}(.gz) is in none of the folders searched ({', '.join(map(str, dirs))}); "
+            "pass download=True to fetch it, or put the file in one of these folders"
+        )
+
+    @classmethod
+    def available(cls, root: str | os.PathLike[str] | None = None, split: str = "train") -> bool:
+        """Whether the files of ``split`` can be found without downloading."""
+        return all(find_file(f, search_dirs(cls.NAME, root)) is not None for f in cls.FILES[split])
+
+
+_SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+class MNIST(_IDXImages):
+    """The MNIST handwritten digits (LeCun et al.): 60,000 training and 10,000 test images, 28×28.
+
+    Args:
+        root: a folder to search first (and to download into).
+        split: ``"train"`` or ``"test"``.
+        download: fetch missing files from the mirrors (verified by MD5, written atomically).
+        mirrors: base URLs to use instead of the built-in list.
+        progress: show a download progress bar (default: when stderr is a terminal).
+    """
+
+    NAME = "mnist"
+    FILES = _SPLIT_FILES
+    MD5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    }
+    MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+    CLASSES = tuple(str(i) for i in range(10))
+
+
+class FashionMNIST(_IDXImages):
+    """Fashion-MNIST (Xiao et al., 2017): 28×28 grey images of ten kinds of clothing, in MNIST's format.
+
+    Arguments as for :class:`MNIST`. On Debian, ``apt-get install dataset-fashion-mnist`` puts the
+    files where genvae finds them.
+    """
+
+    NAME = "fashion-mnist"
+    FILES = _SPLIT_FILES
+    MD5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
+    MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+    CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -1,0 +1,32 @@
+"""Training: the :class:`Trainer`, its :class:`History` and state, and the callbacks."""
+
+from genvae.training.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    KLWarmup,
+    LRScheduler,
+    ModelCheckpoint,
+    ProgressBar,
+    TerminateOnNaN,
+)
+from genvae.training.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from genvae.training.state import History, TrainerState
+from genvae.training.trainer import Trainer
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CheckpointError",
+    "EarlyStopping",
+    "History",
+    "KLWarmup",
+    "LRScheduler",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TerminateOnNaN",
+    "Trainer",
+    "TrainerState",
+    "read_checkpoint",
+    "write_checkpoint",
+]

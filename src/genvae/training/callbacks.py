@@ -1,0 +1,321 @@
+"""Callbacks: code that runs at fixed points of :meth:`Trainer.fit <genvae.Trainer.fit>`.
+
+Every hook receives the trainer, so a callback can read anything (``trainer.model``,
+``trainer.optimizer``, ``trainer.objective``, ``trainer.state``, ``trainer.history``) and stop
+training with ``trainer.should_stop = True``. A callback with state that must survive a resume
+implements ``state_dict()`` / ``load_state_dict()``; checkpoints store it.
+
+Example — a callback of your own:
+
+    >>> import genvae as gv
+    >>> class PrintKL(gv.training.Callback):
+    ...     def on_epoch_end(self, trainer, epoch, logs):
+    ...         print(f"epoch {epoch}: KL {logs['train_kl']:.2f} nats")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from genvae.losses import ELBOTerms
+    from genvae.training.trainer import Trainer
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "KLWarmup",
+    "LRScheduler",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TerminateOnNaN",
+]
+
+Logs = Mapping[str, float]
+
+
+class Callback:
+    """Base class: override the hooks you need. ``epoch`` is 1-based; ``step`` counts batches
+    within the epoch from 0; ``trainer.state.global_step`` counts optimiser steps of the run."""
+
+    #: Run after every other callback (checkpoints must see the others' state of this epoch).
+    runs_last = False
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, logs: Logs) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None: ...
+
+    def on_batch_start(self, trainer: Trainer, step: int) -> None: ...
+
+    def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        """``terms`` holds 0-d tensors of this batch (``float()`` on one waits for the device)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        return None
+
+
+def _monitored(logs: Logs, monitor: str, who: str) -> float:
+    key = monitor
+    if monitor == "auto":
+        key = "val_total" if "val_total" in logs else "train_total"
+    if key not in logs:
+        raise KeyError(f"{who}: monitor {monitor!r} is not logged; logged: {', '.join(sorted(logs))}")
+    return float(logs[key])
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch on a terminal; otherwise (logs, CI) one plain line per epoch.
+
+    Args:
+        file: where to write (default ``sys.stderr``).
+        refresh_every: update the bar's loss every this many steps (each read syncs the device).
+    """
+
+    def __init__(self, file: IO[str] | None = None, refresh_every: int = 20) -> None:
+        self.file = file
+        self.refresh_every = refresh_every
+        self._bar: Any = None
+        self._start = 0.0
+
+    def _stream(self) -> IO[str]:
+        return self.file if self.file is not None else sys.stderr
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        self._start = time.perf_counter()
+        stream = self._stream()
+        if stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=trainer.steps_per_epoch, desc=f"epoch {epoch}/{trainer.max_epochs}", file=stream, leave=False
+            )
+
+    def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            if step % self.refresh_every == 0:
+                self._bar.set_postfix(loss=f"{float(terms.total.detach()):.2f}")
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        parts = [f"epoch {epoch}/{trainer.max_epochs}"]
+        for split in ("train", "val"):
+            if f"{split}_total" in logs:
+                total, recon, kl = (logs[f"{split}_{k}"] for k in ("total", "recon", "kl"))
+                parts.append(f"{split} {total:.3f} (recon {recon:.3f}, kl {kl:.3f})")
+        parts.append(f"{time.perf_counter() - self._start:.1f}s")
+        print("  ".join(parts), file=self._stream(), flush=True)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class EarlyStopping(Callback):
+    """Stop when the monitored figure has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Args:
+        monitor: a logged key; ``"auto"`` is ``val_total`` when there is validation data, else ``train_total``.
+        patience: epochs without improvement to wait.
+        min_delta: the smallest decrease that counts as an improvement.
+    """
+
+    def __init__(self, monitor: str = "auto", patience: int = 5, min_delta: float = 0.0) -> None:
+        if patience < 0:
+            raise ValueError(f"patience: expected a non-negative integer, got {patience!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best = math.inf
+        self.wait = 0
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if value < self.best - self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            trainer.should_stop = True
+            trainer.state.stop_reason = (
+                f"EarlyStopping: no improvement of {self.monitor} for {self.wait} epochs (best {self.best:.4f})"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+
+
+class ModelCheckpoint(Callback):
+    """Write ``last.ckpt`` after every epoch and ``best.ckpt`` when the monitored figure improves.
+
+    Each file is a full training checkpoint (model, optimiser, RNG state, callbacks, history),
+    written atomically with a checksum; ``Trainer.fit(..., resume_from=path)`` continues from it.
+
+    Args:
+        directory: where to write (created if needed).
+        monitor: as for :class:`EarlyStopping`.
+        save_last: write ``last.ckpt``.
+        save_best: write ``best.ckpt``.
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], monitor: str = "auto", save_last: bool = True, save_best: bool = True
+    ) -> None:
+        self.directory = Path(directory)
+        self.monitor, self.save_last, self.save_best = monitor, save_last, save_best
+        self.runs_last = True
+        self.best = math.inf
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / "last.ckpt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / "best.ckpt"
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        value = _monitored(logs, self.monitor, "ModelCheckpoint")
+        improved = value < self.best
+        if improved:
+            self.best = value  # before saving, so the saved callback state includes it
+        if self.save_best and improved:
+            trainer.save_checkpoint(self.best_path)
+        if self.save_last:
+            trainer.save_checkpoint(self.last_path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best = float(state["best"])
+
+
+class CSVLogger(Callback):
+    """Keep ``path`` a CSV of the history so far (rewritten atomically each epoch)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.history.to_csv(self.path)
+
+
+class KLWarmup(Callback):
+    """Anneal the KL weight β linearly from ``start`` to ``end`` over the first ``epochs`` epochs
+    (Bowman et al., 2016; Sønderby et al., 2016), step by step.
+
+    β is computed from the global step, so a resumed run continues the schedule exactly.
+    """
+
+    def __init__(self, epochs: float = 10, start: float = 0.0, end: float = 1.0) -> None:
+        if not epochs > 0:
+            raise ValueError(f"epochs: expected a positive number, got {epochs!r}")
+        self.epochs, self.start, self.end = epochs, start, end
+
+    def beta(self, trainer: Trainer) -> float:
+        progress = trainer.state.global_step / (self.epochs * max(trainer.steps_per_epoch, 1))
+        return self.start + (self.end - self.start) * min(1.0, progress)
+
+    def on_batch_start(self, trainer: Trainer, step: int) -> None:
+        trainer.objective.beta = self.beta(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        trainer.objective.beta = self.beta(trainer)
+
+
+class TerminateOnNaN(Callback):
+    """Stop at the first batch whose loss terms are not finite, naming the epoch, the step and
+    the term. The epoch is not recorded and no checkpoint is written for it, so the last
+    checkpoint stays the last good one.
+
+    Args:
+        check_every: check every this many steps (each check syncs the device).
+        file: where to write the message (default ``sys.stderr``).
+    """
+
+    def __init__(self, check_every: int = 1, file: IO[str] | None = None) -> None:
+        self.check_every, self.file = check_every, file
+
+    def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        if step % self.check_every:
+            return
+        values = {"recon": terms.recon, "kl": terms.kl, **terms.extra, "loss": terms.loss}
+        for name, value in values.items():
+            if not bool(torch.isfinite(value)):
+                trainer.should_stop = True
+                trainer.state.stop_reason = (
+                    f"TerminateOnNaN: non-finite {name} ({float(value.detach())}) at epoch {trainer.state.epoch + 1}, "
+                    f"step {step} (global step {trainer.state.global_step}); training stopped"
+                )
+                print(trainer.state.stop_reason, file=self.file or sys.stderr, flush=True)
+                return
+
+
+class LRScheduler(Callback):
+    """Drive a ``torch.optim.lr_scheduler`` built by ``factory(optimizer)``.
+
+    Args:
+        factory: e.g. ``lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=5)``.
+        interval: ``"epoch"`` or ``"step"``: when to call ``scheduler.step()``.
+        monitor: for ``ReduceLROnPlateau``, the logged key passed to ``step()``.
+    """
+
+    def __init__(
+        self, factory: Callable[[torch.optim.Optimizer], Any], interval: str = "epoch", monitor: str = "auto"
+    ) -> None:
+        if interval not in ("epoch", "step"):
+            raise ValueError(f"interval: expected 'epoch' or 'step', got {interval!r}")
+        self.factory, self.interval, self.monitor = factory, interval, monitor
+        self.scheduler: Any = None
+        self._pending: Mapping[str, Any] | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.scheduler is None:
+            self.scheduler = self.factory(trainer.optimizer)
+        if self._pending is not None:
+            self.scheduler.load_state_dict(self._pending)
+            self._pending = None
+
+    def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        if self.interval == "epoch":
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(_monitored(logs, self.monitor, "LRScheduler"))
+            else:
+                self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler.state_dict()} if self.scheduler is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "scheduler" in state:
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            else:
+                self._pending = state["scheduler"]

@@ -1,0 +1,321 @@
+"""Data: the IDX reader, dataset resolution, the verified download, SyntheticDigits."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import genvae as gv
+from genvae.data import files
+from genvae.data.idx import IDXError, read_idx, write_idx
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the machine's own dataset folders or cache."""
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("GENVAE_DATA", raising=False)
+
+
+# -- IDX -----------------------------------------------------------------------------------------
+
+idx_dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+
+
+@given(hnp.arrays(idx_dtypes, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)), st.booleans())
+def test_idx_write_then_read_round_trips(tmp_path_factory: pytest.TempPathFactory, array: np.ndarray, gz: bool) -> None:
+    path = tmp_path_factory.mktemp("idx") / ("a.idx.gz" if gz else "a.idx")
+    write_idx(path, array)
+    back = read_idx(path)
+    assert back.dtype == array.dtype.newbyteorder("=") and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    path = Path(__import__("tempfile").mkdtemp()) / "x.idx"
+    write_idx(path, array)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_truncated_file_says_how_much_is_missing(tmp_path: Path, gz: bool) -> None:
+    data = _idx_bytes(np.zeros((10, 4, 4), np.uint8))[:-30]
+    path = tmp_path / "t.idx"
+    path.write_bytes(gzip.compress(data) if gz else data)
+    with pytest.raises(
+        IDXError,
+        match=r"truncated: the header describes a 10×4×4 array of uint8 \(160 bytes of data\), the file holds 130",
+    ):
+        read_idx(path)
+
+
+def test_idx_wrong_magic_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "zip.idx"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 20)
+    with pytest.raises(IDXError, match=r"not an IDX file: magic bytes 50 4b 03 04"):
+        read_idx(path)
+
+
+def test_idx_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    with pytest.raises(IDXError, match=r"not an IDX file: 0 bytes"):
+        read_idx(path)
+
+
+def test_idx_trailing_data(tmp_path: Path) -> None:
+    path = tmp_path / "long.idx"
+    path.write_bytes(_idx_bytes(np.zeros(4, np.uint8)) + b"extra")
+    with pytest.raises(IDXError, match="trailing data"):
+        read_idx(path)
+
+
+def test_idx_huge_size_field_is_refused_before_allocating(tmp_path: Path) -> None:
+    # A header claiming 4G × 4G × 4G bytes: must fail on the size check, not try to allocate.
+    header = bytes([0, 0, 0x08, 3]) + (0xFFFFFFFF).to_bytes(4, "big") * 3
+    for name, data in (("raw.idx", header + b"\x00" * 10), ("packed.idx.gz", gzip.compress(header + b"\x00" * 10))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(IDXError, match="truncated"):
+            read_idx(path)
+
+
+def test_idx_broken_gzip_stream(tmp_path: Path) -> None:
+    path = tmp_path / "bad.gz"
+    path.write_bytes(gzip.compress(_idx_bytes(np.zeros((5, 5), np.uint8)))[:-12])
+    with pytest.raises(IDXError):
+        read_idx(path)
+
+
+@needs_mnist
+def test_real_mnist_test_split() -> None:
+    ds = gv.data.MNIST(root=SHARED_MNIST, split="test")
+    assert ds.images.shape == (10_000, 1, 28, 28) and ds.images.dtype == torch.float32
+    assert ds.labels.dtype == torch.int64 and set(ds.labels.tolist()) == set(range(10))
+    assert ds.images.min() == 0.0 and ds.images.max() == 1.0
+    image, label = ds[0]
+    assert image.shape == (1, 28, 28) and int(label) == 7  # the first test digit is a 7
+
+
+# -- resolution order -------------------------------------------------------------------------------
+
+
+def _fake_split(folder: Path, n: int = 6, value: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.full((n, 28, 28), value, np.uint8))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
+
+
+def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system, cache, env, root = (tmp_path / d for d in ("system", "cache", "env", "root"))
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", system)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("GENVAE_DATA", str(env))
+    places = [
+        (system / "mnist", 1),
+        (cache / "genvae" / "mnist", 2),
+        (env / "mnist", 3),
+        (root / "mnist", 4),
+        (root, 5),
+    ]
+    for folder, value in places:  # each more preferred place is added in turn and must win
+        _fake_split(folder, value=value)
+        found = gv.data.MNIST(root=root if value >= 4 else None, split="test")
+        assert round(float(found.images.max()) * 255) == value
+
+
+def test_missing_dataset_lists_the_folders_searched(tmp_path: Path) -> None:
+    with pytest.raises(
+        gv.data.DatasetNotFoundError,
+        match=r"fashion-mnist: train-images-idx3-ubyte\(.gz\) is in none of the folders searched \(" + str(tmp_path),
+    ):
+        gv.data.FashionMNIST(root=tmp_path, split="train")
+
+
+def test_bad_split_is_named() -> None:
+    with pytest.raises(ValueError, match=r"split: expected one of 'train', 'test', got 'val'"):
+        gv.data.MNIST(split="val")
+
+
+# -- download against a local HTTP server ----------------------------------------------------------
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on 127.0.0.1 serving a folder; yields (base URL, folder)."""
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@needs_mnist
+def test_download_fetches_verifies_and_loads(mirror: tuple[str, Path], tmp_path: Path) -> None:
+    url, served = mirror
+    for f in SHARED_MNIST.glob("t10k-*.gz"):
+        shutil.copy(f, served / f.name)
+    target = tmp_path / "data"
+    ds = gv.data.MNIST(root=target, split="test", download=True, mirrors=["http://127.0.0.1:9/", url], progress=False)
+    assert len(ds) == 10_000
+    assert sorted(p.name for p in target.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    digest = hashlib.md5((target / "t10k-images-idx3-ubyte.gz").read_bytes()).hexdigest()
+    assert digest == gv.data.MNIST.MD5["t10k-images-idx3-ubyte.gz"]
+
+
+def test_a_corrupted_download_leaves_nothing_behind(mirror: tuple[str, Path], tmp_path: Path) -> None:
+    url, served = mirror
+    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupted" * 100)
+    target = tmp_path / "data"
+    with pytest.raises(gv.data.DownloadError) as info:
+        files.download(
+            "t10k-labels-idx1-ubyte.gz", [url], gv.data.MNIST.MD5["t10k-labels-idx1-ubyte.gz"], target, progress=False
+        )
+    message = str(info.value)
+    assert "MD5" in message and "expected ec29112dd5afa0611ce80d1b7f02629c" in message
+    assert f"by hand in {target}" in message
+    assert list(target.iterdir()) == []
+
+
+def test_a_missing_file_on_every_mirror_is_reported(mirror: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = mirror
+    with pytest.raises(gv.data.DownloadError, match="404"):
+        files.download("nothing.gz", [url], "0" * 32, tmp_path / "d", progress=False)
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_download_shows_a_progress_bar_when_asked(
+    mirror: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, served = mirror
+    payload = b"x" * 5000
+    (served / "f.bin").write_bytes(payload)
+    files.download("f.bin", [url], hashlib.md5(payload).hexdigest(), tmp_path, progress=True)
+    assert "f.bin" in capsys.readouterr().err
+    assert (tmp_path / "f.bin").read_bytes() == payload
+
+
+# -- SyntheticDigits and ImageDataset -----------------------------------------------------------------
+
+
+def test_synthetic_digits_are_deterministic_for_a_seed() -> None:
+    a, b, c = (
+        gv.data.SyntheticDigits(200, seed=3),
+        gv.data.SyntheticDigits(200, seed=3),
+        gv.data.SyntheticDigits(200, seed=4),
+    )
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_synthetic_digits_contract() -> None:
+    ds = gv.data.SyntheticDigits(500, seed=0, image_size=32)
+    assert ds.images.shape == (500, 1, 32, 32) and ds.images.dtype == torch.float32
+    assert ds.images.min() >= 0 and ds.images.max() <= 1
+    assert ds.labels.dtype == torch.int64 and set(ds.labels.tolist()) == set(range(10))
+    assert all(v.shape == (500,) for v in ds.factors.values())
+    lo, hi = gv.data.synthetic.ROTATION_DEG
+    assert ds.factors["rotation"].min() >= lo and ds.factors["rotation"].max() <= hi
+    ink = ds.images.flatten(1).sum(1)
+    assert (ink > 5).all()  # every image shows a digit
+
+
+def test_synthetic_style_factors_act_on_the_images() -> None:
+    ds = gv.data.SyntheticDigits(2000, seed=0)
+    ink = ds.images.flatten(1).sum(1)
+    thick = ds.factors["thickness"]
+    assert ink[thick == 3].mean() > 1.5 * ink[thick == 0].mean()  # thicker strokes, more ink
+    cols = torch.arange(28.0)
+    centre_x = (ds.images[:, 0].sum(1) * cols).sum(1) / ds.images[:, 0].sum((1, 2))
+    shift = ds.factors["shift_x"]
+    assert centre_x[shift > 0.06].mean() > centre_x[shift < -0.06].mean() + 1.0  # moved right
+
+
+def test_synthetic_digits_classes_differ() -> None:
+    ds = gv.data.SyntheticDigits(3000, seed=0)
+    means = torch.stack([ds.images[ds.labels == k].mean(0) for k in range(10)])
+    distances = torch.cdist(means.flatten(1), means.flatten(1))
+    assert (distances + torch.eye(10) * 1e9).min() > 1.0
+
+
+def test_binarisation() -> None:
+    ds = gv.data.ImageDataset(torch.rand(50, 1, 4, 4), torch.zeros(50, dtype=torch.long))
+    fixed = ds.binarized(0.5)
+    assert torch.equal(fixed.images, (ds.images > 0.5).float())
+    sampled = ds.binarized("sample")
+    torch.manual_seed(0)
+    first = sampled.batch(slice(0, 50))[0]
+    second = sampled.batch(slice(0, 50))[0]
+    assert set(first.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(first, second)  # a fresh draw each time
+    with pytest.raises(ValueError, match="threshold: expected a number in"):
+        ds.binarized(1.5)
+
+
+def test_image_dataset_is_a_torch_dataset() -> None:
+    ds = gv.data.SyntheticDigits(64)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16)
+    x, y = next(iter(loader))
+    assert x.shape == (16, 1, 28, 28) and y.shape == (16,)
+    assert len(ds.subset(slice(0, 10))) == 10
+
+
+def test_image_dataset_rejects_bad_tensors() -> None:
+    with pytest.raises(ValueError, match=r"images: expected a float tensor of shape \(N, C, H, W\), got \(3, 4, 4\)"):
+        gv.data.ImageDataset(torch.rand(3, 4, 4), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"labels: expected an integer tensor of shape \(3,\), got \(2,\)"):
+        gv.data.ImageDataset(torch.rand(3, 1, 4, 4), torch.zeros(2, dtype=torch.long))
+
+
+def test_a_smaller_synthetic_set_is_a_prefix_of_a_larger_one() -> None:
+    small, large = gv.data.SyntheticDigits(1500, seed=2), gv.data.SyntheticDigits(2100, seed=2)
+    assert torch.equal(small.images, large.images[:1500]) and torch.equal(small.labels, large.labels[:1500])
+    assert all(torch.equal(v, large.factors[k][:1500]) for k, v in small.factors.items())
+
+
+def test_load_dataset_by_name() -> None:
+    ds = gv.data.load_dataset("synthetic-digits", "test", limit=100)
+    assert len(ds) == 100
+    with pytest.raises(KeyError, match="name: expected one of mnist, fashion-mnist, synthetic-digits, got 'cifar'"):
+        gv.data.load_dataset("cifar")
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_the_system_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", FASHION.parent)
+    train, test = gv.data.FashionMNIST(split="train"), gv.data.FashionMNIST(split="test")
+    assert len(train) == 60_000 and len(test) == 10_000
+    assert train.paths[0].parent == FASHION
+    assert torch.bincount(train.labels).tolist() == [6000] * 10  # Fashion-MNIST is balanced
