@@ -14,7 +14,18 @@ import genvae as gv
 from genvae.cli import main
 from genvae.data import files
 
-SMALL = ["--dataset", "synthetic-digits", "--train-size", "256", "--test-size", "64", "--epochs", "2", "--quiet"]
+SMALL = [
+    "--dataset",
+    "synthetic-digits",
+    "--train-size",
+    "256",
+    "--test-size",
+    "64",
+    "--epochs",
+    "2",
+    "--quiet",
+    "--no-report",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -86,8 +97,11 @@ def test_an_out_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_demo_quick_writes_two_runs_and_announces_its_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--quick", "--no-download", "--out", str(tmp_path)]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("genvae demo: dataset synthetic-digits (MNIST not found locally and downloading is off)")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"genvae demo: report {tmp_path / 'report.html'} (written at the end); ")
+    assert "dataset synthetic-digits (MNIST not found locally and downloading is off)" in lines[0]
+    assert lines[-1] == f"genvae demo: wrote {tmp_path / 'report.html'}"
+    assert (tmp_path / "report.html").read_text().count("<section>") == 2
     for kind in ("vae", "cvae"):
         config = json.loads((tmp_path / kind / "config.json").read_text())
         assert config["dataset"] == "synthetic-digits" and config["dataset_choice"].startswith("MNIST not found")

@@ -4,7 +4,20 @@
 >>> model = gv.presets.seed_vae(latent_dim=2)
 """
 
-from genvae import conditioners, data, decoders, encoders, likelihoods, losses, models, presets, registry, training
+from genvae import (
+    conditioners,
+    data,
+    decoders,
+    encoders,
+    evaluation,
+    likelihoods,
+    losses,
+    models,
+    presets,
+    registry,
+    training,
+    viz,
+)
 from genvae.config import load, save
 from genvae.losses import ELBO
 from genvae.models import VAE, ConditionalVAE, VAEOutput
@@ -26,6 +39,7 @@ __all__ = [
     "data",
     "decoders",
     "encoders",
+    "evaluation",
     "likelihoods",
     "load",
     "losses",
@@ -34,4 +48,5 @@ __all__ = [
     "registry",
     "save",
     "training",
+    "viz",
 ]

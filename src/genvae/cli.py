@@ -1,4 +1,4 @@
-"""The ``genvae`` command: ``genvae train``, ``genvae demo``.
+"""The ``genvae`` command: ``genvae train``, ``genvae demo``, ``genvae report``.
 
 Run ``genvae --help`` or ``genvae train --help`` for the options. Every error is one line on
 stderr and a non-zero exit status.
@@ -23,6 +23,7 @@ from genvae._io import atomic_write
 from genvae.config import save
 from genvae.data import DATASETS, MNIST, ImageDataset, load_dataset
 from genvae.data.files import DownloadError
+from genvae.report import ReportSettings, write_report
 from genvae.training import CSVLogger, ModelCheckpoint, ProgressBar, TerminateOnNaN, Trainer
 
 __all__ = ["TrainConfig", "main", "train_run"]
@@ -141,11 +142,16 @@ def _demo_data(root: str | None, download: bool) -> tuple[str, str]:
     return "synthetic-digits", "MNIST not found locally and downloading is off"
 
 
+_QUICK_REPORT = ReportSettings(eval_size=200, probe_size=1000, k=10, classify_k=5, classify_size=100)
+
+
 def demo(out: str, epochs: int, quick: bool, root: str | None, download: bool) -> None:
     dataset, why = _demo_data(root, download)
     runs = {kind: Path(out) / kind for kind in ("vae", "cvae")}
+    report = Path(out) / "report.html"
     print(
-        f"genvae demo: dataset {dataset} ({why}); runs: {runs['vae']} and {runs['cvae']}",
+        f"genvae demo: report {report} (written at the end); dataset {dataset} ({why}); "
+        f"runs {runs['vae']} and {runs['cvae']}",
         flush=True,
     )
     base = TrainConfig(dataset=dataset, data_root=root, epochs=epochs)
@@ -163,6 +169,9 @@ def demo(out: str, epochs: int, quick: bool, root: str | None, download: bool) -
             f"written to {run}",
             flush=True,
         )
+    print("== report: evaluating both models and drawing their figures", flush=True)
+    write_report(list(runs.values()), report, _QUICK_REPORT if quick else None)
+    print(f"genvae demo: wrote {report}", flush=True)
 
 
 # -- argument parsing ---------------------------------------------------------------------------
@@ -241,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-size", type=_positive_int, default=None, help="use only the first N test images")
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    train.add_argument("--no-report", action="store_true", help="do not write report.html")
+    train.add_argument("--quick-report", action="store_true", help="a report with small evaluation sizes")
 
     demo_ = commands.add_parser(
         "demo",
@@ -254,6 +265,17 @@ def _parser() -> argparse.ArgumentParser:
     demo_.add_argument("--data-root", type=_folder, default=None, help="folder searched first for MNIST")
     demo_.add_argument("--no-download", action="store_true", help="do not try to download MNIST")
     demo_.add_argument("--quick", action="store_true", help="one epoch on a small subset (a smoke test)")
+
+    report = commands.add_parser(
+        "report",
+        help="write the HTML report of run directories",
+        description="Evaluate the models of one or more run directories and write one self-contained HTML "
+        "report (configuration, metrics, loss curves, latent-space figures).",
+    )
+    report.add_argument("runs", nargs="+", type=_folder, help="run directories written by genvae train")
+    report.add_argument("--out", default=None, help="the HTML file (default: RUN_DIR/report.html of the first run)")
+    report.add_argument("--k", type=_positive_int, default=100, help="importance samples for the NLL (default: 100)")
+    report.add_argument("--eval-size", type=_positive_int, default=1000, help="test images evaluated (default: 1000)")
     return parser
 
 
@@ -273,11 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``genvae`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        _check_out(args.out)
+        if args.out is not None:
+            _check_out(args.out if args.command != "report" else str(Path(args.out).parent or "."))
         if args.command == "train":
             fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
             run = train_run(TrainConfig(**fields), args.out, quiet=args.quiet)
+            if not args.no_report:
+                write_report([run], run / "report.html", _QUICK_REPORT if args.quick_report else None)
             print(f"genvae train: wrote {run}", flush=True)
+        elif args.command == "report":
+            settings = ReportSettings(eval_size=args.eval_size, k=args.k)
+            target = write_report(args.runs, args.out or Path(args.runs[0]) / "report.html", settings)
+            print(f"genvae report: wrote {target}", flush=True)
         elif args.command == "demo":
             demo(args.out, args.epochs, args.quick, args.data_root, not args.no_download)
     except (CLIError, ValueError, KeyError, OSError) as err:

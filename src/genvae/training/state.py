@@ -70,6 +70,9 @@ class History:
     def __len__(self) -> int:
         return len(self.records)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
     def __iter__(self) -> Iterator[dict[str, float]]:
         return iter(self.records)
 

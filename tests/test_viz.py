@@ -1,0 +1,158 @@
+"""Figures: each test checks what the figure shows, not only that it exists."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import genvae as gv
+from genvae import viz
+
+matplotlib = pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, gv.VAE]:
+    torch.manual_seed(0)
+    return {"vae": gv.presets.seed_vae().eval(), "cvae": gv.presets.seed_cvae().eval()}
+
+
+def shown(fig: object) -> np.ndarray:
+    return np.asarray(fig.axes[0].images[0].get_array())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("grid", ["linear", "quantile"])
+def test_manifold_pixels_are_the_decoder_output_on_the_grid(models: dict[str, gv.VAE], grid: str) -> None:
+    model, n = models["vae"], 5
+    fig = viz.latent_manifold(model, n=n, scale=1.5, grid=grid)
+    image = shown(fig)
+    _, grid_x, grid_y = viz.manifold_grid(model, n=n, scale=1.5, grid=grid)
+    assert image.shape == (28 * n, 28 * n)
+    for i in (0, 2, 4):
+        for j in (0, 3):
+            expected = model.decode(torch.tensor([grid_x[j], grid_y[i]], dtype=torch.float32))[0, 0].detach().numpy()
+            np.testing.assert_allclose(image[i * 28 : (i + 1) * 28, j * 28 : (j + 1) * 28], expected, atol=1e-6)
+    assert grid_y[0] > grid_y[-1]  # top row: the largest z[1]
+
+
+def test_quantile_grid_is_equally_spaced_in_probability() -> None:
+    _, grid_x, _ = viz.manifold_grid(gv.presets.seed_vae(), n=7, scale=2.0, grid="quantile")
+    probs = torch.distributions.Normal(0.0, 1.0).cdf(torch.from_numpy(grid_x)).numpy()
+    np.testing.assert_allclose(np.diff(probs), np.diff(probs)[0], rtol=1e-6)
+    np.testing.assert_allclose([grid_x[0], grid_x[-1]], [-2.0, 2.0], atol=1e-6)
+
+
+def test_cvae_manifold_uses_the_label(models: dict[str, gv.VAE]) -> None:
+    four, eight = (
+        shown(viz.latent_manifold(models["cvae"], y=4, n=3)),
+        shown(viz.latent_manifold(models["cvae"], y=8, n=3)),
+    )
+    expected = models["cvae"].decode(torch.tensor([-2.0, 2.0]), 4)[0, 0].detach().numpy()
+    np.testing.assert_allclose(four[:28, :28], expected, atol=1e-6)
+    assert not np.allclose(four, eight)
+
+
+def test_manifold_of_a_larger_latent_space_fixes_the_other_dimensions() -> None:
+    model = gv.VAE("mlp", "mlp", latent_dim=4).eval()
+    fixed = torch.tensor([0.0, 0.7, 0.0, -0.3])
+    image, grid_x, grid_y = viz.manifold_grid(model, n=3, dims=(0, 2), fixed=fixed)
+    z = fixed.clone()
+    z[0], z[2] = float(grid_x[1]), float(grid_y[2])
+    np.testing.assert_allclose(image[56:84, 28:56], model.decode(z)[0, 0].detach().numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="dims: expected two different latent dimensions in \\[0, 3\\]"):
+        viz.manifold_grid(model, dims=(1, 1))
+
+
+def test_scatter_points_are_the_posterior_means_coloured_by_label(models: dict[str, gv.VAE]) -> None:
+    data = gv.data.SyntheticDigits(120, seed=0)
+    for name, model in models.items():
+        fig = viz.latent_scatter(model, data, n=100)
+        dots = fig.axes[0].collections[0]
+        means, _ = model.encode(data.images[:100], data.labels[:100] if name == "cvae" else None)
+        np.testing.assert_allclose(dots.get_offsets(), means.detach().numpy(), atol=1e-5)
+        np.testing.assert_array_equal(dots.get_array(), data.labels[:100].numpy())
+        assert len(fig.axes) == 2  # the colour bar
+
+
+def test_scatter_projects_a_larger_latent_space_on_principal_components() -> None:
+    model = gv.VAE("mlp", "mlp", latent_dim=5).eval()
+    data = gv.data.SyntheticDigits(60, seed=0)
+    points = viz.latent_scatter(model, data).axes[0].collections[0].get_offsets()
+    means, _ = model.encode(data.images)
+    centred = means.double() - means.double().mean(0)
+    assert points.shape == (60, 2)
+    np.testing.assert_allclose(
+        np.var(points, axis=0).sum(), torch.linalg.svdvals(centred)[:2].pow(2).sum().item() / 60, rtol=1e-5
+    )
+
+
+def test_reconstructions_show_inputs_over_their_reconstructions(models: dict[str, gv.VAE]) -> None:
+    data = gv.data.SyntheticDigits(6, seed=0)
+    image = shown(viz.reconstructions(models["vae"], data, n=6))
+    np.testing.assert_allclose(image[:28, 28:56], data.images[1, 0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        image[28:, :28], models["vae"].reconstruct(data.images[:1])[0, 0].detach().numpy(), atol=1e-6
+    )
+
+
+def test_cvae_samples_share_z_down_a_column(models: dict[str, gv.VAE]) -> None:
+    cvae = models["cvae"]
+    image = shown(viz.samples(cvae, n=4, classes=[1, 7], seed=5))
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_allclose(image[28:56, 56:84], cvae.decode(z[2:3], 7)[0, 0].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(image[0:28, 56:84], cvae.decode(z[2:3], 1)[0, 0].detach().numpy(), atol=1e-6)
+
+
+def test_label_swap_figure_starts_with_the_inputs(models: dict[str, gv.VAE]) -> None:
+    data = gv.data.SyntheticDigits(3, seed=0)
+    image = shown(viz.label_swap(models["cvae"], data.images, data.labels, classes=[0, 5]))
+    assert image.shape == (3 * 28, 3 * 28)
+    np.testing.assert_allclose(image[28:56, :28], data.images[1, 0].numpy(), atol=1e-6)
+    swapped = gv.evaluation.label_swap(models["cvae"], data.images, data.labels, 5)
+    np.testing.assert_allclose(image[56:84, 56:84], swapped[2, 0].numpy(), atol=1e-6)
+
+
+def test_traversal_moves_one_dimension_per_row(models: dict[str, gv.VAE]) -> None:
+    image = shown(viz.traversal(models["vae"], dims=[1], n=3, span=2.0))
+    np.testing.assert_allclose(
+        image[:, 56:84], models["vae"].decode(torch.tensor([0.0, 2.0]))[0, 0].detach().numpy(), atol=1e-6
+    )
+
+
+def test_loss_curves_plot_the_history() -> None:
+    history = gv.History([{"epoch": 1, "train_total": 5.0, "train_recon": 4.0, "train_kl": 1.0, "val_total": 6.0,
+                           "val_recon": 5.0, "val_kl": 1.0}, {"epoch": 2, "train_total": 3.0, "train_recon": 2.5,
+                           "train_kl": 0.5, "val_total": 4.0, "val_recon": 3.0, "val_kl": 1.0}])  # fmt: skip
+    fig = viz.loss_curves(history)
+    assert len(fig.axes) == 3
+    lines = {line.get_label(): list(line.get_ydata()) for line in fig.axes[1].lines}
+    assert lines == {"train recon": [4.0, 2.5], "val recon": [5.0, 3.0]}
+
+
+def test_an_axes_can_be_given(models: dict[str, gv.VAE]) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert viz.latent_manifold(models["vae"], n=3, ax=axes[1]) is fig
+    assert len(axes[1].images) == 1 and len(axes[0].images) == 0
+
+
+def test_viz_never_imports_pyplot() -> None:
+    code = (
+        "import sys, genvae as gv; m = gv.presets.seed_vae(); gv.viz.latent_manifold(m, n=3); "
+        "gv.viz.samples(m, n=2); assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
+        "import genvae; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_importing_genvae_does_not_import_matplotlib() -> None:
+    done = subprocess.run([sys.executable, "-c", "import sys, genvae; print('matplotlib' in sys.modules)"],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.stdout.strip() == "False", done.stderr
