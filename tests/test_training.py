@@ -353,3 +353,36 @@ def test_callbacks_see_every_hook_in_order() -> None:
         "epoch_end 1",
         "fit_end",
     ]
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_resumes_mid_epoch(tmp_path: Path) -> None:
+    """A real SIGINT in the middle of epoch 2: a checkpoint of that step, and a resume that ends
+    exactly where an uninterrupted run ends."""
+    import os
+    import signal
+
+    x, _ = tiny_data(16)  # 4 steps per epoch
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
+            if trainer.state.global_step == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def trainer(model: gv.VAE, extra: list[Callback]) -> gv.Trainer:
+        callbacks = [ModelCheckpoint(tmp_path / "ckpt"), *extra]
+        return gv.Trainer(model, max_epochs=3, batch_size=4, device="cpu", seed=2, callbacks=callbacks)
+
+    full = tiny_model()
+    full_history = trainer(full, []).fit(x, x)
+
+    stopped = trainer(tiny_model(), [CtrlC()])
+    stopped.fit(x, x)
+    assert stopped.interrupted and stopped.state.stop_reason == "interrupted at epoch 2, step 2 of 4"
+    assert stopped.state.global_step == 6 and len(stopped.history) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    resumed_model = tiny_model()
+    history = trainer(resumed_model, []).fit(x, x, resume_from=tmp_path / "ckpt" / "last.ckpt")
+    assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed_model), strict=True))
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
+    assert strip(history) == strip(full_history)

@@ -52,6 +52,10 @@ class TrainConfig:
     test_size: int | None = None
 
 
+class Interrupted(Exception):
+    """Ctrl-C stopped a run; the message says where and how to resume."""
+
+
 def _load_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
     train = load_dataset(config.dataset, "train", config.data_root, config.download, config.train_size)
     test = load_dataset(config.dataset, "test", config.data_root, config.download, config.test_size)
@@ -65,10 +69,15 @@ def train_run(
     data: tuple[ImageDataset, ImageDataset] | None = None,
     notes: dict[str, Any] | None = None,
     quiet: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Train one model as ``config`` says and write its run directory ``out``: ``config.json``,
     ``model.json`` and ``weights.pt`` (``gv.load(out)`` rebuilds the model), ``history.csv``,
-    ``metrics.json`` and ``checkpoints/``. Returns ``out``."""
+    ``metrics.json`` and ``checkpoints/``. Returns ``out``.
+
+    With ``resume``, a run whose ``checkpoints/last.ckpt`` exists continues from it (after a crash,
+    a kill or Ctrl-C) and ends as the uninterrupted run would. Ctrl-C writes that checkpoint and
+    raises :class:`Interrupted`."""
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     train, test = data if data is not None else _load_splits(config)
@@ -93,7 +102,10 @@ def train_run(
         "test_data": {"name": test.name, "size": len(test)},
         **(notes or {}),
     }
-    atomic_write(run / "config.json", (json.dumps(record, indent=2) + "\n").encode())
+    last = run / "checkpoints" / "last.ckpt"
+    resume_from = last if resume and last.is_file() else None
+    if resume_from is None:
+        atomic_write(run / "config.json", (json.dumps(record, indent=2) + "\n").encode())
     trainer = Trainer(
         model,
         lr=config.lr,
@@ -104,8 +116,10 @@ def train_run(
         seed=config.seed,
     )
     started = time.perf_counter()
-    history = trainer.fit(train, test)
+    history = trainer.fit(train, test, resume_from=resume_from)
     seconds = time.perf_counter() - started
+    if trainer.interrupted:
+        raise Interrupted(f"{trainer.state.stop_reason}; checkpoint written to {last}; resume with --resume")
     save(model, run)
     metrics = {
         "model": config.model,
@@ -251,6 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     train.add_argument("--no-report", action="store_true", help="do not write report.html")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt when it exists"
+    )
     train.add_argument("--quick-report", action="store_true", help="a report with small evaluation sizes")
 
     demo_ = commands.add_parser(
@@ -299,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_out(args.out if args.command != "report" else str(Path(args.out).parent or "."))
         if args.command == "train":
             fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-            run = train_run(TrainConfig(**fields), args.out, quiet=args.quiet)
+            run = train_run(TrainConfig(**fields), args.out, quiet=args.quiet, resume=args.resume)
             if not args.no_report:
                 write_report([run], run / "report.html", _QUICK_REPORT if args.quick_report else None)
             print(f"genvae train: wrote {run}", flush=True)
@@ -313,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         print(f"genvae {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
+    except Interrupted as err:
+        print(f"genvae {args.command}: {err}", file=sys.stderr, flush=True)
+        return 130
     except KeyboardInterrupt:
         print(f"genvae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -24,6 +24,7 @@ import inspect
 import io
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,14 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
             f"{weights_path}: checksum mismatch (expected sha256 {expected_sha}, got {actual_sha}); "
             "the file is corrupted or belongs to another model"
         )
-    model = from_config(spec)
-    state = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
-    model.load_state_dict(state)
+    try:
+        model = from_config(spec)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        raise ValueError(f"{config_path}: cannot rebuild the model it describes: {message}") from None
+    try:
+        state = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"{weights_path}: the weights do not fit the model in {MODEL_FILE}: {err}") from None
     return model.to(map_location)

@@ -50,6 +50,8 @@ _LOG_2PI = math.log(2 * math.pi)
 def data_tensors(data: Any, argument: str = "data") -> tuple[torch.Tensor, torch.Tensor | None]:
     """Images and labels (or None) from an image tensor, an (images, labels) pair or an ImageDataset."""
     if isinstance(data, ImageDataset):
+        if len(data) == 0:
+            raise ValueError(f"{argument}: expected a non-empty dataset, got 0 images")
         return data.images, data.labels
     if isinstance(data, torch.Tensor):
         return check_tensor(argument, data, floating=True), None

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genvae._validation import check_finite, fmt_shape
 from genvae.likelihoods import Bernoulli
 from genvae.models import VAEOutput
 from genvae.registry import Registry
@@ -82,9 +83,9 @@ def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
         mean = mean.to(torch.get_default_dtype())
     if not logvar.is_floating_point():
         logvar = logvar.to(torch.get_default_dtype())
-    # expm1(logvar) − logvar rather than exp(logvar) − 1 − logvar: the latter cancels to a
-    # negative number for tiny log-variances (exp(1e-54) rounds to 1).
-    per_dim = 0.5 * (mean.pow(2) + (torch.expm1(logvar) - logvar))
+    check_finite("mean", mean)
+    check_finite("logvar", logvar)
+    per_dim = _kl_per_dim(mean, logvar)
     if reduction == "dims":
         return per_dim
     if reduction == "none":
@@ -95,6 +96,12 @@ def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
     if reduction == "sum":
         return per_dim.sum()
     raise ValueError(f"reduction: expected 'mean', 'sum', 'none' or 'dims', got {reduction!r}")
+
+
+def _kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    # expm1(logvar) − logvar rather than exp(logvar) − 1 − logvar: the latter cancels to a
+    # negative number for tiny log-variances (exp(1e-54) rounds to 1).
+    return 0.5 * (mean.pow(2) + (torch.expm1(logvar) - logvar))
 
 
 @register("nll")
@@ -123,7 +130,7 @@ def mse(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
 @register("kl")
 def kl(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
     """Analytic KL(q(z | x) ‖ N(0, I)) per latent dimension, ``(batch, latent_dim)``."""
-    return kl_normal(out.mean, out.logvar, reduction="dims")
+    return _kl_per_dim(out.mean, out.logvar)  # no finiteness check: no host sync in the training step
 
 
 @register("kl_mc")
@@ -204,6 +211,11 @@ class ELBO:
         self._spec = {"reconstruction": reconstruction, "kl": kl}
 
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
+        if not isinstance(x, torch.Tensor) or x.shape != out.params.shape:
+            got = fmt_shape(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"x: expected a tensor of the decoder's output shape {fmt_shape(out.params.shape)}, got {got}"
+            )
         recon = _per_sample(self.reconstruction(out, x), "reconstruction").mean()
         kl_values = self.kl(out, x)
         kl = _per_sample(kl_values, "kl").mean()

@@ -186,6 +186,8 @@ class VAE(nn.Module):
                 f"z: expected a tensor of shape (batch, {self.latent_dim}) or ({self.latent_dim},), "
                 f"got {fmt_shape(z.shape)}"
             )
+        if self.check_inputs:
+            check_finite("z", z)
         return z
 
     # -- the pieces of a forward pass -------------------------------------------------------

@@ -109,14 +109,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _section(run: Path, settings: ReportSettings) -> str:
+def _section(run: Path, settings: ReportSettings, data: tuple[ImageDataset, ImageDataset] | None) -> str:
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     history = History.from_csv(run / "history.csv")
     model = load(run)
     model.eval()
-    train = _data_for(config, "train", settings.probe_size)
-    test = _data_for(config, "test", max(settings.eval_size, settings.classify_size))
+    if data is not None:
+        train, test = data
+    else:
+        train = _data_for(config, "train", settings.probe_size)
+        test = _data_for(config, "test", max(settings.eval_size, settings.classify_size))
     figures = evaluate_run(model, train, test, settings, seed=int(config.get("seed", 0)))
     atomic_write(run / "evaluation.json", (json.dumps(figures, indent=2) + "\n").encode())
 
@@ -197,10 +200,16 @@ section { border-top: 2px solid #ddd; margin-top: 2em; }
 
 
 def write_report(
-    runs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], settings: ReportSettings | None = None
+    runs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    settings: ReportSettings | None = None,
+    data: tuple[ImageDataset, ImageDataset] | None = None,
 ) -> Path:
     """Write one self-contained HTML report of ``runs`` (run directories written by
-    ``genvae train``) to ``out``. Returns the path."""
+    ``genvae train``) to ``out``. Returns the path.
+
+    The evaluation uses each run's own dataset (from its ``config.json``), or ``data``, a
+    ``(train, test)`` pair, when given."""
     settings = settings or ReportSettings()
     paths = [Path(r) for r in runs]
     for run in paths:
@@ -209,7 +218,7 @@ def write_report(
                 raise FileNotFoundError(
                     f"run: expected {name} in {str(run)!r} (written by genvae train), but it is not there"
                 )
-    sections = "".join(_section(run, settings) for run in paths)
+    sections = "".join(_section(run, settings, data) for run in paths)
     from genvae import __version__
 
     document = (

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from genvae._validation import check_positive_int
 from genvae.evaluation import data_tensors, posterior_means
 from genvae.models import VAE, ConditionalVAE
 
@@ -91,8 +92,7 @@ def manifold_grid(
     Row ``i`` of the tiled image decodes ``z[dims[1]] = grid_y[i]`` (top row the largest),
     column ``j`` decodes ``z[dims[0]] = grid_x[j]``; other dimensions are ``fixed`` (default 0).
     """
-    if n < 1:
-        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    check_positive_int("n", n)
     if not scale > 0:
         raise ValueError(f"scale: expected a positive number, got {scale!r}")
     d = model.latent_dim
@@ -162,6 +162,7 @@ def latent_scatter(
     """Posterior means of the first ``n`` images of ``data``, coloured by label, with a colour bar
     (the notebook's ``scatterplot_latent``). A conditional model encodes each image with its own
     label. Latent sizes above 2 are projected on their first two principal components."""
+    check_positive_int("n", n)
     x, y = data_tensors(data)
     x, y = x[:n], (y[:n] if y is not None else None)
     z, labels = posterior_means(model, (x, y) if y is not None else x)
@@ -188,6 +189,7 @@ def reconstructions(
     model: VAE, data: Any, n: int = 10, ax: Axes | None = None, figsize: tuple[float, float] = (10, 2.2)
 ) -> Figure:
     """The first ``n`` images (top row) above their reconstructions from the posterior mean."""
+    check_positive_int("n", n)
     x, y = data_tensors(data)
     x = x[:n].to(model.device)
     recon = model.reconstruct(x, y[:n] if model.conditional and y is not None else None)
@@ -211,6 +213,8 @@ def samples(
     """New images from the prior: ``rows`` rows of ``n``. For a conditional model: one row per
     class (``classes``, default all), one shared z per column, so the style stays constant down
     a column and only the label changes."""
+    check_positive_int("n", n)
+    check_positive_int("rows", rows)
     gen = torch.Generator().manual_seed(seed)
     if isinstance(model, ConditionalVAE):
         labels = list(classes) if classes is not None else list(range(model.num_classes or 0))
@@ -273,6 +277,9 @@ def traversal(
 ) -> Figure:
     """Sweep each latent dimension in ``dims`` (one row each) from −``span`` to ``span``, the
     others held at ``z`` (default 0)."""
+    check_positive_int("n", n)
+    if not span > 0:
+        raise ValueError(f"span: expected a positive number, got {span!r}")
     d = model.latent_dim
     chosen = list(dims) if dims is not None else list(range(min(d, 10)))
     if not chosen or not all(0 <= k < d for k in chosen):

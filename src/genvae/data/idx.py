@@ -26,6 +26,7 @@ import io
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -101,7 +102,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                 if available < expected:
                     raise IDXError(_truncated(path, dims, dtype, expected, available))
             data = _read_exactly(fh, expected + 1)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:
         if isinstance(err, FileNotFoundError):
             raise
         raise IDXError(f"{path}: cannot be read as IDX: {err}") from None

@@ -30,8 +30,12 @@ class Batches:
     #: True when the data was checked once up front, so per-batch input checks can be skipped.
     prechecked: bool = False
 
-    def __iter__(self) -> Iterator[Batch]:
+    def iterate(self, start_step: int = 0) -> Iterator[Batch]:
+        """The epoch's batches from step ``start_step`` on (the order drawn as for a full epoch)."""
         raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iterate()
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -61,10 +65,10 @@ class TensorBatches(Batches):
         n, b = self.num_samples, self.batch_size
         return n // b if self.drop_last else math.ceil(n / b)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def iterate(self, start_step: int = 0) -> Iterator[Batch]:
         n, b = self.num_samples, self.batch_size
         order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
-        for i in range(len(self)):
+        for i in range(start_step, len(self)):
             index: torch.Tensor | slice = order[i * b : (i + 1) * b] if order is not None else slice(i * b, (i + 1) * b)
             x = self.x[index]
             if self.sample_binary:
@@ -82,9 +86,11 @@ class LoaderBatches(Batches):
     def __len__(self) -> int:
         return len(self.loader)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def iterate(self, start_step: int = 0) -> Iterator[Batch]:
         non_blocking = self.device.type == "cuda"
-        for item in self.loader:
+        for step, item in enumerate(self.loader):
+            if step < start_step:  # the loader draws its order as usual; skip what was done
+                continue
             if isinstance(item, list | tuple):
                 x, y = item[0], (item[1] if len(item) > 1 else None)
             else:
@@ -117,6 +123,8 @@ def as_batches(
     elif isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         x, y = data
     elif isinstance(data, Dataset):
+        if hasattr(data, "__len__") and len(data) == 0:
+            raise ValueError(f"{argument}: expected a non-empty dataset, got 0 samples")
         loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)
         return LoaderBatches(loader, device)
     else:

@@ -60,6 +60,9 @@ class Callback:
 
     def on_batch_start(self, trainer: Trainer, step: int) -> None: ...
 
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Ctrl-C stopped the run at a step boundary (``trainer.state`` says where)."""
+
     def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
         """``terms`` holds 0-d tensors of this batch (``float()`` on one waits for the device)."""
 
@@ -166,7 +169,8 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Write ``last.ckpt`` after every epoch and ``best.ckpt`` when the monitored figure improves.
+    """Write ``last.ckpt`` after every epoch (and when Ctrl-C stops the run) and ``best.ckpt`` when
+    the monitored figure improves.
 
     Each file is a full training checkpoint (model, optimiser, RNG state, callbacks, history),
     written atomically with a checksum; ``Trainer.fit(..., resume_from=path)`` continues from it.
@@ -204,6 +208,10 @@ class ModelCheckpoint(Callback):
             trainer.save_checkpoint(self.best_path)
         if self.save_last:
             trainer.save_checkpoint(self.last_path)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(self.last_path)  # mid-epoch: a resume continues from this step
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}

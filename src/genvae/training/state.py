@@ -23,11 +23,13 @@ class TrainerState:
     Attributes:
         epoch: epochs completed.
         global_step: optimiser steps taken.
+        step_in_epoch: steps done in the unfinished epoch (0 at an epoch boundary).
         stop_reason: why training stopped early (empty if it did not).
     """
 
     epoch: int = 0
     global_step: int = 0
+    step_in_epoch: int = 0
     stop_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:

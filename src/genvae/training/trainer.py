@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -98,7 +100,11 @@ class Trainer:
         self.state = TrainerState()
         self.history = History()
         self.should_stop = False
+        self.interrupted = False
         self.steps_per_epoch = 0
+        self._interrupt_requested = False
+        self._epoch_start_shuffle = self.generator.get_state()
+        self._partial: tuple[dict[str, torch.Tensor], int] = ({}, 0)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -146,7 +152,12 @@ class Trainer:
         ``train`` and ``val`` may be image tensors, ``(images, labels)`` pairs, an
         :class:`~genvae.data.ImageDataset`, any ``Dataset`` or a ``DataLoader``. With
         ``resume_from`` (a checkpoint written by :class:`~genvae.training.ModelCheckpoint`) the run
-        continues where that one stopped, with the same model, optimiser, RNG and callback state.
+        continues where that one stopped, with the same model, optimiser, RNG and callback state,
+        mid-epoch if it was interrupted there.
+
+        Ctrl-C (SIGINT) stops the run at the next step boundary: callbacks get ``on_interrupt``
+        (:class:`~genvae.training.ModelCheckpoint` writes ``last.ckpt``), ``trainer.interrupted``
+        is set and ``fit`` returns. A second Ctrl-C interrupts at once.
         """
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -156,26 +167,31 @@ class Trainer:
         train_batches = self._batches(train, "train", self.shuffle)
         val_batches = self._batches(val, "val", False) if val is not None else None
         self.steps_per_epoch = len(train_batches)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"train: expected at least one batch, got {train_batches.num_samples} samples")
         self.should_stop = False
+        self.interrupted = False
         for cb in self.callbacks:
             cb.on_fit_start(self)
         try:
-            while self.state.epoch < self.max_epochs and not self.should_stop:
-                epoch = self.state.epoch + 1
-                start = time.perf_counter()
-                for cb in self.callbacks:
-                    cb.on_epoch_start(self, epoch, {})
-                train_logs = self._train_epoch(train_batches)
-                if train_logs is None:  # a callback stopped the run inside the epoch
-                    break
-                logs: dict[str, float] = {"epoch": epoch, **{f"train_{k}": v for k, v in train_logs.items()}}
-                if val_batches is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate(val_batches).items()})
-                logs["time"] = time.perf_counter() - start
-                self.state.epoch = epoch
-                self.history.append(logs)
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
+            with _sigint_requests_stop(self):
+                while self.state.epoch < self.max_epochs and not self.should_stop:
+                    epoch = self.state.epoch + 1
+                    start = time.perf_counter()
+                    if self.state.step_in_epoch == 0:
+                        for cb in self.callbacks:
+                            cb.on_epoch_start(self, epoch, {})
+                    train_logs = self._train_epoch(train_batches)
+                    if train_logs is None:  # stopped inside the epoch (a callback, or Ctrl-C)
+                        break
+                    logs: dict[str, float] = {"epoch": epoch, **{f"train_{k}": v for k, v in train_logs.items()}}
+                    if val_batches is not None:
+                        logs.update({f"val_{k}": v for k, v in self._evaluate(val_batches).items()})
+                    logs["time"] = time.perf_counter() - start
+                    self.state.epoch = epoch
+                    self.history.append(logs)
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(self, epoch, logs)
         finally:
             for cb in self.callbacks:
                 cb.on_fit_end(self)
@@ -183,10 +199,13 @@ class Trainer:
 
     def _train_epoch(self, batches: Batches) -> dict[str, float] | None:
         self.model.train()
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
+        first = self.state.step_in_epoch  # > 0 when resuming inside an epoch
+        if first == 0:
+            self._epoch_start_shuffle = self.generator.get_state()
+            self._partial = ({}, 0)
+        sums, count = self._partial
         with self._checked_once(batches):
-            for step, (x, y) in enumerate(batches):
+            for step, (x, y) in enumerate(batches.iterate(start_step=first), start=first):
                 for cb in self.callbacks:
                     cb.on_batch_start(self, step)
                 terms: ELBOTerms = self.objective(self._step_output(x, y), x)
@@ -195,11 +214,24 @@ class Trainer:
                 self.optimizer.step()
                 self.state.global_step += 1
                 count += _accumulate(sums, terms, x.shape[0], with_loss=True)
+                self.state.step_in_epoch, self._partial = step + 1, (sums, count)
                 for cb in self.callbacks:
                     cb.on_batch_end(self, step, terms)
+                if self._interrupt_requested:
+                    self._interrupt(step)
                 if self.should_stop:
                     return None
+        self.state.step_in_epoch = 0
         return _averages(sums, count)
+
+    def _interrupt(self, step: int) -> None:
+        self.should_stop = self.interrupted = True
+        self._interrupt_requested = False
+        self.state.stop_reason = (
+            f"interrupted at epoch {self.state.epoch + 1}, step {step + 1} of {self.steps_per_epoch}"
+        )
+        for cb in self.callbacks:
+            cb.on_interrupt(self)
 
     @torch.no_grad()
     def _evaluate(self, batches: Batches) -> dict[str, float]:
@@ -247,8 +279,10 @@ class Trainer:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "shuffle": self.generator.get_state(),
+                # mid-epoch, the shuffle state of the epoch's start, so a resume draws the same order
+                "shuffle": self._epoch_start_shuffle if self.state.step_in_epoch else self.generator.get_state(),
             },
+            "partial": {"sums": self._partial[0], "count": self._partial[1]} if self.state.step_in_epoch else None,
             "model_config": model_config,
         }
         write_checkpoint(path, payload)
@@ -270,6 +304,30 @@ class Trainer:
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.generator.set_state(rng["shuffle"])
+        if self.state.step_in_epoch:
+            self._epoch_start_shuffle = rng["shuffle"]
+            self._partial = (dict(payload["partial"]["sums"]), int(payload["partial"]["count"]))
+
+
+@contextlib.contextmanager
+def _sigint_requests_stop(trainer: Trainer) -> Iterator[None]:
+    """While fitting, the first Ctrl-C asks the trainer to stop at the next step boundary; a
+    second one raises KeyboardInterrupt as usual. Only the main thread can handle signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer._interrupt_requested:
+            raise KeyboardInterrupt
+        trainer._interrupt_requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        trainer._interrupt_requested = False
 
 
 def _accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_loss: bool = False) -> int:
