@@ -17,93 +17,12 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from notebook_models import NotebookVAE, copy_weights, plain_epoch, plain_test
 from torch.utils.data import DataLoader, TensorDataset
 
 import genvae as gv
-
-
-class NotebookVAE(nn.Module):
-    """The course notebook's VAE, as written there (sigmoid output, BCE on probabilities)."""
-
-    def __init__(self, latent_size: int = 2) -> None:
-        super().__init__()
-        self.encoder_part1 = nn.Sequential(
-            nn.Conv2d(1, 32, kernel_size=3, padding=1, stride=2), nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=3, padding=1, stride=2), nn.ReLU(),
-            nn.Flatten(), nn.Linear(7 * 7 * 64, 16), nn.ReLU(),
-        )  # fmt: skip
-        self.encoder_mean = nn.Linear(16, latent_size)
-        self.encoder_logvar = nn.Linear(16, latent_size)
-        self.decoder_part1_z = nn.Linear(latent_size, 7 * 7 * 64)
-        self.decoder_part2 = nn.Sequential(
-            nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, kernel_size=3, padding=1, output_padding=1, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, kernel_size=3, padding=1, output_padding=1, stride=2), nn.Sigmoid(),
-        )  # fmt: skip
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder_part1(x)
-        return self.encoder_mean(h), self.encoder_logvar(h)
-
-    def sample_latent(self, mean_z: torch.Tensor, logvar_z: torch.Tensor) -> torch.Tensor:
-        return mean_z + torch.randn_like(mean_z) * torch.exp(0.5 * logvar_z)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder_part2(self.decoder_part1_z(z).reshape(-1, 64, 7, 7))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mean_z, logvar_z = self.encode(x)
-        return self.decode(self.sample_latent(mean_z, logvar_z)), mean_z, logvar_z
-
-
-def loss_function(recon_x, x, mean_z, logvar_z):  # type: ignore[no-untyped-def]
-    l_recon = F.binary_cross_entropy(recon_x, x, reduction="sum") / len(x)
-    l_kl = -0.5 * torch.sum(1 + logvar_z - mean_z.pow(2) - logvar_z.exp()) / len(mean_z)
-    return l_recon + l_kl, l_recon, l_kl
-
-
-def copy_weights(source: nn.Module, target: nn.Module) -> None:
-    """Give the plain model genvae's initial weights, matching layers by role."""
-    pairs = {
-        "encoder_part1.0": "encoder.first", "encoder_part1.2": "encoder.rest.1", "encoder_part1.5": "encoder.rest.4",
-        "encoder_mean": "mean_head", "encoder_logvar": "logvar_head", "decoder_part1_z": "decoder.first",
-        "decoder_part2.1": "decoder.rest.2", "decoder_part2.3": "decoder.rest.4",
-    }  # fmt: skip
-    src = dict(source.named_modules())
-    tgt = dict(target.named_modules())
-    with torch.no_grad():
-        for t, s in pairs.items():
-            tgt[t].weight.copy_(src[s].weight)
-            tgt[t].bias.copy_(src[s].bias)
-
-
-def plain_epoch(model: NotebookVAE, loader: DataLoader, optimizer: torch.optim.Optimizer) -> float:
-    model.train()
-    start = time.perf_counter()
-    for x, _ in loader:
-        optimizer.zero_grad()
-        recon_x, mean_z, logvar_z = model(x)
-        loss, _, _ = loss_function(recon_x, x, mean_z, logvar_z)
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
-
-
-@torch.no_grad()
-def plain_test(model: NotebookVAE, images: torch.Tensor) -> float:
-    model.eval()
-    total = 0.0
-    for i in range(0, len(images), 1000):
-        x = images[i : i + 1000]
-        recon_x, mean_z, logvar_z = model(x)
-        loss, _, _ = loss_function(recon_x, x, mean_z, logvar_z)
-        total += float(loss) * len(x)
-    return total / len(images)
 
 
 def main() -> None:
@@ -131,14 +50,14 @@ def main() -> None:
 
     plain_times, genvae_times = [], []
     for epoch in range(1, args.epochs + 1):
-        plain_times.append(plain_epoch(plain, loader, plain_opt))
+        plain_times.append(plain_epoch(plain, loader, plain_opt)[0])
         trainer.max_epochs = epoch
         trainer.fit(train)
         genvae_times.append(trainer.history.last["time"])
         print(f"epoch {epoch}: plain {plain_times[-1]:.2f}s  genvae {genvae_times[-1]:.2f}s", flush=True)
 
     torch.manual_seed(123)
-    plain_loss = plain_test(plain, test.images)
+    plain_loss = plain_test(plain, test.images, test.labels)
     torch.manual_seed(123)
     genvae_test = trainer.evaluate(test)
 

@@ -25,6 +25,7 @@ from genvae.data import DATASETS, MNIST, ImageDataset, load_dataset
 from genvae.data.files import DownloadError
 from genvae.report import ReportSettings, write_report
 from genvae.training import CSVLogger, ModelCheckpoint, ProgressBar, TerminateOnNaN, Trainer
+from genvae.training.distributed import is_main_process, shutdown
 
 __all__ = ["TrainConfig", "main", "train_run"]
 
@@ -104,7 +105,8 @@ def train_run(
     }
     last = run / "checkpoints" / "last.ckpt"
     resume_from = last if resume and last.is_file() else None
-    if resume_from is None:
+    main_process = is_main_process()  # under torchrun, rank 0 alone writes files
+    if resume_from is None and main_process:
         atomic_write(run / "config.json", (json.dumps(record, indent=2) + "\n").encode())
     trainer = Trainer(
         model,
@@ -120,6 +122,8 @@ def train_run(
     seconds = time.perf_counter() - started
     if trainer.interrupted:
         raise Interrupted(f"{trainer.state.stop_reason}; checkpoint written to {last}; resume with --resume")
+    if not main_process:
+        return run
     save(model, run)
     metrics = {
         "model": config.model,
@@ -317,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
             run = train_run(TrainConfig(**fields), args.out, quiet=args.quiet, resume=args.resume)
-            if not args.no_report:
+            if not args.no_report and is_main_process():
                 write_report([run], run / "report.html", _QUICK_REPORT if args.quick_report else None)
             print(f"genvae train: wrote {run}", flush=True)
         elif args.command == "report":
@@ -336,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"genvae {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        shutdown()
     return 0
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from genvae._validation import check_finite, fmt_shape
 from genvae.data.base import ImageDataset
@@ -52,12 +52,15 @@ class TensorBatches(Batches):
         drop_last: bool,
         generator: torch.Generator,
         sample_binary: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.x = x.to(device)
         self.y = y.to(device) if y is not None else None
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = generator
         self.sample_binary = sample_binary
+        self.rank, self.world_size = rank, world_size
         self.num_samples = int(x.shape[0])
         self.prechecked = True
 
@@ -70,6 +73,12 @@ class TensorBatches(Batches):
         order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
         for i in range(start_step, len(self)):
             index: torch.Tensor | slice = order[i * b : (i + 1) * b] if order is not None else slice(i * b, (i + 1) * b)
+            if self.world_size > 1:  # this rank's share of the global batch; every rank drew the same order
+                index = (order[i * b : (i + 1) * b] if order is not None else torch.arange(n)[index])[
+                    self.rank :: self.world_size
+                ]
+                if index.numel() == 0:
+                    continue
             x = self.x[index]
             if self.sample_binary:
                 # fresh binary images every epoch; the draw follows the global RNG like the rest of training
@@ -80,6 +89,7 @@ class TensorBatches(Batches):
 class LoaderBatches(Batches):
     def __init__(self, loader: DataLoader[Any], device: torch.device) -> None:
         self.loader, self.device = loader, device
+        self._epoch = 0
         dataset = loader.dataset
         self.num_samples = len(dataset) if hasattr(dataset, "__len__") else 0
 
@@ -88,6 +98,10 @@ class LoaderBatches(Batches):
 
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:
         non_blocking = self.device.type == "cuda"
+        sampler = self.loader.sampler
+        if isinstance(sampler, DistributedSampler):  # a new order each epoch, the same on every rank
+            sampler.set_epoch(self._epoch)
+            self._epoch += 1
         for step, item in enumerate(self.loader):
             if step < start_step:  # the loader draws its order as usual; skip what was done
                 continue
@@ -111,9 +125,19 @@ def as_batches(
     generator: torch.Generator,
     drop_last: bool = False,
     input_shape: tuple[int, ...] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Batches:
-    """Batches for ``data`` (a tensor, an ``(x, y)`` pair, an ImageDataset, a Dataset or a DataLoader)."""
+    """Batches for ``data`` (a tensor, an ``(x, y)`` pair, an ImageDataset, a Dataset or a DataLoader).
+
+    With ``world_size > 1`` each batch is this rank's share of a global batch of ``batch_size``.
+    """
     if isinstance(data, DataLoader):
+        if world_size > 1:
+            raise ValueError(
+                f"{argument}: expected tensors, an ImageDataset or a Dataset under torchrun (genvae shards them "
+                "between the ranks), got a DataLoader"
+            )
         return LoaderBatches(data, device)
     sample_binary = False
     if isinstance(data, ImageDataset):
@@ -125,6 +149,13 @@ def as_batches(
     elif isinstance(data, Dataset):
         if hasattr(data, "__len__") and len(data) == 0:
             raise ValueError(f"{argument}: expected a non-empty dataset, got 0 samples")
+        if world_size > 1:
+            seed = int(generator.initial_seed())
+            sampler: DistributedSampler[Any] = DistributedSampler(
+                data, world_size, rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+            )
+            loader = DataLoader(data, batch_size=batch_size // world_size, sampler=sampler, drop_last=drop_last)
+            return LoaderBatches(loader, device)
         loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)
         return LoaderBatches(loader, device)
     else:
@@ -133,7 +164,7 @@ def as_batches(
             f"got {type(data).__name__}"
         )
     _check_in_memory(argument, x, y, input_shape)
-    return TensorBatches(x, y, batch_size, device, shuffle, drop_last, generator, sample_binary)
+    return TensorBatches(x, y, batch_size, device, shuffle, drop_last, generator, sample_binary, rank, world_size)
 
 
 def _check_in_memory(argument: str, x: torch.Tensor, y: torch.Tensor | None, shape: tuple[int, ...] | None) -> None:

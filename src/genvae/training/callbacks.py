@@ -49,6 +49,8 @@ class Callback:
 
     #: Run after every other callback (checkpoints must see the others' state of this epoch).
     runs_last = False
+    #: Under torchrun, run on rank 0 only (callbacks that write files or print).
+    rank_zero_only = False
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 
@@ -83,6 +85,8 @@ def _monitored(logs: Logs, monitor: str, who: str) -> float:
 
 
 class ProgressBar(Callback):
+    rank_zero_only = True
+
     """A tqdm bar per epoch on a terminal; otherwise (logs, CI) one plain line per epoch.
 
     Args:
@@ -169,6 +173,8 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
+    rank_zero_only = True
+
     """Write ``last.ckpt`` after every epoch (and when Ctrl-C stops the run) and ``best.ckpt`` when
     the monitored figure improves.
 
@@ -223,6 +229,8 @@ class ModelCheckpoint(Callback):
 class CSVLogger(Callback):
     """Keep ``path`` a CSV of the history so far (rewritten atomically each epoch)."""
 
+    rank_zero_only = True
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
@@ -271,8 +279,13 @@ class TerminateOnNaN(Callback):
         if step % self.check_every:
             return
         values = {"recon": terms.recon, "kl": terms.kl, **terms.extra, "loss": terms.loss}
+        finite = torch.stack([torch.isfinite(v.detach()).all() for v in values.values()]).double()
+        if trainer.distributed.enabled:  # every rank stops at the same step, or the others would hang
+            finite = trainer.distributed.all_reduce_sum(finite) / trainer.distributed.world_size
+        if bool((finite == 1).all()):
+            return
         for name, value in values.items():
-            if not bool(torch.isfinite(value)):
+            if not bool(torch.isfinite(value.detach())):
                 trainer.should_stop = True
                 trainer.state.stop_reason = (
                     f"TerminateOnNaN: non-finite {name} ({float(value.detach())}) at epoch {trainer.state.epoch + 1}, "

@@ -15,6 +15,7 @@ import torch
 from genvae._validation import check_positive_int
 from genvae.config import get_config
 from genvae.losses import ELBO, ELBOTerms
+from genvae.training import distributed
 from genvae.training.batches import Batches, as_batches
 from genvae.training.callbacks import Callback
 from genvae.training.checkpoint import read_checkpoint, write_checkpoint
@@ -52,6 +53,18 @@ class Trainer:
             reproducible runs; ``None`` leaves the RNGs alone. Calling ``fit`` again (with a larger
             ``max_epochs``) continues the run.
         shuffle: reshuffle the training data every epoch.
+        drop_last: drop the last, smaller batch of each epoch (always done under ``torchrun``, so
+            every rank steps with a full share).
+        fused: use the fused Adam kernel for the default optimiser; ``None`` picks it where it
+            was measured faster (see ``benchmarks/train_throughput.py``).
+        channels_last: keep images and convolution weights in channels-last memory format.
+        compile: ``torch.compile`` the training step: ``True`` or a mode (``"default"``,
+            ``"reduce-overhead"``, which uses CUDA graphs on a GPU, ``"max-autotune"``).
+        amp: ``"bf16"`` to run the forward pass under bfloat16 autocast (on a GPU that has it).
+
+    Under ``torchrun`` the trainer joins the process group, wraps the model in DDP and splits every
+    batch of ``batch_size`` (the global batch) between the ranks; see
+    :mod:`genvae.training.distributed`.
 
     The losses in the history are per-sample averages in nats: each batch's mean is weighted by
     its size. (The course notebook divided its per-sample loss once more by the batch size when
@@ -79,23 +92,52 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         seed: int | None = None,
         shuffle: bool = True,
+        drop_last: bool = False,
+        fused: bool | None = None,
+        channels_last: bool = False,
+        compile: bool | str = False,
+        amp: str | None = None,
     ) -> None:
         self.max_epochs = check_positive_int("max_epochs", max_epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
         if seed is not None:
             check_positive_int("seed", seed, allow_zero=True)
         self.device = resolve_device(device)
+        self.distributed = distributed.context(self.device)
+        if self.distributed.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.distributed.local_rank)
+            torch.cuda.set_device(self.device)
+        if amp not in (None, "bf16"):
+            raise ValueError(f"amp: expected None or 'bf16', got {amp!r}")
+        if compile not in (False, True, "default", "reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"compile: expected a bool or 'default', 'reduce-overhead', 'max-autotune', got {compile!r}"
+            )
+        self.amp, self.compile, self.channels_last = amp, compile, channels_last
         self.model: Any = model.to(self.device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.objective = objective if objective is not None else ELBO()
         if not callable(self.objective):
             raise TypeError(f"objective: expected a callable (out, x) -> ELBOTerms, got {type(objective).__name__}")
-        self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(self.model.parameters(), lr=lr)
+        if optimizer is None:
+            use_fused = _FUSED_BY_DEFAULT.get(self.device.type, False) if fused is None else fused
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
+        self.optimizer = optimizer
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
         # checkpointing callbacks last, so the state they save includes the others' updates
         self.callbacks = sorted(callbacks, key=lambda cb: cb.runs_last)
         self.seed, self.shuffle = seed, shuffle
+        self.drop_last = drop_last or self.distributed.enabled
+        if self.distributed.enabled and self.batch_size % self.distributed.world_size:
+            raise ValueError(
+                f"batch_size: expected a multiple of the {self.distributed.world_size} processes (it is the global "
+                f"batch, split between them), got {self.batch_size}"
+            )
+        self._net: Any = None  # the module the training step calls: the model, DDP-wrapped or compiled
+        self._step_fn: Any = None
         self.generator = torch.Generator()  # shuffling; seeded in fit
         self.state = TrainerState()
         self.history = History()
@@ -118,6 +160,9 @@ class Trainer:
             shuffle=shuffle,
             generator=self.generator,
             input_shape=shape,
+            drop_last=self.drop_last and argument == "train",
+            rank=self.distributed.rank,
+            world_size=self.distributed.world_size,
         )
         if getattr(self.model, "conditional", False):
             y = getattr(batches, "y", None)
@@ -145,6 +190,28 @@ class Trainer:
     def _step_output(self, x: torch.Tensor, y: torch.Tensor | None) -> Any:
         return self.model(x, y) if getattr(self.model, "conditional", False) else self.model(x)
 
+    def _terms(self, x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
+        """Forward pass and objective of a training step (the part that is DDP-wrapped, autocast
+        and compiled as asked)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
+            out = self._net(x, y) if getattr(self.model, "conditional", False) else self._net(x)
+        return self.objective(out, x)
+
+    def _prepare(self) -> None:
+        """Build the training step once: DDP wrapper, then compilation."""
+        if self._step_fn is not None:
+            return
+        self._net = self.model
+        if self.distributed.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._net = DistributedDataParallel(self.model, device_ids=ids)
+        self._step_fn = self._terms
+        if self.compile:
+            mode = None if self.compile is True else self.compile
+            self._step_fn = torch.compile(self._terms, mode=mode)
+
     def fit(self, train: Any, val: Any = None, *, resume_from: str | os.PathLike[str] | None = None) -> History:
         """Train on ``train`` (validating on ``val`` after each epoch) until ``max_epochs``
         epochs are done or a callback stops the run; returns the :class:`History`.
@@ -171,7 +238,10 @@ class Trainer:
             raise ValueError(f"train: expected at least one batch, got {train_batches.num_samples} samples")
         self.should_stop = False
         self.interrupted = False
-        for cb in self.callbacks:
+        self._prepare()
+        # on ranks other than 0, only the callbacks that steer training (not those that write)
+        self._active = [cb for cb in self.callbacks if self.distributed.is_main or not cb.rank_zero_only]
+        for cb in self._active:
             cb.on_fit_start(self)
         try:
             with _sigint_requests_stop(self):
@@ -179,7 +249,7 @@ class Trainer:
                     epoch = self.state.epoch + 1
                     start = time.perf_counter()
                     if self.state.step_in_epoch == 0:
-                        for cb in self.callbacks:
+                        for cb in self._active:
                             cb.on_epoch_start(self, epoch, {})
                     train_logs = self._train_epoch(train_batches)
                     if train_logs is None:  # stopped inside the epoch (a callback, or Ctrl-C)
@@ -190,10 +260,10 @@ class Trainer:
                     logs["time"] = time.perf_counter() - start
                     self.state.epoch = epoch
                     self.history.append(logs)
-                    for cb in self.callbacks:
+                    for cb in self._active:
                         cb.on_epoch_end(self, epoch, logs)
         finally:
-            for cb in self.callbacks:
+            for cb in self._active:
                 cb.on_fit_end(self)
         return self.history
 
@@ -206,23 +276,25 @@ class Trainer:
         sums, count = self._partial
         with self._checked_once(batches):
             for step, (x, y) in enumerate(batches.iterate(start_step=first), start=first):
-                for cb in self.callbacks:
+                for cb in self._active:
                     cb.on_batch_start(self, step)
-                terms: ELBOTerms = self.objective(self._step_output(x, y), x)
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                terms: ELBOTerms = self._step_fn(x, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms.loss.backward()
                 self.optimizer.step()
                 self.state.global_step += 1
                 count += _accumulate(sums, terms, x.shape[0], with_loss=True)
                 self.state.step_in_epoch, self._partial = step + 1, (sums, count)
-                for cb in self.callbacks:
+                for cb in self._active:
                     cb.on_batch_end(self, step, terms)
                 if self._interrupt_requested:
                     self._interrupt(step)
                 if self.should_stop:
                     return None
         self.state.step_in_epoch = 0
-        return _averages(sums, count)
+        return _averages(sums, count, self.distributed)
 
     def _interrupt(self, step: int) -> None:
         self.should_stop = self.interrupted = True
@@ -230,7 +302,7 @@ class Trainer:
         self.state.stop_reason = (
             f"interrupted at epoch {self.state.epoch + 1}, step {step + 1} of {self.steps_per_epoch}"
         )
-        for cb in self.callbacks:
+        for cb in self._active:
             cb.on_interrupt(self)
 
     @torch.no_grad()
@@ -245,7 +317,7 @@ class Trainer:
                     count += _accumulate(sums, self.objective(self._step_output(x, y), x), x.shape[0])
         finally:
             self.model.train(was_training)
-        return _averages(sums, count)
+        return _averages(sums, count, self.distributed)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """The objective's terms on ``data``: ``total`` (negative ELBO), ``recon``, ``kl`` (and any
@@ -330,6 +402,11 @@ def _sigint_requests_stop(trainer: Trainer) -> Iterator[None]:
         trainer._interrupt_requested = False
 
 
+# Where the fused Adam kernel was measured faster for the notebook's models
+# (benchmarks/train_throughput.py); elsewhere the default implementation.
+_FUSED_BY_DEFAULT = {"cuda": True, "cpu": False}
+
+
 def _accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_loss: bool = False) -> int:
     """Add a batch's per-sample means, weighted by its size, without waiting for the device."""
     values = {"total": terms.total, "recon": terms.recon, "kl": terms.kl, **terms.extra}
@@ -341,8 +418,16 @@ def _accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_lo
     return n
 
 
-def _averages(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+def _averages(
+    sums: dict[str, torch.Tensor], count: int, ctx: distributed.DistributedContext | None = None
+) -> dict[str, float]:
+    """Per-sample averages; under torchrun, of the sums and counts of every rank."""
     if not sums:
         return {}
-    stacked = torch.stack(list(sums.values())).cpu() / count  # one transfer per epoch
-    return {k: float(v) for k, v in zip(sums, stacked, strict=True)}
+    stacked = torch.stack(
+        [*sums.values(), torch.tensor(float(count), dtype=torch.float64, device=next(iter(sums.values())).device)]
+    )
+    if ctx is not None:
+        stacked = ctx.all_reduce_sum(stacked)
+    values = stacked.cpu()  # one transfer per epoch
+    return {k: float(v / values[-1]) for k, v in zip(sums, values[:-1], strict=True)}

@@ -1,0 +1,242 @@
+"""Training throughput of the notebook's VAE and CVAE: a plain PyTorch loop, genvae's Trainer
+with its defaults, genvae with faster settings, and Pythae's trainer.
+
+Each (method, model, repetition) runs in its own process, interleaved (a, b, c, ..., a, b, c, ...),
+so peak memory (max RSS) is per method and drift in the machine's speed hits all alike. Every run
+trains on full Fashion-MNIST (60,000 images), batch size 32, Adam 1e-3, the same initial weights:
+a short warm-up (which includes torch.compile's compilation), then one timed epoch.
+
+    python benchmarks/train_throughput.py [--reps 3] [--pythae-python /path/to/python] [--json out.json]
+
+Pythae runs when ``import pythae`` works in the interpreter given by ``--pythae-python``
+(default: this one). Training FLOPs per sample come from ``torch.utils.flop_counter``; the
+achieved GFLOP/s is set against a large float32 matmul measured on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+GENVAE: dict[str, dict[str, object]] = {
+    "genvae-default": {},
+    "genvae-fused": {"fused": True},
+    "genvae-fused-channels-last": {"fused": True, "channels_last": True},
+    "genvae-compile": {"fused": True, "compile": True},
+}
+WARMUP_STEPS = 200
+
+
+def fashion() -> tuple[torch.Tensor, torch.Tensor]:
+    import genvae as gv
+
+    train = gv.data.FashionMNIST(split="train")
+    return train.images, train.labels
+
+
+def initial_model(kind: str) -> torch.nn.Module:
+    import genvae as gv
+
+    torch.manual_seed(0)
+    return gv.presets.seed_vae() if kind == "vae" else gv.presets.seed_cvae()
+
+
+def run_plain(kind: str) -> dict[str, float]:
+    from notebook_models import NotebookVAE, copy_weights, plain_epoch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images, labels = fashion()
+    plain = NotebookVAE(2, 0 if kind == "vae" else 10)
+    copy_weights(initial_model(kind), plain)
+    generator = torch.Generator().manual_seed(0)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=32, shuffle=True, generator=generator)
+    optimizer = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    plain_epoch(plain, loader, optimizer, max_steps=WARMUP_STEPS)
+    seconds, loss, seen = plain_epoch(plain, loader, optimizer)
+    return {"seconds": seconds, "samples": seen, "train_loss": loss}
+
+
+def run_genvae(kind: str, settings: dict[str, object]) -> dict[str, float]:
+    import genvae as gv
+
+    images, labels = fashion()
+    model = initial_model(kind)
+    trainer = gv.Trainer(model, lr=1e-3, batch_size=32, max_epochs=1, device="cpu", seed=0, **settings)  # type: ignore[arg-type]
+    trainer.fit((images[: 32 * WARMUP_STEPS], labels[: 32 * WARMUP_STEPS]))
+    trainer.max_epochs = 2
+    trainer.fit((images, labels))
+    last = trainer.history.last
+    return {"seconds": last["time"], "samples": len(images), "train_loss": last["train_total"]}
+
+
+def run_pythae() -> dict[str, float]:
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    genvae_model = initial_model("vae")
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.mean, self.logvar = genvae_model.encoder, genvae_model.mean_head, genvae_model.logvar_head
+
+        def forward(self, x: torch.Tensor) -> ModelOutput:
+            h = self.body(x)
+            return ModelOutput(embedding=self.mean(h), log_covariance=self.logvar(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = genvae_model.decoder
+
+        def forward(self, z: torch.Tensor) -> ModelOutput:
+            return ModelOutput(reconstruction=torch.sigmoid(self.body(z)))
+
+    class EpochTimer(TrainingCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self.start = 0.0
+
+        def on_epoch_begin(self, training_config: object, **kwargs: object) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, training_config: object, **kwargs: object) -> None:
+            self.times.append(time.perf_counter() - self.start)
+
+    images, _ = fashion()
+    model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=2, reconstruction_loss="bce"), Encoder(), Decoder())
+    timer = EpochTimer()
+    config = BaseTrainerConfig(
+        output_dir="/tmp/genvae-bench-pythae", num_epochs=2, per_device_train_batch_size=32, learning_rate=1e-3,
+        optimizer_cls="Adam", steps_saving=None, no_cuda=True, seed=0,
+    )  # fmt: skip
+    # Pythae's per-sample data pipeline is slow on CPU: time an epoch of a fifth of the data and
+    # report throughput (samples per second); seconds per epoch are scaled to the full 60,000.
+    images = images[: len(images) // 5]
+    dataset = BaseDataset(images, torch.zeros(len(images)))
+    BaseTrainer(model, dataset, training_config=config, callbacks=[timer]).train()
+    return {"seconds": timer.times[-1] * 5, "samples": 5 * len(images), "train_loss": float("nan")}
+
+
+def worker(method: str, kind: str) -> None:
+    torch.manual_seed(0)
+    if method == "plain":
+        result = run_plain(kind)
+    elif method == "pythae":
+        result = run_pythae()
+    else:
+        result = run_genvae(kind, GENVAE[method])
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def flops_per_sample(kind: str) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import genvae as gv
+
+    model = initial_model(kind)
+    x, y = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(x, y) if kind == "cvae" else model(x)
+        gv.ELBO()(out, x).loss.backward()
+    return counter.get_total_flops() / 32
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def run_all(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, float]]]:
+    here = Path(__file__).resolve().parent
+    has_pythae = subprocess.run([args.pythae_python, "-c", "import pythae"], capture_output=True).returncode == 0
+    methods = [m for m in args.methods.split(",") if m != "pythae" or has_pythae]
+    if "pythae" in args.methods and not has_pythae:
+        print("pythae: not importable with --pythae-python; skipped")
+    env = {"PYTHONPATH": f"{here}:{here.parent / 'src'}", "PATH": "/usr/bin:/bin"}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for rep in range(args.reps):
+        for kind in args.models.split(","):
+            for method in methods:
+                if method == "pythae" and kind != "vae":
+                    continue  # Pythae has no conditional VAE
+                python = args.pythae_python if method == "pythae" else sys.executable
+                command = [python, __file__, "--worker", method, kind]
+                done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+                lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+                if done.returncode != 0 or not lines:
+                    print(f"{method} {kind}: failed\n{done.stderr[-2000:]}")
+                    continue
+                result = json.loads(lines[-1][7:])
+                runs.setdefault((method, kind), []).append(result)
+                print(
+                    f"rep {rep + 1} {kind:4s} {method:28s} {result['seconds']:6.2f}s  "
+                    f"loss {result['train_loss']:7.2f}  rss {result['max_rss_mb']:6.0f} MB",
+                    flush=True,
+                )
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--models", default="vae,cvae")
+    parser.add_argument("--methods", default="plain," + ",".join(GENVAE) + ",pythae")
+    parser.add_argument("--pythae-python", default=sys.executable)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+
+    runs = run_all(args)
+    peak = matmul_peak_gflops()
+    print(f"\nlarge-matmul peak on this machine: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    summary: dict[str, object] = {"matmul_peak_gflops": peak}
+    for kind in args.models.split(","):
+        flops = flops_per_sample(kind)
+        plain = runs.get(("plain", kind), [{"seconds": float("nan")}])
+        base = statistics.median(r["seconds"] for r in plain)
+        print(f"\n{kind}: {flops / 1e6:.2f} MFLOP per training sample (forward + backward)")
+        print(f"{'method':28s} {'s/epoch':>8s} {'samples/s':>10s} {'vs plain':>9s} {'GFLOP/s':>8s} {'% peak':>7s} "
+              f"{'loss':>8s} {'max RSS MB':>10s}")  # fmt: skip
+        for (method, model_kind), results in runs.items():
+            if model_kind != kind:
+                continue
+            seconds = statistics.median(r["seconds"] for r in results)
+            rate = results[0]["samples"] / seconds
+            achieved = rate * flops / 1e9
+            loss = statistics.median(r["train_loss"] for r in results)
+            rss = max(r["max_rss_mb"] for r in results)
+            summary[f"{kind}/{method}"] = {
+                "seconds_per_epoch": seconds, "samples_per_second": rate, "speedup_vs_plain": base / seconds,
+                "gflops": achieved, "fraction_of_peak": achieved / peak, "train_loss": loss, "max_rss_mb": rss,
+                "reps": len(results), "flops_per_sample": flops,
+            }  # fmt: skip
+            print(f"{method:28s} {seconds:8.2f} {rate:10.0f} {base / seconds:8.3f}x {achieved:8.2f} "
+                  f"{100 * achieved / peak:6.1f}% {loss:8.2f} {rss:10.0f}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

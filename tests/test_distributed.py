@@ -1,0 +1,73 @@
+"""DDP through torchrun: two CPU processes (gloo, on 127.0.0.1) end where one process ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import genvae as gv
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+from ddp_worker import build  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+
+
+def torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    paths = {"ddp": tmp_path_factory.mktemp("ddp"), "single": tmp_path_factory.mktemp("single")}
+    for command in (torchrun(str(WORKER), str(paths["ddp"])), [sys.executable, str(WORKER), str(paths["single"])]):
+        done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return paths
+
+
+def test_two_processes_end_with_the_parameters_of_one(runs: dict[str, Path]) -> None:
+    ddp = torch.load(runs["ddp"] / "result.pt", weights_only=True)
+    single = torch.load(runs["single"] / "result.pt", weights_only=True)
+    assert ddp["world_size"] == 2 and single["world_size"] == 1
+    for key, value in single["state"].items():
+        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-5, atol=1e-6)
+    for a, b in zip(ddp["history"], single["history"], strict=True):
+        for key in ("train_total", "val_total", "val_kl"):  # figures reduced across the ranks
+            assert a[key] == pytest.approx(b[key], rel=1e-5)
+
+
+def test_a_checkpoint_written_under_ddp_loads_in_one_process(runs: dict[str, Path]) -> None:
+    model = build()
+    trainer = gv.Trainer(model, max_epochs=3, batch_size=8, device="cpu")
+    trainer.load_checkpoint(runs["ddp"] / "checkpoints" / "last.ckpt")
+    ddp = torch.load(runs["ddp"] / "result.pt", weights_only=True)
+    assert trainer.state.epoch == 3
+    assert all(torch.equal(v, ddp["state"][k]) for k, v in model.state_dict().items())
+    assert not any(k.startswith("module.") for k in model.state_dict())
+
+
+def test_genvae_train_runs_under_torchrun(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["-m", "genvae", "train", "--dataset", "synthetic-digits", "--train-size", "256", "--test-size", "64",
+            "--epochs", "1", "--quiet", "--no-report", "--device", "cpu", "--out", str(run)]  # fmt: skip
+    env = environment()
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    done = subprocess.run(torchrun(*args), env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("genvae train: wrote") == 2  # both ranks finish
+    assert gv.load(run).latent_dim == 2
+    assert len(gv.History.from_csv(run / "history.csv")) == 1
