@@ -9,14 +9,14 @@ TORCH_INSTALL ?= torch==2.13.0
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install test test-all lint demo clean
+.PHONY: install test test-all lint docs demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INSTALL)
-	$(BIN)/python -m pip install -q -e ".[dev,viz]"
+	$(BIN)/python -m pip install -q -e ".[dev,viz,docs]"
 	@touch $@
 
 install: $(VENV)/.installed
@@ -26,14 +26,19 @@ lint: install
 	$(BIN)/ruff format --check src tests examples benchmarks
 	$(BIN)/mypy
 
-test: lint
+# Both documentation builds are strict: a broken link, a bad docstring or a renamed name fails.
+docs: install
+	$(BIN)/sphinx-build -W -q -b html docs/sphinx docs/api
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
+
+test: lint docs
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-all: lint
+test-all: lint docs
 	$(BIN)/pytest -m "slow or not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/genvae demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site docs/api

@@ -80,7 +80,8 @@ class Conditioner(ABC):
         in_shape: tuple[int, ...],
         out_shape: tuple[int, ...],
         condition_dim: int,
-    ) -> ConditionedLayer: ...
+    ) -> ConditionedLayer:
+        """The first layer, conditioned: a module called as ``layer(h, c)``."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

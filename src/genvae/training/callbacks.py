@@ -52,15 +52,20 @@ class Callback:
     #: Under torchrun, run on rank 0 only (callbacks that write files or print).
     rank_zero_only = False
 
-    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """``fit`` begins (after a resume's state was restored)."""
 
-    def on_fit_end(self, trainer: Trainer) -> None: ...
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """``fit`` ends, however it ends."""
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int, logs: Logs) -> None: ...
+    def on_epoch_start(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Epoch ``epoch`` begins (``logs`` is empty)."""
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Epoch ``epoch`` ended; ``logs`` holds its record (``train_total``, ``val_total``, ...)."""
 
-    def on_batch_start(self, trainer: Trainer, step: int) -> None: ...
+    def on_batch_start(self, trainer: Trainer, step: int) -> None:
+        """Step ``step`` of the epoch begins."""
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """Ctrl-C stopped the run at a step boundary (``trainer.state`` says where)."""
@@ -69,9 +74,11 @@ class Callback:
         """``terms`` holds 0-d tensors of this batch (``float()`` on one waits for the device)."""
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must store for this callback to resume (plain values and tensors)."""
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         return None
 
 
@@ -252,6 +259,7 @@ class KLWarmup(Callback):
         self.epochs, self.start, self.end = epochs, start, end
 
     def beta(self, trainer: Trainer) -> float:
+        """β at the trainer's current global step."""
         progress = trainer.state.global_step / (self.epochs * max(trainer.steps_per_epoch, 1))
         return self.start + (self.end - self.start) * min(1.0, progress)
 

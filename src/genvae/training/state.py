@@ -33,6 +33,7 @@ class TrainerState:
     stop_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The counters as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -55,6 +56,7 @@ class History:
     records: list[dict[str, float]] = field(default_factory=list)
 
     def append(self, record: Mapping[str, float]) -> None:
+        """Add one epoch's record."""
         self.records.append(dict(record))
 
     def __getitem__(self, key: str) -> list[float]:
