@@ -28,10 +28,17 @@ import torch
 
 GENVAE: dict[str, dict[str, object]] = {
     "genvae-default": {},
-    "genvae-fused": {"fused": True},
-    "genvae-fused-channels-last": {"fused": True, "channels_last": True},
-    "genvae-compile": {"fused": True, "compile": True},
+    "genvae-unfused": {"fused": False},
+    "genvae-channels-last": {"channels_last": True},
+    "genvae-compile": {"compile": True},
 }
+# glibc raises its mmap threshold after a large block is freed, and from then on serves the
+# per-step buffers from the heap instead of mapping and faulting fresh pages each time. Whether
+# that happened depends on what a process did before (genvae's one-off check of the whole
+# dataset frees such a block; the plain loop never does), which alone made a 2x difference
+# here. Every worker therefore runs with the same fixed thresholds (the trim threshold too, or freed
+# heap pages go back to the system after every step); --system-malloc measures without them.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
 WARMUP_STEPS = 200
 
 
@@ -172,6 +179,8 @@ def run_all(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, fl
     if "pythae" in args.methods and not has_pythae:
         print("pythae: not importable with --pythae-python; skipped")
     env = {"PYTHONPATH": f"{here}:{here.parent / 'src'}", "PATH": "/usr/bin:/bin"}
+    if not args.system_malloc:
+        env.update(FIXED_MALLOC)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     for rep in range(args.reps):
         for kind in args.models.split(","):
@@ -202,6 +211,7 @@ def main() -> None:
     parser.add_argument("--methods", default="plain," + ",".join(GENVAE) + ",pythae")
     parser.add_argument("--pythae-python", default=sys.executable)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--system-malloc", action="store_true", help="leave glibc's mmap threshold dynamic")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from genvae.registry import _REGISTRIES
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [*sorted(p for p in (ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -36,9 +38,15 @@ def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "runs").mkdir()
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for number, block in enumerate(BLOCK.findall(page.read_text()), start=1):
-        code = compile(block, f"{page.name} block {number}", "exec")
-        exec(code, namespace)  # the documentation's own examples
+    before = {kind: set(reg.names()) for kind, reg in _REGISTRIES.items()}
+    try:
+        for number, block in enumerate(BLOCK.findall(page.read_text()), start=1):
+            code = compile(block, f"{page.name} block {number}", "exec")
+            exec(code, namespace)  # the documentation's own examples
+    finally:  # the pages register parts of their own; leave the registries as they were
+        for kind, names in before.items():
+            for name in set(_REGISTRIES[kind].names()) - names:
+                _REGISTRIES[kind].unregister(name)
 
 
 def public_names(module_name: str) -> list[tuple[str, object]]:

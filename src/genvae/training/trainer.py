@@ -404,7 +404,7 @@ def _sigint_requests_stop(trainer: Trainer) -> Iterator[None]:
 
 # Where the fused Adam kernel was measured faster for the notebook's models
 # (benchmarks/train_throughput.py); elsewhere the default implementation.
-_FUSED_BY_DEFAULT = {"cuda": True, "cpu": False}
+_FUSED_BY_DEFAULT = {"cuda": True, "cpu": True}
 
 
 def _accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_loss: bool = False) -> int:
