@@ -28,11 +28,20 @@ def check_tensor(name: str, value: Any, *, floating: bool = False) -> torch.Tens
     return value
 
 
+_CHUNK = 1 << 22  # elements checked at once: isfinite's temporaries stay under ~40 MB
+
+
 def check_finite(name: str, value: torch.Tensor) -> None:
-    # One reduction and one host sync per call: cheap next to a forward pass.
-    if not bool(torch.isfinite(value).all()):
-        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
-        raise ValueError(f"{name}: expected finite values, got {bad} in a tensor of shape {fmt_shape(value.shape)}")
+    """Raise a ValueError naming ``name`` if ``value`` holds NaN or inf.
+
+    One reduction and one host sync for a batch; a whole dataset is checked in chunks, because
+    ``isfinite`` makes temporaries (a float copy and masks) larger than the data itself.
+    """
+    flat = value.reshape(-1)
+    for chunk in flat.split(_CHUNK) if flat.numel() > _CHUNK else (flat,):
+        if not bool(torch.isfinite(chunk).all()):
+            bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+            raise ValueError(f"{name}: expected finite values, got {bad} in a tensor of shape {fmt_shape(value.shape)}")
 
 
 def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
