@@ -142,3 +142,13 @@ def test_load_refuses_a_file_that_is_not_a_model_description(tmp_path: Path) -> 
 def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "weights.pt"]
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    for name in ("model.json", "weights.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -6,7 +6,23 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "publish"]
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Rename a finished temporary file into place with ordinary permissions (``mkstemp`` makes
+    files readable by their owner only)."""
+    os.chmod(tmp, _FILE_MODE)
+    os.replace(tmp, path)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
@@ -18,7 +34,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

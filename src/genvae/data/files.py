@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from genvae._io import publish
+
 __all__ = ["DownloadError", "download", "download_dir", "find_file", "search_dirs"]
 
 #: Debian's dataset packages install here (a module attribute so tests can point it elsewhere).
@@ -106,7 +108,7 @@ def download(
                         bar.update(len(chunk))
             if digest.hexdigest() != md5:
                 raise ValueError(f"MD5 {digest.hexdigest()}, expected {md5}")
-            os.replace(tmp, target)
+            publish(tmp, target)
             return target
         except (OSError, ValueError, urllib.error.URLError) as err:
             failures.append(f"  {url}: {err}")
