@@ -44,6 +44,7 @@ def test_train_writes_a_self_contained_report_with_every_figure(tmp_path: Path) 
         assert set(expected) <= set(titles)
         figures = json.loads((run / "evaluation.json").read_text())
         assert figures["nll_nats"] > 0 and 0 <= figures["latent_probe_accuracy"] <= 1
+        assert figures["nll_nats"] <= figures["elbo_nats"]  # the IW bound is the tighter one
         assert ("bayes_accuracy" in figures) == (kind == "cvae")
         assert f"{figures['nll_nats']:.4g}" in page
 
