@@ -17,6 +17,19 @@ def params(model: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+def trained_params(batch_size: int, **settings: object) -> list[torch.Tensor]:
+    """The seed VAE's parameters after one seeded epoch with the given Trainer settings."""
+    torch.manual_seed(0)
+    model = gv.presets.seed_vae()
+    gv.Trainer(model, max_epochs=1, batch_size=batch_size, device="cpu", seed=0, **settings).fit(data())  # type: ignore[arg-type]
+    return params(model)
+
+
+def assert_same(first: list[torch.Tensor], second: list[torch.Tensor], rtol: float, atol: float) -> None:
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize(
     "settings", [{"fused": True}, {"fused": False}, {"channels_last": True}, {"amp": "bf16"}], ids=str
 )
@@ -28,14 +41,7 @@ def test_each_option_trains(settings: dict[str, object]) -> None:
 
 
 def test_fused_and_unfused_adam_take_the_same_steps() -> None:
-    results = []
-    for fused in (True, False):
-        torch.manual_seed(0)
-        model = gv.presets.seed_vae()
-        gv.Trainer(model, max_epochs=1, batch_size=32, device="cpu", seed=0, fused=fused).fit(data())
-        results.append(params(model))
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_same(trained_params(32, fused=True), trained_params(32, fused=False), rtol=1e-4, atol=1e-5)
 
 
 def test_channels_last_keeps_the_function() -> None:
@@ -59,15 +65,8 @@ def test_compiled_training_step_matches_eager() -> None:
     import torch._inductor.config
 
     torch._dynamo.reset()
-    results = []
     with torch._inductor.config.patch(fallback_random=True):
-        for compile_ in (False, True):
-            torch.manual_seed(0)
-            model = gv.presets.seed_vae()
-            gv.Trainer(model, max_epochs=1, batch_size=64, device="cpu", seed=0, compile=compile_).fit(data())
-            results.append(params(model))
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+        assert_same(trained_params(64, compile=False), trained_params(64, compile=True), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.slow
