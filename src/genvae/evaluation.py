@@ -211,23 +211,30 @@ def classify(
 
 
 @torch.no_grad()
-def posterior_means(model: VAE, data: Any, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Posterior means of ``data`` (on the CPU) and its labels, if any. A conditional model
-    encodes each image with its own label."""
+def _posteriors(model: VAE, data: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Posterior means and log-variances of ``data`` (on the CPU, in eval mode) and its labels.
+    A conditional model encodes each image with its own label."""
     x_all, y_all = data_tensors(data)
     y_cond = _labels_for(model, y_all)
     was_training = model.training
     model.eval()
+    means, logvars = [], []
     try:
-        means = [
-            model.encode(
-                x_all[i : i + batch_size].to(model.device), y_cond[i : i + batch_size] if y_cond is not None else None
-            )[0].cpu()
-            for i in range(0, x_all.shape[0], batch_size)
-        ]
+        for i in range(0, x_all.shape[0], batch_size):
+            y = y_cond[i : i + batch_size] if y_cond is not None else None
+            mean, logvar = model.encode(x_all[i : i + batch_size].to(model.device), y)
+            means.append(mean.cpu())
+            logvars.append(logvar.cpu())
     finally:
         model.train(was_training)
-    return torch.cat(means), y_all
+    return torch.cat(means), torch.cat(logvars), y_all
+
+
+def posterior_means(model: VAE, data: Any, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Posterior means of ``data`` (on the CPU) and its labels, if any. A conditional model
+    encodes each image with its own label."""
+    means, _, labels = _posteriors(model, data, batch_size)
+    return means, labels
 
 
 def latent_probe(model: VAE, train: Any, test: Any, steps: int = 200) -> float:
@@ -282,21 +289,8 @@ class PriorMatch:
 @torch.no_grad()
 def prior_match(model: VAE, data: Any, batch_size: int = 1000) -> PriorMatch:
     """How close the aggregate posterior is to N(0, I) (the notebook's questions 10.5 g–h)."""
-    x_all, y_all = data_tensors(data)
-    y_cond = _labels_for(model, y_all)
-    was_training = model.training
-    model.eval()
-    means, variances = [], []
-    try:
-        for i in range(0, x_all.shape[0], batch_size):
-            m, lv = model.encode(
-                x_all[i : i + batch_size].to(model.device), y_cond[i : i + batch_size] if y_cond is not None else None
-            )
-            means.append(m.double().cpu())
-            variances.append(lv.double().exp().cpu())
-    finally:
-        model.train(was_training)
-    mu, var = torch.cat(means), torch.cat(variances)
+    means, logvars, _ = _posteriors(model, data, batch_size)
+    mu, var = means.double(), logvars.double().exp()
     mean = mu.mean(0)
     centred = mu - mean
     covariance = centred.T @ centred / mu.shape[0] + torch.diag(var.mean(0))

@@ -187,14 +187,15 @@ class Trainer:
             if previous is not None:
                 self.model.check_inputs = previous
 
-    def _step_output(self, x: torch.Tensor, y: torch.Tensor | None) -> Any:
-        return self.model(x, y) if getattr(self.model, "conditional", False) else self.model(x)
+    def _forward(self, net: Any, x: torch.Tensor, y: torch.Tensor | None) -> Any:
+        """``net(x, y)`` for a conditional model, ``net(x)`` otherwise (a user's model may take x only)."""
+        return net(x, y) if getattr(self.model, "conditional", False) else net(x)
 
     def _terms(self, x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
         """Forward pass and objective of a training step (the part that is DDP-wrapped, autocast
         and compiled as asked)."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
-            out = self._net(x, y) if getattr(self.model, "conditional", False) else self._net(x)
+            out = self._forward(self._net, x, y)
         return self.objective(out, x)
 
     def _prepare(self) -> None:
@@ -314,7 +315,7 @@ class Trainer:
         try:
             with self._checked_once(batches):
                 for x, y in batches:
-                    count += _accumulate(sums, self.objective(self._step_output(x, y), x), x.shape[0])
+                    count += _accumulate(sums, self.objective(self._forward(self.model, x, y), x), x.shape[0])
         finally:
             self.model.train(was_training)
         return _averages(sums, count, self.distributed)
