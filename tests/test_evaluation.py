@@ -147,6 +147,6 @@ def test_evaluation_needs_labels_for_a_conditional_model(trained: dict[str, gv.V
     with pytest.raises(TypeError, match="cvae: expected a ConditionalVAE with num_classes, got VAE"):
         evaluation.classify(trained["vae"], torch.rand(2, 1, 6, 6))
     with pytest.raises(
-        TypeError, match="data: expected an image tensor, an \\(images, labels\\) pair or an ImageDataset"
+        TypeError, match="data: expected a tensor or numpy array of inputs, an \\(inputs, labels\\) pair"
     ):
         evaluation.nll(trained["vae"], [1, 2], k=2)

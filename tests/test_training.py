@@ -148,12 +148,16 @@ def test_a_conditional_model_needs_labels() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (torch.rand(4, 1, 5, 5), r"train: expected images of shape \(N, 1, 6, 6\), got \(4, 1, 5, 5\)"),
-        (torch.zeros(4, 1, 6, 6, dtype=torch.uint8), r"train: expected floating-point images, got dtype torch.uint8"),
+        (torch.rand(4, 1, 5, 5), r"train: expected a tensor of shape \(batch, 1, 6, 6\), got \(4, 1, 5, 5\)"),
+        (
+            torch.zeros(4, 1, 6, 6, dtype=torch.uint8),
+            r"train: expected floating-point inputs in \[0, 1\], got dtype torch.uint8; .*/ 255",
+        ),
         (torch.full((4, 1, 6, 6), math.inf), r"train: expected finite values, got inf"),
         (
             [1, 2, 3],
-            r"train: expected a tensor, an \(images, labels\) pair of tensors, a Dataset or a DataLoader, got list",
+            r"train: expected a tensor or numpy array of inputs, an \(inputs, labels\) pair, an ImageDataset, "
+            r"a Dataset or a DataLoader, got a list of",
         ),
     ],
 )
@@ -167,7 +171,7 @@ def test_bad_training_data_is_named(data: object, message: str) -> None:
     [
         ({"max_epochs": 0}, "max_epochs: expected a positive integer, got 0"),
         ({"batch_size": -2}, "batch_size: expected a positive integer, got -2"),
-        ({"device": "gpu7"}, "device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu7'"),
+        ({"device": "gpu7"}, "device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu7'"),
         ({"callbacks": [print]}, "callbacks: expected Callback instances, got builtin_function_or_method"),
     ],
 )

@@ -68,20 +68,27 @@ def test_manifold_of_a_larger_latent_space_fixes_the_other_dimensions() -> None:
 
 
 def test_scatter_points_are_the_posterior_means_coloured_by_label(models: dict[str, gv.VAE]) -> None:
+    import matplotlib
+
     data = gv.data.SyntheticDigits(120, seed=0)
+    tab10 = matplotlib.colormaps["tab10"]
     for name, model in models.items():
         fig = viz.latent_scatter(model, data, n=100)
-        dots = fig.axes[0].collections[0]
         means, _ = model.encode(data.images[:100], data.labels[:100] if name == "cvae" else None)
-        np.testing.assert_allclose(dots.get_offsets(), means.detach().numpy(), atol=1e-5)
-        np.testing.assert_array_equal(dots.get_array(), data.labels[:100].numpy())
-        assert len(fig.axes) == 2  # the colour bar
+        labels = data.labels[:100]
+        groups = fig.axes[0].collections
+        assert [int(t.get_text()) for t in fig.axes[0].get_legend().get_texts()] == sorted(set(labels.tolist()))
+        for dots, text in zip(groups, fig.axes[0].get_legend().get_texts(), strict=True):
+            label = int(text.get_text())
+            np.testing.assert_allclose(dots.get_offsets(), means[labels == label].detach().numpy(), atol=1e-5)
+            np.testing.assert_allclose(dots.get_facecolor()[0][:3], tab10(label)[:3])
+        assert sum(len(d.get_offsets()) for d in groups) == 100
 
 
 def test_scatter_projects_a_larger_latent_space_on_principal_components() -> None:
     model = gv.VAE("mlp", "mlp", latent_dim=5).eval()
     data = gv.data.SyntheticDigits(60, seed=0)
-    points = viz.latent_scatter(model, data).axes[0].collections[0].get_offsets()
+    points = np.concatenate([c.get_offsets() for c in viz.latent_scatter(model, data).axes[0].collections])
     means, _ = model.encode(data.images)
     centred = means.double() - means.double().mean(0)
     assert points.shape == (60, 2)

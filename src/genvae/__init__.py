@@ -22,7 +22,7 @@ from genvae.config import load, save
 from genvae.losses import ELBO
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
-from genvae.training import History, Trainer
+from genvae.training import DivergenceError, History, Trainer
 
 __version__ = "0.1.0"
 
@@ -30,6 +30,7 @@ __all__ = [
     "ELBO",
     "VAE",
     "ConditionalVAE",
+    "DivergenceError",
     "History",
     "Registry",
     "Trainer",

@@ -5,12 +5,13 @@ Every message has the same form: ``"<argument>: expected <what>, got <what was g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_tensor", "fmt_shape"]
+__all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_range", "check_tensor", "fmt_shape"]
 
 
 def fmt_shape(shape: Sequence[int | str]) -> str:
@@ -42,6 +43,30 @@ def check_finite(name: str, value: torch.Tensor) -> None:
         if not bool(torch.isfinite(chunk).all()):
             bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
             raise ValueError(f"{name}: expected finite values, got {bad} in a tensor of shape {fmt_shape(value.shape)}")
+
+
+def check_range(name: str, value: torch.Tensor, low: float | None = None, high: float | None = None) -> None:
+    """Raise a ValueError naming ``name`` if ``value`` holds NaN, inf or (with bounds) values
+    outside ``[low, high]``; values in [0, 255] outside [0, 1] get the hint to divide by 255.
+
+    One ``aminmax`` per chunk serves both checks (NaN propagates through it), so a whole data set
+    costs one pass and a host sync per 4M values.
+    """
+    flat = value.detach().reshape(-1)
+    if flat.numel() == 0:
+        return
+    lows, highs = [], []
+    for chunk in flat.split(_CHUNK) if flat.numel() > _CHUNK else (flat,):
+        lo, hi = torch.aminmax(chunk)
+        lows.append(lo)
+        highs.append(hi)
+    lo_, hi_ = float(torch.stack(lows).min()), float(torch.stack(highs).max())
+    if not (math.isfinite(lo_) and math.isfinite(hi_)):
+        check_finite(name, value)  # names NaN or inf
+    if (low is not None and lo_ < low) or (high is not None and hi_ > high):
+        hint = "; images stored as 0–255 need x / 255" if lo_ >= 0 and 1 < hi_ <= 255 else ""
+        bounds = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
+        raise ValueError(f"{name}: expected values in {bounds}, got values from {lo_:g} to {hi_:g}{hint}")
 
 
 def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:

@@ -6,8 +6,9 @@
 - :func:`prior_match`: how the aggregate posterior compares with the prior N(0, I).
 - :func:`label_swap`: the same z decoded under another label (style kept, content changed).
 
-``data`` arguments take what :meth:`Trainer.fit <genvae.Trainer.fit>` takes: an image tensor,
-an ``(images, labels)`` pair or an :class:`~genvae.data.ImageDataset`.
+``data`` arguments take what :meth:`Trainer.fit <genvae.Trainer.fit>` takes (see
+:func:`genvae.data.as_tensors`): tensors or numpy arrays, ``(inputs, labels)`` pairs, datasets and
+loaders. Evaluation uses only the model's public methods.
 
 Example:
     >>> import torch, genvae as gv
@@ -26,8 +27,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genvae._validation import check_positive_int, check_tensor
-from genvae.data.base import ImageDataset
+from genvae._validation import check_positive_int
+from genvae.data.inputs import as_tensors
+from genvae.gaussian import log_normal
 from genvae.models import VAE, ConditionalVAE, Labels
 
 __all__ = [
@@ -35,7 +37,6 @@ __all__ = [
     "NLLResult",
     "PriorMatch",
     "classify",
-    "data_tensors",
     "label_swap",
     "latent_probe",
     "log_importance_weights",
@@ -44,22 +45,14 @@ __all__ = [
     "prior_match",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
 
-
-def data_tensors(data: Any, argument: str = "data") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Images and labels (or None) from an image tensor, an (images, labels) pair or an ImageDataset."""
-    if isinstance(data, ImageDataset):
-        if len(data) == 0:
-            raise ValueError(f"{argument}: expected a non-empty dataset, got 0 images")
-        return data.images, data.labels
-    if isinstance(data, torch.Tensor):
-        return check_tensor(argument, data, floating=True), None
-    if isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return check_tensor(argument, data[0], floating=True), data[1]
-    raise TypeError(
-        f"{argument}: expected an image tensor, an (images, labels) pair or an ImageDataset, got {type(data).__name__}"
-    )
+def _inputs(
+    model: VAE, data: Any, argument: str = "data", limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``data`` as tensors in the model's dtype (see :func:`genvae.data.as_tensors`), checked once."""
+    x, y = as_tensors(data, argument=argument, dtype=model.dtype, limit=limit)
+    model.check_input(x, argument)
+    return x, y
 
 
 def _labels_for(model: VAE, y: torch.Tensor | None, argument: str = "data") -> torch.Tensor | None:
@@ -77,7 +70,7 @@ def log_importance_weights(
     ``c`` is the condition (float vectors) of a conditional model, or None. At most ``chunk``
     latent vectors are decoded at once, so memory stays bounded whatever ``k``.
     """
-    mean, logvar = model._posterior(x, c)
+    mean, logvar = model.posterior(x, c)
     std = torch.exp(0.5 * logvar)
     batch = x.shape[0]
     per_step = max(1, chunk // batch)
@@ -86,11 +79,11 @@ def log_importance_weights(
         m = min(per_step, k - start)
         eps = torch.randn(m, *mean.shape, device=mean.device, dtype=mean.dtype)
         z = mean + eps * std  # (m, batch, latent)
-        log_q = -0.5 * (eps.pow(2) + logvar + _LOG_2PI).sum(-1)
-        log_p_z = -0.5 * (z.pow(2) + _LOG_2PI).sum(-1)
+        log_q = log_normal(z, mean, logvar)
         flat_z = z.reshape(m * batch, -1)
         flat_c = c.repeat(m, 1) if c is not None else None
-        params = model._params(flat_z, flat_c)
+        log_p_z = model.prior_log_prob(flat_z, flat_c).reshape(m, batch)
+        params = model.decoder_params(flat_z, flat_c)
         x_rep = x.unsqueeze(0).expand(m, *x.shape).reshape(m * batch, *x.shape[1:])
         log_px = model.likelihood.log_prob(x_rep, params).reshape(m, batch, -1).sum(-1)
         out.append((log_px + log_p_z - log_q).T)
@@ -126,7 +119,7 @@ def nll(model: VAE, data: Any, k: int = 1000, batch_size: int = 100, chunk: int 
     """
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
-    x_all, y_all = data_tensors(data)
+    x_all, y_all = _inputs(model, data)
     y_all = _labels_for(model, y_all)
     device = model.device
     was_training = model.training
@@ -135,8 +128,6 @@ def nll(model: VAE, data: Any, k: int = 1000, batch_size: int = 100, chunk: int 
     try:
         for i in range(0, x_all.shape[0], batch_size):
             x = x_all[i : i + batch_size].to(device)
-            if model.check_inputs:
-                model._check_x(x)
             c = model.condition(y_all[i : i + batch_size], x.shape[0]) if y_all is not None else None
             log_w = log_importance_weights(model, x, c, k, chunk)
             values.append(-(torch.logsumexp(log_w, dim=1) - math.log(k)).cpu())
@@ -167,7 +158,7 @@ class ClassifyResult:
 
 def classify(
     cvae: ConditionalVAE,
-    x: torch.Tensor,
+    x: Any,
     k: int = 100,
     prior: torch.Tensor | None = None,
     batch_size: int = 100,
@@ -177,15 +168,20 @@ def classify(
 
     Args:
         cvae: a conditional VAE with ``num_classes``.
-        x: images ``(N, ...)``.
+        x: the images ``(N, ...)``, or any data :func:`~genvae.data.as_tensors` takes (its labels are ignored).
         k: importance samples per image and class.
         prior: class probabilities p(y), ``(num_classes,)``; default uniform.
         batch_size: images per batch.
     """
-    if not isinstance(cvae, ConditionalVAE) or cvae.num_classes is None:
+    if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE with num_classes, got {type(cvae).__name__}")
+    if cvae.num_classes is None:
+        raise ValueError(
+            "cvae: expected a conditional model with classes (num_classes), got one with continuous "
+            f"conditions (condition_dim={cvae.condition_dim}); Bayes' rule needs a finite set of labels"
+        )
     check_positive_int("k", k)
-    x = check_tensor("x", x, floating=True)
+    x, _ = _inputs(cvae, x, "x")
     classes = cvae.num_classes
     if prior is None:
         log_prior = torch.full((classes,), -math.log(classes), dtype=torch.float64)
@@ -211,10 +207,12 @@ def classify(
 
 
 @torch.no_grad()
-def _posteriors(model: VAE, data: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _posteriors(
+    model: VAE, data: Any, batch_size: int, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Posterior means and log-variances of ``data`` (on the CPU, in eval mode) and its labels.
     A conditional model encodes each image with its own label."""
-    x_all, y_all = data_tensors(data)
+    x_all, y_all = _inputs(model, data, limit=limit)
     y_cond = _labels_for(model, y_all)
     was_training = model.training
     model.eval()
@@ -222,7 +220,8 @@ def _posteriors(model: VAE, data: Any, batch_size: int) -> tuple[torch.Tensor, t
     try:
         for i in range(0, x_all.shape[0], batch_size):
             y = y_cond[i : i + batch_size] if y_cond is not None else None
-            mean, logvar = model.encode(x_all[i : i + batch_size].to(model.device), y)
+            x = x_all[i : i + batch_size].to(model.device)
+            mean, logvar = model.posterior(x, model.condition(y, x.shape[0]))
             means.append(mean.cpu())
             logvars.append(logvar.cpu())
     finally:
@@ -230,10 +229,12 @@ def _posteriors(model: VAE, data: Any, batch_size: int) -> tuple[torch.Tensor, t
     return torch.cat(means), torch.cat(logvars), y_all
 
 
-def posterior_means(model: VAE, data: Any, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Posterior means of ``data`` (on the CPU) and its labels, if any. A conditional model
-    encodes each image with its own label."""
-    means, _, labels = _posteriors(model, data, batch_size)
+def posterior_means(
+    model: VAE, data: Any, batch_size: int = 1000, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Posterior means of ``data`` (on the CPU) and its labels, if any; with ``limit``, of its
+    first ``limit`` inputs only. A conditional model encodes each input with its own label."""
+    means, _, labels = _posteriors(model, data, batch_size, limit)
     return means, labels
 
 
@@ -246,8 +247,11 @@ def latent_probe(model: VAE, train: Any, test: Any, steps: int = 200) -> float:
     """
     z_train, y_train = posterior_means(model, train)
     z_test, y_test = posterior_means(model, test)
-    if y_train is None or y_test is None:
-        raise ValueError("train, test: expected labelled data (an (images, labels) pair or an ImageDataset)")
+    for name, labels in (("train", y_train), ("test", y_test)):
+        if labels is None or labels.is_floating_point() or labels.dim() != 1:
+            got = "no labels" if labels is None else f"labels of dtype {labels.dtype} and shape {tuple(labels.shape)}"
+            raise ValueError(f"{name}: expected data with integer class labels for a linear probe, got {got}")
+    assert y_train is not None and y_test is not None
     mu, sd = z_train.mean(0), z_train.std(0).clamp_min(1e-6)
     a, b = (z_train - mu) / sd, (z_test - mu) / sd
     classes = int(max(int(y_train.max()), int(y_test.max()))) + 1
@@ -312,10 +316,11 @@ def _ks_normal(z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def label_swap(cvae: ConditionalVAE, x: torch.Tensor, y: Labels, new_y: Labels) -> torch.Tensor:
+def label_swap(cvae: ConditionalVAE, x: Any, y: Labels, new_y: Labels) -> torch.Tensor:
     """Encode ``x`` with its label ``y`` (posterior mean), decode the same z under ``new_y``:
     the style of ``x`` with the content of ``new_y`` (the notebook's question 10.6i)."""
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
-    z, _ = cvae.encode(x, y)
+    x, _ = _inputs(cvae, x, "x")
+    z, _ = cvae.encode(x.to(cvae.device), y)
     return cvae.decode(z, new_y)

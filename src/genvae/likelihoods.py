@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import distributions as D
 from torch import nn
 
+from genvae._validation import check_range
 from genvae.registry import Registry
 
 __all__ = [
@@ -49,7 +50,21 @@ names = registry.names
 
 class Likelihood(nn.Module, ABC):
     """The contract for p(x | z), given the decoder's raw parameters ``params`` (one tensor of the
-    data's shape, batch first)."""
+    data's shape, batch first).
+
+    Attributes:
+        support: the interval data must lie in, ``(low, high)``, or None for the whole real line.
+            Data outside it is refused by :meth:`check_data` (a Bernoulli fed 0–255 pixels would
+            train silently to nonsense).
+    """
+
+    support: tuple[float, float] | None = None
+
+    def check_data(self, x: torch.Tensor, argument: str = "x") -> None:
+        """Raise a ValueError naming ``argument`` when ``x`` holds NaN, inf or values outside
+        :attr:`support` (one pass over ``x`` and one host sync)."""
+        low, high = self.support if self.support is not None else (None, None)
+        check_range(argument, x, low, high)
 
     @abstractmethod
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
@@ -70,7 +85,10 @@ class Likelihood(nn.Module, ABC):
 
 @register("bernoulli")
 class Bernoulli(Likelihood):
-    """Independent Bernoulli pixels parameterised by logits."""
+    """Independent Bernoulli pixels parameterised by logits (data in [0, 1]: grey levels are
+    treated as probabilities, as the notebook did)."""
+
+    support = (0.0, 1.0)
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return -F.binary_cross_entropy_with_logits(params, x, reduction="none")
@@ -85,6 +103,8 @@ class Bernoulli(Likelihood):
 @register("continuous_bernoulli")
 class ContinuousBernoulli(Likelihood):
     """The continuous Bernoulli density on [0, 1], parameterised by logits."""
+
+    support = (0.0, 1.0)
 
     def _dist(self, params: torch.Tensor) -> D.ContinuousBernoulli:
         return D.ContinuousBernoulli(logits=params, validate_args=False)

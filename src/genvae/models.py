@@ -26,6 +26,7 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._validation import check_finite, check_positive_int, check_tensor, fmt_shape
+from genvae.gaussian import log_normal, reparameterize
 from genvae.likelihoods import Likelihood
 from genvae.registry import Registry
 
@@ -49,6 +50,7 @@ class VAEOutput:
         logvar: posterior log-variances, ``(batch, latent_dim)``.
         z: the reparameterised sample that was decoded, ``(batch, latent_dim)``.
         likelihood: the model's likelihood, which interprets ``params``.
+        c: the condition vectors of a conditional model (None otherwise).
     """
 
     params: torch.Tensor
@@ -56,6 +58,7 @@ class VAEOutput:
     logvar: torch.Tensor
     z: torch.Tensor
     likelihood: Likelihood
+    c: torch.Tensor | None = None
 
     @property
     def recon(self) -> torch.Tensor:
@@ -97,7 +100,7 @@ class VAE(nn.Module):
     """
 
     conditional = False
-    #: Check inputs (shape, finiteness) in the public methods. Costs one host sync per call.
+    #: Check inputs (shape, finiteness, range) in the public methods. Costs one host sync per call.
     check_inputs = True
 
     def __init__(
@@ -155,7 +158,7 @@ class VAE(nn.Module):
         self.mean_head = nn.Linear(features, self.latent_dim)
         self.logvar_head = nn.Linear(features, self.latent_dim)
 
-    # -- shapes and devices ------------------------------------------------------------------
+    # -- shapes, dtype and device -------------------------------------------------------------
 
     @property
     def input_shape(self) -> tuple[int, ...] | None:
@@ -165,19 +168,34 @@ class VAE(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        """Where the model's parameters are."""
+        return self.mean_head.weight.device
 
-    def _check_x(self, x: Any, name: str = "x") -> torch.Tensor:
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point dtype of the model's parameters; inputs are cast to it."""
+        return self.mean_head.weight.dtype
+
+    # -- checks (public: the Trainer, evaluation and figures use them) -------------------------
+
+    def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
+        """Check a batch of inputs: a floating-point tensor of the model's input shape, finite,
+        and in the likelihood's support (e.g. [0, 1] for a Bernoulli). Returns ``x``.
+
+        One pass over ``x`` and one host sync; the Trainer checks in-memory data once with it
+        and then turns the per-batch checks off (:attr:`check_inputs`)."""
         check_tensor(name, x, floating=True)
         shape = self.input_shape
         if shape is not None and tuple(x.shape[1:]) != shape:
             raise ValueError(
                 f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
             )
-        check_finite(name, x)
+        self.likelihood.check_data(x, name)
         return x
 
-    def _check_z(self, z: Any) -> torch.Tensor:
+    def check_latent(self, z: Any) -> torch.Tensor:
+        """Check latent vectors ``(batch, latent_dim)`` (one ``(latent_dim,)`` vector is made a batch
+        of one) and cast them to the model's dtype and device."""
         check_tensor("z", z, floating=True)
         if z.dim() == 1:  # one latent vector, as the notebook's plotting code passes
             z = z.unsqueeze(0)
@@ -188,75 +206,97 @@ class VAE(nn.Module):
             )
         if self.check_inputs:
             check_finite("z", z)
-        return z
+        return z.to(self.device, self.dtype)
 
-    # -- the pieces of a forward pass -------------------------------------------------------
+    def condition(self, y: Labels | None, batch: int) -> torch.Tensor | None:
+        """The condition vectors for labels ``y`` (checked); an unconditional model takes none."""
+        if y is not None:
+            raise ValueError(f"y: expected None for an unconditional {type(self).__name__}, got labels")
+        return None
 
-    def _posterior(self, x: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    # -- the pieces of a forward pass (public, unchecked, differentiable) -----------------------
+
+    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z | x) (q(z | x, c) given a condition from :meth:`condition`).
+        No input checks: the building block that evaluation and objectives share."""
         h = self.encoder(x) if c is None else self.encoder(x, c)
         return self.mean_head(h), self.logvar_head(h)
 
-    def _params(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def decoder_params(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's raw distribution parameters for latents ``z`` (and condition ``c``).
+        No input checks."""
         return self.decoder(z) if c is None else self.decoder(z, c)
+
+    def prior_log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(z) (log p(z | c) for a conditional prior) summed over the latent dimensions:
+        shape ``z.shape[:-1]``. The prior is N(0, I)."""
+        return log_normal(z)
+
+    def sample_prior(
+        self, n: int, c: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` latent vectors drawn from the prior, in the model's dtype and on its device.
+        A generator on another device draws there and the result is moved."""
+        check_positive_int("n", n)
+        device = generator.device if generator is not None else self.device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.dtype).to(self.device)
 
     @staticmethod
     def sample_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The reparameterisation trick: ``mean + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)``."""
-        return mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        return reparameterize(mean, logvar)
 
-    def _forward(self, x: torch.Tensor, c: torch.Tensor | None) -> VAEOutput:
-        mean, logvar = self._posterior(x, c)
+    def forward_condition(self, x: torch.Tensor, c: torch.Tensor | None) -> VAEOutput:
+        """A forward pass given a precomputed condition: encode, draw z, decode. No input checks."""
+        mean, logvar = self.posterior(x, c)
         z = self.sample_latent(mean, logvar)
-        return VAEOutput(self._params(z, c), mean, logvar, z, self.likelihood)
+        return VAEOutput(self.decoder_params(z, c), mean, logvar, z, self.likelihood, c)
 
     # -- public methods ------------------------------------------------------------------------
     # Both models share these signatures; ``y`` is the label of a conditional model and must be
     # None for an unconditional one (see ``condition``).
 
-    def condition(self, y: Labels | None, batch: int) -> torch.Tensor | None:
-        """The condition vectors for labels ``y``; an unconditional model takes none."""
-        if y is not None:
-            raise ValueError(f"y: expected None for an unconditional {type(self).__name__}, got labels")
-        return None
-
     def encode(self, x: torch.Tensor, y: Labels | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z | x) (q(z | x, y) for a conditional model),
         each ``(batch, latent_dim)``."""
         if self.check_inputs:
-            self._check_x(x)
-        return self._posterior(x, self.condition(y, x.shape[0]))
+            self.check_input(x)
+        return self.posterior(x, self.condition(y, x.shape[0]))
 
     def decode_params(self, z: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """The decoder's raw distribution parameters for ``z`` (logits for a Bernoulli)."""
-        z = self._check_z(z)
-        return self._params(z, self.condition(y, z.shape[0]))
+        z = self.check_latent(z)
+        return self.decoder_params(z, self.condition(y, z.shape[0]))
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """The data-space mean of p(x | z): pixel probabilities for a Bernoulli likelihood.
-        ``z`` is ``(batch, latent_dim)`` or a single ``(latent_dim,)`` vector."""
+        ``z`` is ``(batch, latent_dim)`` or a single ``(latent_dim,)`` vector. No gradients
+        (use :meth:`decode_params` to differentiate through the decoder)."""
         return self.likelihood.mean(self.decode_params(z, y))
 
     def forward(self, x: torch.Tensor, y: Labels | None = None) -> VAEOutput:
         """Encode, draw z with the reparameterisation trick, decode."""
         if self.check_inputs:
-            self._check_x(x)
-        return self._forward(x, self.condition(y, x.shape[0]))
+            self.check_input(x)
+        return self.forward_condition(x, self.condition(y, x.shape[0]))
 
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
-        """Decode the posterior mean of each input: a deterministic reconstruction."""
+        """Decode the posterior mean of each input: a deterministic reconstruction (no gradients)."""
+        x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
         if self.check_inputs:
-            self._check_x(x)
+            self.check_input(x)
         c = self.condition(y, x.shape[0])
-        mean, _ = self._posterior(x, c)
-        return self.likelihood.mean(self._params(mean, c))
+        mean, _ = self.posterior(x, c)
+        return self.likelihood.mean(self.decoder_params(mean, c))
 
+    @torch.no_grad()
     def sample(self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` new images: z drawn from the prior N(0, I), decoded to the data-space mean
-        (for a conditional model, of label(s) ``y``: one int, or ``n`` labels)."""
-        check_positive_int("n", n)
-        device = generator.device if generator is not None else "cpu"
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device).to(self.device)
-        return self.decode(z, y)
+        """``n`` new inputs: z drawn from the prior, decoded to the data-space mean (for a
+        conditional model, of label(s) ``y``: one label, or ``n`` of them). No gradients."""
+        c = self.condition(y, n)
+        return self.likelihood.mean(self.decoder_params(self.sample_prior(n, c, generator=generator), c))
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}"
@@ -320,8 +360,9 @@ class ConditionalVAE(VAE):
         self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim})
 
     def condition(self, y: Labels | None, batch: int) -> torch.Tensor:
-        """The float condition vectors ``(batch, condition_dim)`` for labels ``y``: integer class
-        indices are one-hot encoded, float vectors pass through; one label is broadcast."""
+        """The float condition vectors ``(batch, condition_dim)`` for labels ``y``, checked: integer
+        class indices are one-hot encoded, float vectors pass through (cast to the model's dtype);
+        one label or one condition vector is broadcast over the batch."""
         if y is None:
             raise ValueError(
                 "y: expected labels for this conditional model (integer class indices of shape "
@@ -335,6 +376,8 @@ class ConditionalVAE(VAE):
         if y.dtype == torch.bool or y.is_complex():
             raise TypeError(f"y: expected integer class indices or float vectors, got dtype {y.dtype}")
         if y.is_floating_point():
+            if y.dim() == 1:  # one condition vector for the batch, or one scalar per input
+                y = y.unsqueeze(1) if self.condition_dim == 1 else y.unsqueeze(0)
             if y.dim() != 2 or y.shape[1] != self.condition_dim:
                 raise ValueError(
                     f"y: expected float condition vectors of shape (batch, {self.condition_dim}), "
@@ -342,7 +385,7 @@ class ConditionalVAE(VAE):
                 )
             if self.check_inputs:
                 check_finite("y", y)
-            c = y.to(device)
+            c = y.to(device, self.dtype)
         else:
             if self.num_classes is None:
                 raise ValueError(
@@ -358,7 +401,7 @@ class ConditionalVAE(VAE):
                 if low < 0 or high >= self.num_classes:
                     bad = low if low < 0 else high
                     raise ValueError(f"y: expected class indices in [0, {self.num_classes - 1}], got {bad}")
-            c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.mean_head.weight.dtype)
+            c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.dtype)
         if c.shape[0] == 1 and batch != 1:
             c = c.expand(batch, -1)
         elif c.shape[0] != batch:

@@ -13,14 +13,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from genvae._validation import check_positive_int
-from genvae.evaluation import data_tensors, posterior_means
+from genvae.data.inputs import as_tensors
+from genvae.evaluation import posterior_means
 from genvae.models import VAE, ConditionalVAE
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from genvae.training.state import History
 
 __all__ = [
+    "condition_name",
     "label_swap",
     "latent_manifold",
     "latent_scatter",
@@ -102,18 +104,43 @@ def manifold_grid(
         raise ValueError(f"dims: expected two different latent dimensions in [0, {d - 1}], got {dims!r}")
     grid_x = _grid_values(n, scale, grid)
     grid_y = grid_x[::-1].copy()
-    base = torch.zeros(d) if fixed is None else torch.as_tensor(fixed, dtype=torch.float32).reshape(d)
-    z = base.repeat(n * n, 1)
+    base = torch.zeros(d, dtype=torch.float64) if fixed is None else torch.as_tensor(fixed, dtype=torch.float64)
+    base = base.reshape(d)
     gy, gx = np.meshgrid(grid_y, grid_x, indexing="ij")
-    z[:, dims[0]] = torch.from_numpy(gx.reshape(-1)).float()
-    z[:, dims[1]] = torch.from_numpy(gy.reshape(-1)).float()
+    z = base.repeat(n * n, 1)
+    z[:, dims[0]] = torch.from_numpy(gx.reshape(-1))
+    z[:, dims[1]] = torch.from_numpy(gy.reshape(-1))
+    return _tile_decoded(model, z, y, n), grid_x, grid_y
+
+
+#: Latent points decoded at once by the grid figures: memory stays bounded whatever the grid size.
+_DECODE_CHUNK = 1024
+
+
+def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's device."""
     was_training = model.training
     model.eval()
     try:
-        images = model.decode(z.to(model.device), y)
+        for start in range(0, z.shape[0], _DECODE_CHUNK):
+            yield start, model.decode(z[start : start + _DECODE_CHUNK], y)
     finally:
         model.train(was_training)
-    return tile(images.reshape(n, n, *images.shape[1:])), grid_x, grid_y
+
+
+def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
+    """Decode ``z`` (``rows·cols`` points, row by row) chunk by chunk straight into one tiled
+    image, so a 1000×1000 grid never holds more than a chunk of decoded tensors at once."""
+    out: np.ndarray | None = None
+    for start, images in _decode_rows(model, z, y):
+        c, h, w = images.shape[1:]
+        if out is None:
+            out = np.zeros((z.shape[0] // cols * h, cols * w, c), dtype=np.float32)
+        for offset, image in enumerate(images.detach().cpu().float().permute(0, 2, 3, 1).numpy()):
+            row, col = divmod(start + offset, cols)
+            out[row * h : (row + 1) * h, col * w : (col + 1) * w] = image
+    assert out is not None
+    return out[..., 0] if out.shape[-1] == 1 else out.clip(0, 1)
 
 
 def latent_manifold(
@@ -135,15 +162,25 @@ def latent_manifold(
     fig, ax = _figure(ax, figsize)
     _show(ax, image)
     size = image.shape[0] // n
-    ticks = np.arange(size // 2, n * size, size)
-    step = max(1, n // 8)
-    ax.set_xticks(ticks[::step], [f"{v:.1f}" for v in grid_x[::step]])
-    ax.set_yticks(ticks[::step], [f"{v:.1f}" for v in grid_y[::step]])
+    # at most five ticks per axis, at the grid's ends and evenly between: readable at any n
+    chosen = np.unique(np.linspace(0, n - 1, min(n, 5)).round().astype(int))
+    ax.set_xticks(chosen * size + size // 2, [f"{grid_x[i]:.1f}" for i in chosen])
+    ax.set_yticks(chosen * size + size // 2, [f"{grid_y[i]:.1f}" for i in chosen])
     ax.set_xlabel(f"z[{dims[0]}]")
     ax.set_ylabel(f"z[{dims[1]}]")
     if y is not None:
-        ax.set_title(f"label {y}")
+        ax.set_title(condition_name(y))
     return fig
+
+
+def condition_name(y: Any) -> str:
+    """A short title for a label or condition: ``"label 3"``, ``"condition (0.5, 1.0, -0.2)"``."""
+    if isinstance(y, torch.Tensor) and y.numel() == 1 and not y.is_floating_point():
+        y = int(y)
+    if isinstance(y, int):
+        return f"label {y}"
+    values = torch.as_tensor(y).reshape(-1).tolist()
+    return "condition (" + ", ".join(f"{v:.3g}" for v in values) + ")"
 
 
 def _project(z: torch.Tensor) -> tuple[np.ndarray, tuple[str, str]]:
@@ -159,45 +196,82 @@ def _project(z: torch.Tensor) -> tuple[np.ndarray, tuple[str, str]]:
 def latent_scatter(
     model: VAE, data: Any, n: int = 5000, ax: Axes | None = None, figsize: tuple[float, float] = (9, 7.5)
 ) -> Figure:
-    """Posterior means of the first ``n`` images of ``data``, coloured by label, with a colour bar
-    (the notebook's ``scatterplot_latent``). A conditional model encodes each image with its own
-    label. Latent sizes above 2 are projected on their first two principal components."""
+    """Posterior means of the first ``n`` inputs of ``data``, coloured by class with a legend
+    (the notebook's ``scatterplot_latent``; a qualitative colour map, one colour per class).
+    A conditional model encodes each input with its own label. Latent sizes above 2 are
+    projected on their first two principal components. Continuous labels are shown on a colour
+    bar (their first component)."""
     check_positive_int("n", n)
-    x, y = data_tensors(data)
-    x, y = x[:n], (y[:n] if y is not None else None)
-    z, labels = posterior_means(model, (x, y) if y is not None else x)
+    z, labels = posterior_means(model, data, limit=n)
     points, (xlabel, ylabel) = _project(z.double())
     fig, ax = _figure(ax, figsize)
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.6)
+    elif labels.is_floating_point():
+        values = labels.reshape(labels.shape[0], -1)[:, 0].double().numpy()
+        dots = ax.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", s=4, alpha=0.8)
+        fig.colorbar(dots, ax=ax, label="condition[0]")
     else:
-        k = int(getattr(model, "num_classes", None) or int(labels.max()) + 1)
-        import matplotlib
-
-        cmap = matplotlib.colormaps["jet"].resampled(k)
-        dots = ax.scatter(
-            points[:, 0], points[:, 1], c=labels.numpy(), cmap=cmap, s=4, alpha=0.8, vmin=-0.5, vmax=k - 0.5
-        )
-        fig.colorbar(dots, ax=ax, ticks=np.arange(k))
+        _class_scatter(ax, points, labels.numpy(), getattr(model, "num_classes", None))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return fig
+
+
+def _class_scatter(ax: Axes, points: np.ndarray, labels: np.ndarray, num_classes: int | None) -> None:
+    import matplotlib
+
+    k = int(num_classes or int(labels.max()) + 1)
+    cmap = matplotlib.colormaps["tab10" if k <= 10 else "tab20"]
+    for label in range(k):
+        mask = labels == label
+        if mask.any():
+            colour = cmap(label % cmap.N)
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.8, color=colour, label=str(label))
+    legend = ax.legend(title="label", markerscale=3, fontsize="small", loc="best", ncols=1 if k <= 10 else 2)
+    for handle in legend.legend_handles:
+        if handle is not None:
+            handle.set_alpha(1.0)
 
 
 @torch.no_grad()
 def reconstructions(
     model: VAE, data: Any, n: int = 10, ax: Axes | None = None, figsize: tuple[float, float] = (10, 2.2)
 ) -> Figure:
-    """The first ``n`` images (top row) above their reconstructions from the posterior mean."""
+    """The first ``n`` inputs (top row) above their reconstructions from the posterior mean."""
     check_positive_int("n", n)
-    x, y = data_tensors(data)
-    x = x[:n].to(model.device)
-    recon = model.reconstruct(x, y[:n] if model.conditional and y is not None else None)
+    x, y = as_tensors(data, dtype=model.dtype, device=model.device, limit=n)
+    recon = model.reconstruct(x, y if model.conditional else None)
     fig, ax = _figure(ax, figsize)
     _show(ax, tile(torch.stack([x, recon])))
     ax.set_axis_off()
     ax.set_title("originals (top) and reconstructions (bottom)")
     return fig
+
+
+def _conditions(model: VAE, classes: Sequence[int] | None, conditions: Any, argument: str) -> list[Any]:
+    """The labels or condition vectors a per-condition figure shows, one row or column each."""
+    if classes is not None and conditions is not None:
+        raise ValueError(f"{argument}: expected classes or conditions, got both")
+    if conditions is not None:
+        rows = torch.as_tensor(conditions, dtype=model.dtype)
+        rows = rows.reshape(1, -1) if rows.dim() == 1 else rows
+        if rows.dim() != 2 or rows.shape[0] == 0:
+            raise ValueError(f"conditions: expected condition vectors (rows, condition_dim), got {tuple(rows.shape)}")
+        return list(rows)
+    if classes is not None:
+        return list(classes)
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        raise ValueError(
+            f"conditions: expected condition vectors for a model with continuous conditions "
+            f"(condition_dim={getattr(model, 'condition_dim', 0)}), got none; pass conditions=[[...], ...]"
+        )
+    return list(range(num_classes))
+
+
+def _row_names(rows: list[Any]) -> list[str]:
+    return [str(r) if isinstance(r, int) else condition_name(r).removeprefix("condition ") for r in rows]
 
 
 @torch.no_grad()
@@ -207,28 +281,30 @@ def samples(
     classes: Sequence[int] | None = None,
     rows: int = 1,
     seed: int = 0,
+    conditions: Any = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """New images from the prior: ``rows`` rows of ``n``. For a conditional model: one row per
-    class (``classes``, default all), one shared z per column, so the style stays constant down
-    a column and only the label changes."""
+    """New inputs from the prior: ``rows`` rows of ``n``. For a conditional model: one row per
+    class (``classes``, default all) or per condition vector (``conditions``, for a model with
+    continuous conditions), one shared z per column, so the style stays constant down a column
+    and only the condition changes."""
     check_positive_int("n", n)
     check_positive_int("rows", rows)
     gen = torch.Generator().manual_seed(seed)
     if isinstance(model, ConditionalVAE):
-        labels = list(classes) if classes is not None else list(range(model.num_classes or 0))
-        z = torch.randn(n, model.latent_dim, generator=gen).to(model.device)
+        labels = _conditions(model, classes, conditions, "classes")
+        z = model.sample_prior(n, generator=gen)
         images = torch.stack([model.decode(z, c) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, tile(images))
         size = images.shape[-2]
-        ax.set_yticks(np.arange(size // 2, len(labels) * size, size), [str(c) for c in labels])
+        ax.set_yticks(np.arange(size // 2, len(labels) * size, size), _row_names(labels))
         ax.set_xticks([])
-        ax.set_ylabel("label")
+        ax.set_ylabel("label" if conditions is None else "condition")
         ax.set_xlabel("one z per column")
         return fig
-    z = torch.randn(rows * n, model.latent_dim, generator=gen).to(model.device)
+    z = model.sample_prior(rows * n, generator=gen)
     images = model.decode(z)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
     _show(ax, tile(images.reshape(rows, n, *images.shape[1:])))
@@ -239,28 +315,32 @@ def samples(
 @torch.no_grad()
 def label_swap(
     cvae: ConditionalVAE,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Any,
+    y: Any = None,
     classes: Sequence[int] | None = None,
+    conditions: Any = None,
     ax: Axes | None = None,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """Each input (first column) encoded with its label, then decoded under every label
-    (the notebook's question 10.6i: same style, other content)."""
+    """Each input (first column) encoded with its label, then decoded under every label, or
+    under each of ``conditions`` for a model with continuous conditions (the notebook's
+    question 10.6i: same style, other content). ``x`` may carry its labels (a pair or a dataset)."""
     from genvae import evaluation
 
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
-    targets = list(classes) if classes is not None else list(range(cvae.num_classes or 0))
-    x = x.to(cvae.device)
-    swapped = [evaluation.label_swap(cvae, x, y, c) for c in targets]
-    images = torch.stack([x, *swapped], dim=1)  # (inputs, 1 + classes, C, H, W)
-    fig, ax = _figure(ax, figsize or (len(targets) + 1, x.shape[0]))
+    targets = _conditions(cvae, classes, conditions, "classes")
+    images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device)
+    if labels_in is None:
+        raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
+    swapped = [evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets]
+    images = torch.stack([images_in, *swapped], dim=1)  # (inputs, 1 + targets, C, H, W)
+    fig, ax = _figure(ax, figsize or (len(targets) + 1, images_in.shape[0]))
     _show(ax, tile(images))
     size = images.shape[-1]
-    ax.set_xticks(np.arange(size // 2, (len(targets) + 1) * size, size), ["input", *map(str, targets)])
+    ax.set_xticks(np.arange(size // 2, (len(targets) + 1) * size, size), ["input", *_row_names(targets)])
     ax.set_yticks([])
-    ax.set_xlabel("decoded under label")
+    ax.set_xlabel("decoded under label" if conditions is None else "decoded under condition")
     return fig
 
 
@@ -284,8 +364,8 @@ def traversal(
     chosen = list(dims) if dims is not None else list(range(min(d, 10)))
     if not chosen or not all(0 <= k < d for k in chosen):
         raise ValueError(f"dims: expected latent dimensions in [0, {d - 1}], got {dims!r}")
-    base = torch.zeros(d) if z is None else torch.as_tensor(z, dtype=torch.float32).reshape(d)
-    values = torch.linspace(-span, span, n)
+    base = torch.zeros(d, dtype=model.dtype) if z is None else torch.as_tensor(z, dtype=model.dtype).reshape(d)
+    values = torch.linspace(-span, span, n, dtype=model.dtype)
     rows = []
     for k in chosen:
         zs = base.repeat(n, 1)

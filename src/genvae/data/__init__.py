@@ -4,9 +4,10 @@ Every dataset gives ``images`` ``(N, 1, H, W)`` float32 in [0, 1] and ``labels``
 torch ``Dataset``, and can be binarised (``.binarized(0.5)`` or ``.binarized("sample")``).
 """
 
-from genvae.data.base import ImageDataset
+from genvae.data.base import ImageDataset, sample_binary
 from genvae.data.files import DownloadError
 from genvae.data.idx import IDXError, read_idx, write_idx
+from genvae.data.inputs import as_tensors
 from genvae.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST
 from genvae.data.synthetic import SyntheticDigits
 
@@ -50,7 +51,9 @@ __all__ = [
     "IDXError",
     "ImageDataset",
     "SyntheticDigits",
+    "as_tensors",
     "load_dataset",
     "read_idx",
+    "sample_binary",
     "write_idx",
 ]

@@ -10,7 +10,13 @@ from torch.utils.data import Dataset
 
 from genvae._validation import fmt_shape
 
-__all__ = ["ImageDataset"]
+__all__ = ["ImageDataset", "sample_binary"]
+
+
+def sample_binary(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary images drawn as ``Bernoulli(pixel)``: the "sampled binarisation" of grey images in [0, 1]
+    (a fresh draw on every call, so every epoch sees new binary images)."""
+    return torch.bernoulli(x, generator=generator)
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -82,18 +88,14 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.images[index]
-        if self.binarize == "sample":
-            image = torch.bernoulli(image)
-        return image, self.labels[index]
+        return (sample_binary(image) if self.binarize == "sample" else image), self.labels[index]
 
     def batch(
         self, index: torch.Tensor | slice, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels at ``index``, binarised by sampling if this dataset samples."""
         x = self.images[index]
-        if self.binarize == "sample":
-            x = torch.bernoulli(x, generator=generator)
-        return x, self.labels[index]
+        return (sample_binary(x, generator) if self.binarize == "sample" else x), self.labels[index]
 
     def _like(self, images: torch.Tensor, labels: torch.Tensor, **changes: Any) -> ImageDataset:
         kwargs: dict[str, Any] = {

@@ -12,12 +12,13 @@ from genvae.training.callbacks import (
 )
 from genvae.training.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from genvae.training.state import History, TrainerState
-from genvae.training.trainer import Trainer
+from genvae.training.trainer import DivergenceError, Trainer, resolve_device
 
 __all__ = [
     "CSVLogger",
     "Callback",
     "CheckpointError",
+    "DivergenceError",
     "EarlyStopping",
     "History",
     "KLWarmup",
@@ -28,5 +29,6 @@ __all__ = [
     "Trainer",
     "TrainerState",
     "read_checkpoint",
+    "resolve_device",
     "write_checkpoint",
 ]

@@ -1,9 +1,11 @@
 """Turning what a user passes to ``fit``/``evaluate`` into batches ``(x, y)`` on the device.
 
-In-memory data (a tensor, an ``(images, labels)`` pair, an :class:`~genvae.data.ImageDataset`)
-is moved to the device once and batched by indexing with a permutation: no per-sample
-``__getitem__`` and no collation. Other ``Dataset``\\ s go through a ``DataLoader``; a
-``DataLoader`` is used as it is.
+In-memory data (tensors, numpy arrays, ``(inputs, labels)`` pairs, an
+:class:`~genvae.data.ImageDataset`, a ``TensorDataset``) goes through
+:func:`genvae.data.as_tensors`, is moved to the device once and batched by indexing with a
+permutation: no per-sample ``__getitem__`` and no collation. Other ``Dataset``\\ s go through a
+``DataLoader``; a ``DataLoader`` is used as it is; each of their batches goes through
+:func:`genvae.data.inputs.as_batch`, the same conversion.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from genvae._validation import check_finite, fmt_shape
-from genvae.data.base import ImageDataset
+from genvae.data.base import sample_binary
+from genvae.data.inputs import as_batch, as_tensors, is_streamed
 
 __all__ = ["Batches", "as_batches"]
 
@@ -62,7 +64,7 @@ class TensorBatches(Batches):
         self.sample_binary = sample_binary
         self.rank, self.world_size = rank, world_size
         self.num_samples = int(x.shape[0])
-        self.prechecked = True
+        self.prechecked = False  # set by the Trainer once it has checked the whole data
 
     def __len__(self) -> int:
         n, b = self.num_samples, self.batch_size
@@ -82,13 +84,13 @@ class TensorBatches(Batches):
             x = self.x[index]
             if self.sample_binary:
                 # fresh binary images every epoch; the draw follows the global RNG like the rest of training
-                x = torch.bernoulli(x)
+                x = sample_binary(x)
             yield x, (self.y[index] if self.y is not None else None)
 
 
 class LoaderBatches(Batches):
-    def __init__(self, loader: DataLoader[Any], device: torch.device) -> None:
-        self.loader, self.device = loader, device
+    def __init__(self, loader: DataLoader[Any], device: torch.device, dtype: torch.dtype | None, argument: str) -> None:
+        self.loader, self.device, self.dtype, self.argument = loader, device, dtype, argument
         self._epoch = 0
         dataset = loader.dataset
         self.num_samples = len(dataset) if hasattr(dataset, "__len__") else 0
@@ -97,7 +99,6 @@ class LoaderBatches(Batches):
         return len(self.loader)
 
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:
-        non_blocking = self.device.type == "cuda"
         sampler = self.loader.sampler
         if isinstance(sampler, DistributedSampler):  # a new order each epoch, the same on every rank
             sampler.set_epoch(self._epoch)
@@ -105,14 +106,8 @@ class LoaderBatches(Batches):
         for step, item in enumerate(self.loader):
             if step < start_step:  # the loader draws its order as usual; skip what was done
                 continue
-            if isinstance(item, list | tuple):
-                x, y = item[0], (item[1] if len(item) > 1 else None)
-            else:
-                x, y = item, None
-            yield (
-                x.to(self.device, non_blocking=non_blocking),
-                y.to(self.device, non_blocking=non_blocking) if isinstance(y, torch.Tensor) else None,
-            )
+            # the same conversion and messages as in-memory data, batch by batch
+            yield as_batch(item, argument=self.argument, dtype=self.dtype, device=self.device)
 
 
 def as_batches(
@@ -124,13 +119,15 @@ def as_batches(
     shuffle: bool,
     generator: torch.Generator,
     drop_last: bool = False,
-    input_shape: tuple[int, ...] | None = None,
+    dtype: torch.dtype | None = None,
     rank: int = 0,
     world_size: int = 1,
 ) -> Batches:
-    """Batches for ``data`` (a tensor, an ``(x, y)`` pair, an ImageDataset, a Dataset or a DataLoader).
+    """Batches for ``data`` (anything :func:`genvae.data.as_tensors` takes).
 
-    With ``world_size > 1`` each batch is this rank's share of a global batch of ``batch_size``.
+    Tensors, pairs, ImageDatasets and TensorDatasets are held on the device and batched by index;
+    other Datasets and DataLoaders are read batch by batch. With ``world_size > 1`` each batch is
+    this rank's share of a global batch of ``batch_size``.
     """
     if isinstance(data, DataLoader):
         if world_size > 1:
@@ -138,43 +135,35 @@ def as_batches(
                 f"{argument}: expected tensors, an ImageDataset or a Dataset under torchrun (genvae shards them "
                 "between the ranks), got a DataLoader"
             )
-        return LoaderBatches(data, device)
-    sample_binary = False
-    if isinstance(data, ImageDataset):
-        x, y, sample_binary = data.images, data.labels, data.binarize == "sample"
-    elif isinstance(data, torch.Tensor):
-        x, y = data, None
-    elif isinstance(data, tuple | list) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        x, y = data
-    elif isinstance(data, Dataset):
-        if hasattr(data, "__len__") and len(data) == 0:
-            raise ValueError(f"{argument}: expected a non-empty dataset, got 0 samples")
-        if world_size > 1:
-            seed = int(generator.initial_seed())
-            sampler: DistributedSampler[Any] = DistributedSampler(
-                data, world_size, rank, shuffle=shuffle, seed=seed, drop_last=drop_last
-            )
-            loader = DataLoader(data, batch_size=batch_size // world_size, sampler=sampler, drop_last=drop_last)
-            return LoaderBatches(loader, device)
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)
-        return LoaderBatches(loader, device)
-    else:
-        raise TypeError(
-            f"{argument}: expected a tensor, an (images, labels) pair of tensors, a Dataset or a DataLoader, "
-            f"got {type(data).__name__}"
+        return LoaderBatches(data, device, dtype, argument)
+    if is_streamed(data):
+        return LoaderBatches(
+            _loader(data, argument, batch_size, shuffle, drop_last, generator, rank, world_size),
+            device,
+            dtype,
+            argument,
         )
-    _check_in_memory(argument, x, y, input_shape)
+    x, y = as_tensors(data, argument=argument, dtype=dtype)
+    sample_binary = getattr(data, "binarize", None) == "sample"
     return TensorBatches(x, y, batch_size, device, shuffle, drop_last, generator, sample_binary, rank, world_size)
 
 
-def _check_in_memory(argument: str, x: torch.Tensor, y: torch.Tensor | None, shape: tuple[int, ...] | None) -> None:
-    """Check the whole of in-memory data once, so the models need not check every batch."""
-    if not x.is_floating_point():
-        raise TypeError(f"{argument}: expected floating-point images, got dtype {x.dtype}")
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"{argument}: expected a non-empty batch of images, got shape {fmt_shape(x.shape)}")
-    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"{argument}: expected images of shape {fmt_shape(('N', *shape))}, got {fmt_shape(x.shape)}")
-    check_finite(argument, x)
-    if y is not None and y.shape[0] != x.shape[0]:
-        raise ValueError(f"{argument}: expected one label per image ({x.shape[0]}), got {y.shape[0]} labels")
+def _loader(
+    data: Dataset[Any],
+    argument: str,
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool,
+    generator: torch.Generator,
+    rank: int,
+    world_size: int,
+) -> DataLoader[Any]:
+    if hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"{argument}: expected a non-empty dataset, got 0 samples")
+    if world_size > 1:
+        seed = int(generator.initial_seed())
+        sampler: DistributedSampler[Any] = DistributedSampler(
+            data, world_size, rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
+        return DataLoader(data, batch_size=batch_size // world_size, sampler=sampler, drop_last=drop_last)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)

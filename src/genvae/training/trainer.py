@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import os
 import signal
 import threading
@@ -16,22 +18,55 @@ from genvae._validation import check_positive_int
 from genvae.config import get_config
 from genvae.losses import ELBO, ELBOTerms
 from genvae.training import distributed
-from genvae.training.batches import Batches, as_batches
+from genvae.training.batches import Batches, TensorBatches, as_batches
 from genvae.training.callbacks import Callback
 from genvae.training.checkpoint import read_checkpoint, write_checkpoint
 from genvae.training.state import History, TrainerState
 
-__all__ = ["Trainer", "resolve_device"]
+__all__ = ["DivergenceError", "Trainer", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` is CUDA when available, else the CPU; anything else must name a device this
+    machine has, or a one-line ``ValueError`` says why it cannot be used."""
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"device: {str(device)!r} is not available ({why}); use 'cpu' or 'auto'")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device: expected a GPU index below {torch.cuda.device_count()} (the GPUs visible), "
+                f"got {str(device)!r}"
+            )
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {str(device)!r} is not available on this machine; use 'cpu' or 'auto'")
+    elif resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {str(device)!r}")
+    return resolved
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a loss that is not finite. The trainer's model (and optimiser) hold the
+    state of the end of the last finite epoch, and nothing was recorded for the diverged one.
+
+    Attributes:
+        epoch: the epoch (1-based) whose figures were not finite.
+        term: the first figure that was not finite (``"train_total"``, ``"val_kl"``, ...).
+        value: its value (NaN or ±inf).
+    """
+
+    def __init__(self, epoch: int, term: str, value: float) -> None:
+        self.epoch, self.term, self.value = epoch, term, value
+        super().__init__(
+            f"training diverged: {term} was {value} in epoch {epoch}; the model holds the weights of the "
+            f"end of epoch {epoch - 1} (try a smaller learning rate)"
+        )
 
 
 class Trainer:
@@ -151,7 +186,6 @@ class Trainer:
     # -- running ------------------------------------------------------------------------------
 
     def _batches(self, data: Any, argument: str, shuffle: bool) -> Batches:
-        shape = getattr(self.model, "input_shape", None)
         batches = as_batches(
             data,
             argument=argument,
@@ -159,21 +193,29 @@ class Trainer:
             device=self.device,
             shuffle=shuffle,
             generator=self.generator,
-            input_shape=shape,
+            dtype=getattr(self.model, "dtype", None),
             drop_last=self.drop_last and argument == "train",
             rank=self.distributed.rank,
             world_size=self.distributed.world_size,
         )
-        if getattr(self.model, "conditional", False):
-            y = getattr(batches, "y", None)
-            if batches.prechecked:
-                if y is None:
-                    raise ValueError(
-                        f"{argument}: expected labels for a conditional model: pass (images, labels) or a "
-                        "dataset with labels, got images only"
-                    )
-                self.model.condition(y, y.shape[0])  # checks every label once: range, shape, dtype
+        if isinstance(batches, TensorBatches):
+            self._check_all(batches, argument)
         return batches
+
+    def _check_all(self, batches: TensorBatches, argument: str) -> None:
+        """Check in-memory data once as a whole (shape, finiteness, the likelihood's range,
+        every label), so the training steps need not check each batch."""
+        check_input = getattr(self.model, "check_input", None)
+        if check_input is not None:
+            check_input(batches.x, argument)
+        if getattr(self.model, "conditional", False):
+            if batches.y is None:
+                raise ValueError(
+                    f"{argument}: expected labels for a conditional model: pass (inputs, labels) or a "
+                    "dataset with labels, got inputs only"
+                )
+            self.model.condition(batches.y, batches.y.shape[0])  # checks every label once: range, shape, dtype
+        batches.prechecked = check_input is not None
 
     @contextlib.contextmanager
     def _checked_once(self, batches: Batches) -> Iterator[None]:
@@ -247,26 +289,55 @@ class Trainer:
         try:
             with _sigint_requests_stop(self):
                 while self.state.epoch < self.max_epochs and not self.should_stop:
-                    epoch = self.state.epoch + 1
-                    start = time.perf_counter()
-                    if self.state.step_in_epoch == 0:
-                        for cb in self._active:
-                            cb.on_epoch_start(self, epoch, {})
-                    train_logs = self._train_epoch(train_batches)
-                    if train_logs is None:  # stopped inside the epoch (a callback, or Ctrl-C)
+                    if not self._run_epoch(train_batches, val_batches):
                         break
-                    logs: dict[str, float] = {"epoch": epoch, **{f"train_{k}": v for k, v in train_logs.items()}}
-                    if val_batches is not None:
-                        logs.update({f"val_{k}": v for k, v in self._evaluate(val_batches).items()})
-                    logs["time"] = time.perf_counter() - start
-                    self.state.epoch = epoch
-                    self.history.append(logs)
-                    for cb in self._active:
-                        cb.on_epoch_end(self, epoch, logs)
         finally:
             for cb in self._active:
                 cb.on_fit_end(self)
         return self.history
+
+    def _run_epoch(self, train_batches: Batches, val_batches: Batches | None) -> bool:
+        """One epoch (or the rest of an interrupted one); False when it stopped inside the epoch."""
+        epoch = self.state.epoch + 1
+        start = time.perf_counter()
+        if self.state.step_in_epoch == 0:
+            for cb in self._active:
+                cb.on_epoch_start(self, epoch, {})
+        snapshot = self._snapshot()
+        train_logs = self._train_epoch(train_batches)
+        if train_logs is None:  # stopped inside the epoch (a callback, or Ctrl-C)
+            return False
+        logs: dict[str, float] = {"epoch": epoch, **{f"train_{k}": v for k, v in train_logs.items()}}
+        if val_batches is not None:
+            logs.update({f"val_{k}": v for k, v in self._evaluate(val_batches).items()})
+        self._check_finite(epoch, logs, snapshot)
+        logs["time"] = time.perf_counter() - start
+        self.state.epoch = epoch
+        self.history.append(logs)
+        for cb in self._active:
+            cb.on_epoch_end(self, epoch, logs)
+        return True
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The model's and optimiser's state at the start of an epoch, copied to the CPU, so a
+        diverged epoch can be undone (one copy per epoch, not per step)."""
+        return {
+            "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(_to_cpu(self.optimizer.state_dict())),
+        }
+
+    def _check_finite(self, epoch: int, logs: dict[str, float], snapshot: dict[str, Any]) -> None:
+        """Stop at the first epoch whose figures are not finite: restore the last finite state,
+        record why, and raise :class:`DivergenceError`. Nothing is recorded for the epoch."""
+        for term, value in logs.items():
+            if not math.isfinite(value):
+                self.model.load_state_dict(snapshot["model"])
+                self.optimizer.load_state_dict(snapshot["optimizer"])
+                self.state.step_in_epoch = 0
+                error = DivergenceError(epoch, term, value)
+                self.state.stop_reason = str(error)
+                self.should_stop = True
+                raise error
 
     def _train_epoch(self, batches: Batches) -> dict[str, float] | None:
         self.model.train()
@@ -432,3 +503,14 @@ def _averages(
         stacked = ctx.all_reduce_sum(stacked)
     values = stacked.cpu()  # one transfer per epoch
     return {k: float(v / values[-1]) for k, v in zip(sums, values[:-1], strict=True)}
+
+
+def _to_cpu(value: Any) -> Any:
+    """``value`` (nested dicts and lists of tensors, e.g. an optimiser's state) with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
