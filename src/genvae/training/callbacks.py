@@ -92,14 +92,14 @@ def _monitored(logs: Logs, monitor: str, who: str) -> float:
 
 
 class ProgressBar(Callback):
-    rank_zero_only = True
-
     """A tqdm bar per epoch on a terminal; otherwise (logs, CI) one plain line per epoch.
 
     Args:
         file: where to write (default ``sys.stderr``).
         refresh_every: update the bar's loss every this many steps (each read syncs the device).
     """
+
+    rank_zero_only = True
 
     def __init__(self, file: IO[str] | None = None, refresh_every: int = 20) -> None:
         self.file = file
@@ -180,8 +180,6 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    rank_zero_only = True
-
     """Write ``last.ckpt`` after every epoch (and when Ctrl-C stops the run) and ``best.ckpt`` when
     the monitored figure improves.
 
@@ -194,6 +192,8 @@ class ModelCheckpoint(Callback):
         save_last: write ``last.ckpt``.
         save_best: write ``best.ckpt``.
     """
+
+    rank_zero_only = True
 
     def __init__(
         self, directory: str | os.PathLike[str], monitor: str = "auto", save_last: bool = True, save_best: bool = True
