@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -235,18 +236,47 @@ def test_a_corrupted_checkpoint_is_refused(tmp_path: Path) -> None:
 # -- callbacks ------------------------------------------------------------------------------------------
 
 
-def test_early_stopping_waits_patience_epochs() -> None:
+@pytest.mark.parametrize("patience", [1, 3])
+def test_early_stopping_stops_after_patience_epochs_without_improvement(patience: int) -> None:
+    """Keras' semantics: epoch 1 sets the best; the run stops after `patience` epochs that fail to improve."""
     x, _ = tiny_data(8)
     trainer = gv.Trainer(
         tiny_model(),
         max_epochs=10,
         batch_size=4,
         device="cpu",
-        callbacks=[EarlyStopping("train_total", patience=1, min_delta=1e9)],
+        quiet=True,
+        callbacks=[EarlyStopping("auto", patience=patience, min_delta=1e9)],
     )
     history = trainer.fit(x)
-    assert len(history) == 3  # epoch 1 sets the best; epochs 2 and 3 fail to improve by 1e9
-    assert trainer.state.stop_reason.startswith("EarlyStopping: no improvement of train_total for 2 epochs")
+    assert len(history) == 1 + patience
+    expected = f"EarlyStopping: no improvement of train_total for {patience} epochs (best "
+    assert trainer.state.stop_reason.startswith(expected)  # the key watched, not "auto"
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    x, _ = tiny_data(16)
+    model = tiny_model()
+    stopper = EarlyStopping("train_total", patience=2, restore_best_weights=True)
+    records: list[tuple[float, dict[str, torch.Tensor]]] = []
+
+    class Record(gv.training.Callback):
+        def on_epoch_end(self, trainer: gv.Trainer, epoch: int, logs: Mapping[str, float]) -> None:
+            records.append((logs["train_total"], {k: v.clone() for k, v in trainer.model.state_dict().items()}))
+
+    # a learning rate that makes the loss rise after a few epochs, so the best epoch is not the last
+    trainer = gv.Trainer(model, lr=0.5, max_epochs=8, batch_size=4, device="cpu", seed=0, callbacks=[Record(), stopper])
+    trainer.fit(x)
+    best_value, best_state = min(records, key=lambda r: r[0])
+    assert stopper.best == best_value
+    assert best_value < records[-1][0]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, best_state[name])
+
+
+def test_early_stopping_refuses_a_patience_below_one() -> None:
+    with pytest.raises(ValueError, match="patience: expected a positive integer, got 0"):
+        EarlyStopping(patience=0)
 
 
 def test_early_stopping_names_a_missing_monitor() -> None:
@@ -264,18 +294,63 @@ def test_csv_logger_writes_the_history(tmp_path: Path) -> None:
     assert back["val_total"] == pytest.approx(history["val_total"], rel=1e-12)
 
 
-def test_kl_warmup_raises_beta_linearly() -> None:
+@pytest.mark.parametrize("beta", [1.0, 4.0])
+def test_kl_warmup_ramps_to_the_configured_beta(beta: float) -> None:
     seen: list[float] = []
 
     class Spy(Callback):
         def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
-            seen.append(trainer.objective.beta)
+            seen.append(trainer.objective.kl_weight)
 
     x, _ = tiny_data(8)
-    trainer = gv.Trainer(tiny_model(), max_epochs=3, batch_size=4, device="cpu", callbacks=[KLWarmup(epochs=2), Spy()])
+    objective = gv.ELBO(beta=beta)
+    trainer = gv.Trainer(
+        tiny_model(), objective, max_epochs=3, batch_size=4, device="cpu", callbacks=[KLWarmup(epochs=2), Spy()]
+    )
     trainer.fit(x)
-    assert seen == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.0])
-    assert trainer.objective.beta == 1.0
+    assert seen == pytest.approx([beta * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.0)])
+    assert objective.beta == beta  # the configuration is never overwritten
+
+
+def test_kl_warmup_starts_at_its_start_value_and_composes_with_other_schedules() -> None:
+    seen: list[float] = []
+
+    class Halve(Callback):  # another schedule: a constant factor of 1/2
+        state_key = "Halve"
+
+        def on_batch_start(self, trainer: gv.Trainer, step: int) -> None:
+            trainer.objective.set_factor("halve", 0.5)
+            seen.append(-1.0)
+
+        def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
+            seen[-1] = trainer.objective.kl_weight
+
+    x, _ = tiny_data(8)
+    objective = gv.ELBO(beta=2.0)
+    gv.Trainer(
+        tiny_model(), objective, max_epochs=2, batch_size=4, device="cpu", callbacks=[KLWarmup(1, start=1.0), Halve()]
+    ).fit(x)
+    assert seen == pytest.approx([0.5 * (1.0 + (2.0 - 1.0) * p) for p in (0.0, 0.5, 1.0, 1.0)])
+
+
+def test_the_kl_weight_in_use_is_what_the_loss_applies() -> None:
+    model, (x, _) = tiny_model(), tiny_data(6)
+    objective = gv.ELBO(beta=3.0)
+    objective.set_factor("warmup", 0.25)
+    out = model(x)
+    terms = objective(out, x)
+    torch.testing.assert_close(terms.loss, terms.recon + 0.75 * terms.kl)
+
+
+def test_kl_warmup_needs_an_objective_with_a_kl_weight() -> None:
+    x, _ = tiny_data(8)
+
+    def plain(out: gv.VAEOutput, x: torch.Tensor) -> gv.losses.ELBOTerms:
+        return gv.ELBO()(out, x)
+
+    trainer = gv.Trainer(tiny_model(), plain, max_epochs=1, device="cpu", callbacks=[KLWarmup(1)])
+    with pytest.raises(TypeError, match="KLWarmup: expected an objective with a KL weight beta"):
+        trainer.fit(x)
 
 
 def test_terminate_on_nan_names_epoch_step_and_term(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from genvae import (
     viz,
 )
 from genvae.config import load, save
-from genvae.losses import ELBO
+from genvae.losses import ELBO, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.training import DivergenceError, History, Trainer
@@ -32,6 +32,7 @@ __all__ = [
     "ConditionalVAE",
     "DivergenceError",
     "History",
+    "Objective",
     "Registry",
     "Trainer",
     "VAEOutput",

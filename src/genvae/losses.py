@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from genvae._validation import check_finite, fmt_shape
+from genvae.gaussian import LOG_2PI, kl_per_dim
 from genvae.likelihoods import Bernoulli
 from genvae.models import VAEOutput
 from genvae.registry import Registry
@@ -40,6 +41,7 @@ __all__ = [
     "ELBO",
     "ELBOTerms",
     "LossTerm",
+    "Objective",
     "get",
     "kl_normal",
     "names",
@@ -53,8 +55,6 @@ registry: Registry[LossTerm] = Registry("losses")
 register = registry.register
 get = registry.get
 names = registry.names
-
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -85,7 +85,7 @@ def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
         logvar = logvar.to(torch.get_default_dtype())
     check_finite("mean", mean)
     check_finite("logvar", logvar)
-    per_dim = _kl_per_dim(mean, logvar)
+    per_dim = kl_per_dim(mean, logvar)
     if reduction == "dims":
         return per_dim
     if reduction == "none":
@@ -96,12 +96,6 @@ def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean")
     if reduction == "sum":
         return per_dim.sum()
     raise ValueError(f"reduction: expected 'mean', 'sum', 'none' or 'dims', got {reduction!r}")
-
-
-def _kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    # expm1(logvar) − logvar rather than exp(logvar) − 1 − logvar: the latter cancels to a
-    # negative number for tiny log-variances (exp(1e-54) rounds to 1).
-    return 0.5 * (mean.pow(2) + (torch.expm1(logvar) - logvar))
 
 
 @register("nll")
@@ -130,14 +124,14 @@ def mse(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
 @register("kl")
 def kl(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
     """Analytic KL(q(z | x) ‖ N(0, I)) per latent dimension, ``(batch, latent_dim)``."""
-    return _kl_per_dim(out.mean, out.logvar)  # no finiteness check: no host sync in the training step
+    return kl_per_dim(out.mean, out.logvar)  # no finiteness check: no host sync in the training step
 
 
 @register("kl_mc")
 def kl_mc(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
     """One-sample estimate log q(z | x) − log p(z) at the drawn z, per latent dimension."""
-    log_q = -0.5 * ((out.z - out.mean).pow(2) * torch.exp(-out.logvar) + out.logvar + _LOG_2PI)
-    log_p = -0.5 * (out.z.pow(2) + _LOG_2PI)
+    log_q = -0.5 * ((out.z - out.mean).pow(2) * torch.exp(-out.logvar) + out.logvar + LOG_2PI)
+    log_p = -0.5 * (out.z.pow(2) + LOG_2PI)
     return log_q - log_p
 
 
@@ -172,13 +166,73 @@ def _per_sample(values: torch.Tensor, term: str) -> torch.Tensor:
     return values.reshape(values.shape[0], -1).sum(1)
 
 
-class ELBO:
+class Objective:
+    """Base class of what the :class:`~genvae.Trainer` minimises.
+
+    An objective turns a batch into :class:`ELBOTerms`. The Trainer calls :meth:`compute` with the
+    model's forward function, so an objective that needs more than one forward pass's output
+    (several samples per input, say) asks the model for it there; the default runs one forward
+    pass and calls the objective on its output.
+
+    Objectives own their state: :meth:`config` is what the user configured (a resumed run must
+    configure the same), :meth:`state_dict` / :meth:`load_state_dict` hold that plus what changes
+    during training (schedule factors), and checkpoints store it.
+
+    Schedules (e.g. :class:`~genvae.training.KLWarmup`) never overwrite a configured weight: they
+    set a named factor with :meth:`set_factor`, and an objective multiplies its weights by the
+    product of its factors, so several schedules compose.
+    """
+
+    def __init__(self) -> None:
+        self.factors: dict[str, float] = {}
+
+    def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
+        raise NotImplementedError
+
+    def compute(self, forward: Callable[..., VAEOutput], x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
+        """The terms of a batch: ``forward(x, y)`` runs the model (through DDP or compilation when
+        the Trainer uses them); the default is one forward pass, then ``self(out, x)``."""
+        return self(forward(x, y), x)
+
+    def config(self) -> dict[str, Any]:
+        """The configured values (JSON-ready) that a resume must match."""
+        return {}
+
+    def set_factor(self, name: str, value: float) -> None:
+        """Set the schedule factor ``name`` (a finite number ≥ 0) that multiplies the weights."""
+        self.factors[name] = _non_negative(name, value)
+
+    @property
+    def factor(self) -> float:
+        """The product of every schedule factor (1 without schedules)."""
+        return math.prod(self.factors.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        """The configuration and the schedule factors."""
+        return {"config": self.config(), "factors": dict(self.factors)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the schedule factors of :meth:`state_dict` (the configuration is checked, not
+        changed: a resumed run must be configured as the original)."""
+        differences = _differences(state.get("config", {}), self.config())
+        if differences:
+            raise ValueError(f"objective: configured differently from the checkpoint: {differences}")
+        self.factors = {str(k): float(v) for k, v in state.get("factors", {}).items()}
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    keys = sorted(set(old) | set(new))
+    return "; ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
+
+
+class ELBO(Objective):
     """The negative evidence lower bound, ``E_q[−log p(x | z)] + β · KL(q(z | x) ‖ p(z))``.
 
     Args:
         reconstruction: a registered term name or a function ``(out, x) -> per-sample values``.
         kl: the KL term, ``"kl"`` (analytic) or ``"kl_mc"``, or a function.
-        beta: weight of the KL term in ``loss`` (β-VAE; ``KLWarmup`` changes it during training).
+        beta: weight of the KL term in ``loss`` (β-VAE). Schedules such as ``KLWarmup`` scale it
+            through :meth:`~Objective.set_factor`; the weight in use is :attr:`kl_weight`.
         free_bits: minimum nats per latent dimension in ``loss`` (Kingma et al., 2016): each
             dimension's batch-mean KL below it is replaced by it. Needs a KL term that returns
             ``(batch, latent_dim)`` values, as both built-ins do.
@@ -203,6 +257,7 @@ class ELBO:
         free_bits: float = 0.0,
         extra: Mapping[str | LossTerm, float] | None = None,
     ) -> None:
+        super().__init__()
         self.reconstruction = _term("reconstruction", reconstruction)
         self.kl = _term("kl", kl)
         self.beta = _non_negative("beta", beta)
@@ -228,13 +283,24 @@ class ELBO:
             kl_for_loss = kl_values.mean(0).clamp(min=self.free_bits).sum()
         else:
             kl_for_loss = kl
-        loss = recon + self.beta * kl_for_loss
+        loss = recon + self.kl_weight * kl_for_loss
         extra = {}
         for name, (term, weight) in self.extra.items():
             value = _per_sample(term(out, x), name).mean()
             extra[name] = value
             loss = loss + weight * value
         return ELBOTerms(loss=loss, total=recon + kl, recon=recon, kl=kl, extra=extra)
+
+    @property
+    def kl_weight(self) -> float:
+        """The KL weight in use: the configured β times the schedule factors."""
+        return self.beta * self.factor
+
+    def config(self) -> dict[str, Any]:
+        """β, free bits, the terms by name and the extra terms' weights."""
+        extra = {name: weight for name, (_, weight) in self.extra.items()}
+        terms = {k: _term_name(v) for k, v in self._spec.items()}
+        return {"beta": self.beta, "free_bits": self.free_bits, **terms, "extra": extra}
 
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={_term_name(v)!r}" for k, v in self._spec.items())

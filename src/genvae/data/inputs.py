@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from genvae._validation import fmt_shape
 from genvae.data.base import ImageDataset
 
-__all__ = ["EXPECTED_INPUTS", "as_batch", "as_tensors", "is_streamed"]
+__all__ = ["EXPECTED_INPUTS", "as_batch", "as_tensors", "is_streamed", "loader_batches"]
 
 #: What every entry point accepts, for error messages.
 EXPECTED_INPUTS = (
@@ -73,6 +73,14 @@ def as_tensors(
     return _normalised(x, y, argument, dtype, device)
 
 
+def loader_batches(loader: DataLoader[Any]) -> Iterator[Any]:
+    """Iterate a DataLoader without disturbing the global random state: starting an iteration
+    draws a seed for the workers from it, which would make results depend on how the data came in."""
+    with torch.random.fork_rng(devices=[]):
+        iterator = iter(loader)
+    yield from iterator
+
+
 def as_batch(item: Any, *, argument: str = "data", dtype: torch.dtype | None = None, device: Any = None) -> Pair:
     """One collated batch (a tensor, or a ``[x, y, ...]`` list from a DataLoader) as ``(x, y)``."""
     if isinstance(item, list | tuple):
@@ -95,7 +103,7 @@ def _pair(data: Any, argument: str, limit: int | None) -> tuple[torch.Tensor, to
     if isinstance(data, tuple | list) and len(data) == 2 and _array_like(data[0]):
         return _tensor(data[0], argument), _labels(data[1], argument)
     if isinstance(data, DataLoader):
-        return _concatenate(iter(data), argument, limit)
+        return _concatenate(loader_batches(data), argument, limit)
     if isinstance(data, Dataset):
         if not hasattr(data, "__len__"):
             raise TypeError(f"{argument}: expected a map-style Dataset with a length, got {type(data).__name__}")

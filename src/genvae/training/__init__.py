@@ -12,6 +12,7 @@ from genvae.training.callbacks import (
 )
 from genvae.training.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from genvae.training.state import History, TrainerState
+from genvae.training.tensorboard import TensorBoard
 from genvae.training.trainer import DivergenceError, Trainer, resolve_device
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LRScheduler",
     "ModelCheckpoint",
     "ProgressBar",
+    "TensorBoard",
     "TerminateOnNaN",
     "Trainer",
     "TrainerState",

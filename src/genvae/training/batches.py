@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from genvae.data.base import sample_binary
-from genvae.data.inputs import as_batch, as_tensors, is_streamed
+from genvae.data.inputs import as_batch, as_tensors, is_streamed, loader_batches
 
 __all__ = ["Batches", "as_batches"]
 
@@ -103,7 +103,7 @@ class LoaderBatches(Batches):
         if isinstance(sampler, DistributedSampler):  # a new order each epoch, the same on every rank
             sampler.set_epoch(self._epoch)
             self._epoch += 1
-        for step, item in enumerate(self.loader):
+        for step, item in enumerate(loader_batches(self.loader)):
             if step < start_step:  # the loader draws its order as usual; skip what was done
                 continue
             # the same conversion and messages as in-memory data, batch by batch

@@ -52,6 +52,18 @@ class Callback:
     #: Under torchrun, run on rank 0 only (callbacks that write files or print).
     rank_zero_only = False
 
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in a checkpoint (Lightning's convention): the class
+        name, plus what tells two instances of one class apart. Two callbacks of one trainer
+        must have different keys; override it in a subclass that can be used twice."""
+        return type(self).__qualname__
+
+    def _key_with(self, **settings: Any) -> str:
+        """``ClassName{a=..., b=...}``: a state key that includes distinguishing settings."""
+        inner = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        return f"{type(self).__qualname__}{{{inner}}}"
+
     def on_fit_start(self, trainer: Trainer) -> None:
         """``fit`` begins (after a resume's state was restored)."""
 
@@ -82,13 +94,14 @@ class Callback:
         return None
 
 
-def _monitored(logs: Logs, monitor: str, who: str) -> float:
+def _monitored(logs: Logs, monitor: str, who: str) -> tuple[str, float]:
+    """The key a callback watches (``"auto"`` resolved) and its value in ``logs``."""
     key = monitor
     if monitor == "auto":
         key = "val_total" if "val_total" in logs else "train_total"
     if key not in logs:
         raise KeyError(f"{who}: monitor {monitor!r} is not logged; logged: {', '.join(sorted(logs))}")
-    return float(logs[key])
+    return key, float(logs[key])
 
 
 class ProgressBar(Callback):
@@ -145,38 +158,66 @@ class ProgressBar(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when the monitored figure has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop when the monitored figure has not improved by more than ``min_delta`` for ``patience``
+    epochs in a row (Keras' semantics: ``patience=1`` stops after the first epoch without
+    improvement).
 
     Args:
         monitor: a logged key; ``"auto"`` is ``val_total`` when there is validation data, else ``train_total``.
-        patience: epochs without improvement to wait.
+        patience: epochs without improvement to wait before stopping (≥ 1).
         min_delta: the smallest decrease that counts as an improvement.
+        restore_best_weights: when training ends (stopped early or at ``max_epochs``, not when
+            interrupted), load the weights of the best epoch back into the model. The best
+            weights are kept on the CPU and stored in checkpoints, so a resume keeps them.
     """
 
-    def __init__(self, monitor: str = "auto", patience: int = 5, min_delta: float = 0.0) -> None:
-        if patience < 0:
-            raise ValueError(f"patience: expected a non-negative integer, got {patience!r}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+    def __init__(
+        self, monitor: str = "auto", patience: int = 5, min_delta: float = 0.0, restore_best_weights: bool = False
+    ) -> None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience: expected a positive integer, got {patience!r}")
+        if not (isinstance(min_delta, int | float) and math.isfinite(min_delta) and min_delta >= 0):
+            raise ValueError(f"min_delta: expected a finite number >= 0, got {min_delta!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.restore_best_weights = restore_best_weights
         self.best = math.inf
+        self.best_epoch = 0
         self.wait = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._key_with(monitor=self.monitor)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
-        value = _monitored(logs, self.monitor, "EarlyStopping")
+        key, value = _monitored(logs, self.monitor, "EarlyStopping")
         if value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             trainer.should_stop = True
             trainer.state.stop_reason = (
-                f"EarlyStopping: no improvement of {self.monitor} for {self.wait} epochs (best {self.best:.4f})"
+                f"EarlyStopping: no improvement of {key} for {self.wait} epochs "
+                f"(best {self.best:.4f} at epoch {self.best_epoch})"
             )
 
+    def on_fit_end(self, trainer: Trainer) -> None:
+        if self.restore_best_weights and self.best_weights is not None and not trainer.interrupted:
+            trainer.model.load_state_dict(self.best_weights)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "wait": self.wait}
+        state: dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        if self.best_weights is not None:
+            state["best_weights"] = self.best_weights
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.best, self.wait = float(state["best"]), int(state["wait"])
+        self.best_epoch = int(state.get("best_epoch", 0))
+        self.best_weights = dict(state["best_weights"]) if "best_weights" in state else None
 
 
 class ModelCheckpoint(Callback):
@@ -204,6 +245,10 @@ class ModelCheckpoint(Callback):
         self.best = math.inf
 
     @property
+    def state_key(self) -> str:
+        return self._key_with(directory=str(self.directory), monitor=self.monitor)
+
+    @property
     def last_path(self) -> Path:
         return self.directory / "last.ckpt"
 
@@ -213,7 +258,7 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        value = _monitored(logs, self.monitor, "ModelCheckpoint")
+        _, value = _monitored(logs, self.monitor, "ModelCheckpoint")
         improved = value < self.best
         if improved:
             self.best = value  # before saving, so the saved callback state includes it
@@ -241,33 +286,61 @@ class CSVLogger(Callback):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
+    @property
+    def state_key(self) -> str:
+        return self._key_with(path=str(self.path))
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         trainer.history.to_csv(self.path)
 
 
 class KLWarmup(Callback):
-    """Anneal the KL weight β linearly from ``start`` to ``end`` over the first ``epochs`` epochs
-    (Bowman et al., 2016; Sønderby et al., 2016), step by step.
+    """Anneal the KL weight linearly from ``start`` to the objective's configured β over the first
+    ``epochs`` epochs (Bowman et al., 2016; Sønderby et al., 2016), step by step.
 
-    β is computed from the global step, so a resumed run continues the schedule exactly.
+    The objective keeps its configured β (``ELBO(beta=4.0)`` ends at 4.0): the warm-up sets a
+    schedule factor (:meth:`~genvae.losses.Objective.set_factor`), so it composes with other
+    schedules. The factor is computed from the global step, so a resumed run continues exactly.
+
+    Args:
+        epochs: length of the warm-up, in epochs (fractions allowed).
+        start: the KL weight at the first step (default 0).
     """
 
-    def __init__(self, epochs: float = 10, start: float = 0.0, end: float = 1.0) -> None:
-        if not epochs > 0:
+    def __init__(self, epochs: float = 10, start: float = 0.0) -> None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not epochs > 0:
             raise ValueError(f"epochs: expected a positive number, got {epochs!r}")
-        self.epochs, self.start, self.end = epochs, start, end
+        if isinstance(start, bool) or not isinstance(start, int | float) or not (math.isfinite(start) and start >= 0):
+            raise ValueError(f"start: expected a finite number >= 0, got {start!r}")
+        self.epochs, self.start = epochs, float(start)
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if not hasattr(trainer.objective, "beta") or not hasattr(trainer.objective, "set_factor"):
+            raise TypeError(
+                "KLWarmup: expected an objective with a KL weight beta and schedule factors (ELBO, BetaTCVAE), "
+                f"got {type(trainer.objective).__name__}"
+            )
+        self._apply(trainer)
+
+    def progress(self, trainer: Trainer) -> float:
+        """How far the warm-up is, from 0 to 1, at the trainer's current global step."""
+        return min(1.0, trainer.state.global_step / (self.epochs * max(trainer.steps_per_epoch, 1)))
 
     def beta(self, trainer: Trainer) -> float:
-        """β at the trainer's current global step."""
-        progress = trainer.state.global_step / (self.epochs * max(trainer.steps_per_epoch, 1))
-        return self.start + (self.end - self.start) * min(1.0, progress)
+        """The KL weight the warm-up asks for at the current step (before other schedules)."""
+        target = float(trainer.objective.beta)
+        return self.start + (target - self.start) * self.progress(trainer)
+
+    def _apply(self, trainer: Trainer) -> None:
+        target = float(trainer.objective.beta)
+        trainer.objective.set_factor(self.state_key, self.beta(trainer) / target if target > 0 else 1.0)
 
     def on_batch_start(self, trainer: Trainer, step: int) -> None:
-        trainer.objective.beta = self.beta(trainer)
+        self._apply(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
-        trainer.objective.beta = self.beta(trainer)
+        self._apply(trainer)
 
 
 class TerminateOnNaN(Callback):
@@ -335,7 +408,7 @@ class LRScheduler(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
         if self.interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(_monitored(logs, self.monitor, "LRScheduler"))
+                self.scheduler.step(_monitored(logs, self.monitor, "LRScheduler")[1])
             else:
                 self.scheduler.step()
 

@@ -7,9 +7,10 @@ import copy
 import math
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from genvae.config import get_config
 from genvae.losses import ELBO, ELBOTerms
 from genvae.training import distributed
 from genvae.training.batches import Batches, TensorBatches, as_batches
-from genvae.training.callbacks import Callback
+from genvae.training.callbacks import Callback, ProgressBar
 from genvae.training.checkpoint import read_checkpoint, write_checkpoint
 from genvae.training.state import History, TrainerState
 
@@ -75,8 +76,8 @@ class Trainer:
     Args:
         model: a :class:`~genvae.VAE` or :class:`~genvae.ConditionalVAE` (labels are passed to the
             latter).
-        objective: called as ``objective(out, x)``, returning :class:`~genvae.losses.ELBOTerms`
-            (default :class:`~genvae.ELBO`).
+        objective: a :class:`~genvae.losses.Objective` (default :class:`~genvae.ELBO`), or any
+            function ``(out, x) -> ELBOTerms``.
         optimizer: a ``torch.optim.Optimizer`` over the model's parameters (default: Adam with
             learning rate ``lr``).
         lr: the learning rate of the default optimiser.
@@ -96,6 +97,8 @@ class Trainer:
         compile: ``torch.compile`` the training step: ``True`` or a mode (``"default"``,
             ``"reduce-overhead"``, which uses CUDA graphs on a GPU, ``"max-autotune"``).
         amp: ``"bf16"`` to run the forward pass under bfloat16 autocast (on a GPU that has it).
+        quiet: no progress bar. Without it, a progress bar is added on a terminal (when standard
+            error is a TTY and no :class:`~genvae.training.ProgressBar` is among the callbacks).
 
     Under ``torchrun`` the trainer joins the process group, wraps the model in DDP and splits every
     batch of ``batch_size`` (the global batch) between the ranks; see
@@ -132,45 +135,24 @@ class Trainer:
         channels_last: bool = False,
         compile: bool | str = False,
         amp: str | None = None,
+        quiet: bool = False,
     ) -> None:
         self.max_epochs = check_positive_int("max_epochs", max_epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
         if seed is not None:
             check_positive_int("seed", seed, allow_zero=True)
-        self.device = resolve_device(device)
-        self.distributed = distributed.context(self.device)
-        if self.distributed.enabled and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.distributed.local_rank)
-            torch.cuda.set_device(self.device)
-        if amp not in (None, "bf16"):
-            raise ValueError(f"amp: expected None or 'bf16', got {amp!r}")
-        if compile not in (False, True, "default", "reduce-overhead", "max-autotune"):
-            raise ValueError(
-                f"compile: expected a bool or 'default', 'reduce-overhead', 'max-autotune', got {compile!r}"
-            )
-        self.amp, self.compile, self.channels_last = amp, compile, channels_last
+        self.seed, self.shuffle = seed, shuffle
+        self._setup_device(device, amp, compile, channels_last)
+        self.drop_last = drop_last or self.distributed.enabled
         self.model: Any = model.to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.objective = objective if objective is not None else ELBO()
         if not callable(self.objective):
-            raise TypeError(f"objective: expected a callable (out, x) -> ELBOTerms, got {type(objective).__name__}")
-        if optimizer is None:
-            use_fused = _FUSED_BY_DEFAULT.get(self.device.type, False) if fused is None else fused
-            optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
-        self.optimizer = optimizer
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
-        # checkpointing callbacks last, so the state they save includes the others' updates
-        self.callbacks = sorted(callbacks, key=lambda cb: cb.runs_last)
-        self.seed, self.shuffle = seed, shuffle
-        self.drop_last = drop_last or self.distributed.enabled
-        if self.distributed.enabled and self.batch_size % self.distributed.world_size:
-            raise ValueError(
-                f"batch_size: expected a multiple of the {self.distributed.world_size} processes (it is the global "
-                f"batch, split between them), got {self.batch_size}"
-            )
+            raise TypeError(f"objective: expected an Objective or a function (out, x) -> ELBOTerms, got {objective!r}")
+        self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
+        self._initial_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+        self.callbacks = _checked_callbacks(callbacks, quiet)
         self._net: Any = None  # the module the training step calls: the model, DDP-wrapped or compiled
         self._step_fn: Any = None
         self.generator = torch.Generator()  # shuffling; seeded in fit
@@ -179,9 +161,37 @@ class Trainer:
         self.should_stop = False
         self.interrupted = False
         self.steps_per_epoch = 0
+        self._train_samples = 0
         self._interrupt_requested = False
         self._epoch_start_shuffle = self.generator.get_state()
         self._partial: tuple[dict[str, torch.Tensor], int] = ({}, 0)
+
+    def _setup_device(
+        self, device: str | torch.device, amp: str | None, compile: bool | str, channels_last: bool
+    ) -> None:
+        self.device = resolve_device(device)
+        self.distributed = distributed.context(self.device)
+        if self.distributed.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.distributed.local_rank)
+            torch.cuda.set_device(self.device)
+        if self.distributed.enabled and self.batch_size % self.distributed.world_size:
+            raise ValueError(
+                f"batch_size: expected a multiple of the {self.distributed.world_size} processes (it is the global "
+                f"batch, split between them), got {self.batch_size}"
+            )
+        if amp not in (None, "bf16"):
+            raise ValueError(f"amp: expected None or 'bf16', got {amp!r}")
+        if compile not in (False, True, "default", "reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"compile: expected a bool or 'default', 'reduce-overhead', 'max-autotune', got {compile!r}"
+            )
+        self.amp, self.compile, self.channels_last = amp, compile, channels_last
+
+    def _default_optimizer(self, lr: float, fused: bool | None) -> torch.optim.Optimizer:
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr: expected a finite number >= 0, got {lr!r}")
+        use_fused = _FUSED_BY_DEFAULT.get(self.device.type, False) if fused is None else fused
+        return torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -229,16 +239,24 @@ class Trainer:
             if previous is not None:
                 self.model.check_inputs = previous
 
-    def _forward(self, net: Any, x: torch.Tensor, y: torch.Tensor | None) -> Any:
-        """``net(x, y)`` for a conditional model, ``net(x)`` otherwise (a user's model may take x only)."""
-        return net(x, y) if getattr(self.model, "conditional", False) else net(x)
+    def _call(self, net: Any, x: torch.Tensor, y: torch.Tensor | None, **kwargs: Any) -> Any:
+        """``net(x, y)`` for a conditional model, ``net(x)`` otherwise (a user's model may take x
+        only), under bf16 autocast when asked: the forward pass alone, the objective stays float32."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
+            return net(x, y, **kwargs) if getattr(self.model, "conditional", False) else net(x, **kwargs)
+
+    def _objective_terms(self, net: Any, x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
+        """The objective's terms on a batch, the forward passes it needs run through ``net``."""
+
+        def forward(x_: torch.Tensor, y_: torch.Tensor | None, **kwargs: Any) -> Any:
+            return self._call(net, x_, y_, **kwargs)
+
+        compute = getattr(self.objective, "compute", None)
+        return compute(forward, x, y) if compute is not None else self.objective(forward(x, y), x)
 
     def _terms(self, x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
-        """Forward pass and objective of a training step (the part that is DDP-wrapped, autocast
-        and compiled as asked)."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16"):
-            out = self._forward(self._net, x, y)
-        return self.objective(out, x)
+        """The training step's terms (the part that is DDP-wrapped and compiled as asked)."""
+        return self._objective_terms(self._net, x, y)
 
     def _prepare(self) -> None:
         """Build the training step once: DDP wrapper, then compilation."""
@@ -259,28 +277,22 @@ class Trainer:
         """Train on ``train`` (validating on ``val`` after each epoch) until ``max_epochs``
         epochs are done or a callback stops the run; returns the :class:`History`.
 
-        ``train`` and ``val`` may be image tensors, ``(images, labels)`` pairs, an
-        :class:`~genvae.data.ImageDataset`, any ``Dataset`` or a ``DataLoader``. With
-        ``resume_from`` (a checkpoint written by :class:`~genvae.training.ModelCheckpoint`) the run
-        continues where that one stopped, with the same model, optimiser, RNG and callback state,
-        mid-epoch if it was interrupted there.
+        ``train`` and ``val`` take anything :func:`genvae.data.as_tensors` takes: tensors or numpy
+        arrays, ``(inputs, labels)`` pairs, an :class:`~genvae.data.ImageDataset`, any ``Dataset``
+        or a ``DataLoader``. With ``resume_from`` (a checkpoint written by
+        :class:`~genvae.training.ModelCheckpoint`) the run continues where that one stopped, with
+        the same model, optimiser, objective, RNG and callback state, mid-epoch if it was
+        interrupted there; a checkpoint written with other settings (batch size, seed, data size,
+        learning rate, objective) is refused, naming each difference. ``max_epochs`` may grow.
 
         Ctrl-C (SIGINT) stops the run at the next step boundary: callbacks get ``on_interrupt``
         (:class:`~genvae.training.ModelCheckpoint` writes ``last.ckpt``), ``trainer.interrupted``
         is set and ``fit`` returns. A second Ctrl-C interrupts at once.
+
+        Raises:
+            DivergenceError: an epoch's figures were not finite (the model holds the last finite state).
         """
-        if resume_from is not None:
-            self.load_checkpoint(resume_from)
-        elif self.seed is not None and self.state.global_step == 0:  # a fresh run; a second fit continues
-            torch.manual_seed(self.seed)
-            self.generator.manual_seed(self.seed)
-        train_batches = self._batches(train, "train", self.shuffle)
-        val_batches = self._batches(val, "val", False) if val is not None else None
-        self.steps_per_epoch = len(train_batches)
-        if self.steps_per_epoch == 0:
-            raise ValueError(f"train: expected at least one batch, got {train_batches.num_samples} samples")
-        self.should_stop = False
-        self.interrupted = False
+        train_batches, val_batches = self._start(train, val, resume_from)
         self._prepare()
         # on ranks other than 0, only the callbacks that steer training (not those that write)
         self._active = [cb for cb in self.callbacks if self.distributed.is_main or not cb.rank_zero_only]
@@ -295,6 +307,27 @@ class Trainer:
             for cb in self._active:
                 cb.on_fit_end(self)
         return self.history
+
+    def _start(
+        self, train: Any, val: Any, resume_from: str | os.PathLike[str] | None
+    ) -> tuple[Batches, Batches | None]:
+        """Seed (a fresh run) or restore (a resume), and batch the data."""
+        fresh = resume_from is None and self.state.global_step == 0  # a second fit continues the run
+        if self.seed is not None and fresh:
+            torch.manual_seed(self.seed)
+            self.generator.manual_seed(self.seed)
+        train_batches = self._batches(train, "train", self.shuffle)
+        val_batches = self._batches(val, "val", False) if val is not None else None
+        self.steps_per_epoch = len(train_batches)
+        self._train_samples = train_batches.num_samples
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"train: expected at least one batch, got {train_batches.num_samples} samples")
+        if resume_from is not None:
+            self.load_checkpoint(resume_from, check_settings=True)
+        self.should_stop = False
+        self.interrupted = False
+        self.state.stop_reason = ""  # a resumed or continued run has not stopped (yet)
+        return train_batches, val_batches
 
     def _run_epoch(self, train_batches: Batches, val_batches: Batches | None) -> bool:
         """One epoch (or the rest of an interrupted one); False when it stopped inside the epoch."""
@@ -348,25 +381,30 @@ class Trainer:
         sums, count = self._partial
         with self._checked_once(batches):
             for step, (x, y) in enumerate(batches.iterate(start_step=first), start=first):
-                for cb in self._active:
-                    cb.on_batch_start(self, step)
-                if self.channels_last and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                terms: ELBOTerms = self._step_fn(x, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                terms.loss.backward()
-                self.optimizer.step()
-                self.state.global_step += 1
-                count += _accumulate(sums, terms, x.shape[0], with_loss=True)
+                count += self._train_step(step, x, y, sums)
                 self.state.step_in_epoch, self._partial = step + 1, (sums, count)
-                for cb in self._active:
-                    cb.on_batch_end(self, step, terms)
                 if self._interrupt_requested:
                     self._interrupt(step)
                 if self.should_stop:
                     return None
         self.state.step_in_epoch = 0
         return _averages(sums, count, self.distributed)
+
+    def _train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, sums: dict[str, torch.Tensor]) -> int:
+        """One optimiser step; adds the batch's terms to ``sums`` and returns its size."""
+        for cb in self._active:
+            cb.on_batch_start(self, step)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        terms: ELBOTerms = self._step_fn(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        self.optimizer.step()
+        self.state.global_step += 1
+        n = _accumulate(sums, terms, x.shape[0], with_loss=True)
+        for cb in self._active:
+            cb.on_batch_end(self, step, terms)
+        return n
 
     def _interrupt(self, step: int) -> None:
         self.should_stop = self.interrupted = True
@@ -386,7 +424,7 @@ class Trainer:
         try:
             with self._checked_once(batches):
                 for x, y in batches:
-                    count += _accumulate(sums, self.objective(self._forward(self.model, x, y), x), x.shape[0])
+                    count += _accumulate(sums, self._objective_terms(self.model, x, y), x.shape[0])
         finally:
             self.model.train(was_training)
         return _averages(sums, count, self.distributed)
@@ -398,51 +436,97 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def _callback_keys(self) -> list[str]:
-        keys, seen = [], {}  # type: ignore[var-annotated]
-        for cb in self.callbacks:
-            name = type(cb).__name__
-            seen[name] = seen.get(name, -1) + 1
-            keys.append(name if seen[name] == 0 else f"{name}_{seen[name]}")
-        return keys
+    def settings(self) -> dict[str, Any]:
+        """What a resume must match for the result to be the run's: batch size, shuffling, the
+        training data's size, the optimiser's initial learning rates, the objective's
+        configuration. (Not ``max_epochs``: a resume may train longer; not the seed: a resume
+        restores the random state itself.)"""
+        config = getattr(self.objective, "config", None)
+        return {
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
+            "train_samples": self._train_samples,
+            "lr": self._initial_lr,
+            "objective": config() if config is not None else type(self.objective).__name__,
+        }
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Write everything a resume needs (model, optimiser, counters, history, callbacks, RNG)."""
+        """Write everything a resume needs (model, optimiser, objective, counters, history,
+        callbacks, RNG, the settings a resume must match)."""
         try:
             model_config = get_config(self.model)
         except ValueError:
             model_config = None  # a model with unregistered parts still checkpoints its weights
+        state_dict = getattr(self.objective, "state_dict", None)
         payload = {
             "format": 1,
             "model_state": self.model.state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
+            "objective": state_dict() if state_dict is not None else None,
+            "settings": self.settings(),
             "state": self.state.as_dict(),
             "history": self.history.records,
-            "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self.callbacks, strict=True)},
-            "beta": float(getattr(self.objective, "beta", 1.0)),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                # mid-epoch, the shuffle state of the epoch's start, so a resume draws the same order
-                "shuffle": self._epoch_start_shuffle if self.state.step_in_epoch else self.generator.get_state(),
-            },
+            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
+            "rng": self._rng_state(),
             "partial": {"sums": self._partial[0], "count": self._partial[1]} if self.state.step_in_epoch else None,
             "model_config": model_config,
         }
         write_checkpoint(path, payload)
 
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Restore the state written by :meth:`save_checkpoint` into this trainer."""
+    def _rng_state(self) -> dict[str, Any]:
+        return {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # mid-epoch, the shuffle state of the epoch's start, so a resume draws the same order
+            "shuffle": self._epoch_start_shuffle if self.state.step_in_epoch else self.generator.get_state(),
+        }
+
+    def load_checkpoint(self, path: str | os.PathLike[str], *, check_settings: bool = False) -> None:
+        """Restore the state written by :meth:`save_checkpoint` into this trainer (``fit(...,
+        resume_from=path)`` calls it with ``check_settings=True``).
+
+        Raises:
+            ValueError: with ``check_settings``, the checkpoint was written with other
+                :meth:`settings` (each difference is named, old → new); or the checkpoint holds
+                weights of another model.
+        """
         payload = read_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(payload["model_state"])
+        if check_settings:
+            self._check_settings(path, payload.get("settings"))
+        try:
+            self.model.load_state_dict(payload["model_state"])
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[-1].strip()
+            raise ValueError(f"{path}: the checkpoint's weights do not fit this model ({first})") from None
         self.optimizer.load_state_dict(payload["optimizer_state"])
+        self._restore_objective(payload)
         self.state = TrainerState(**payload["state"])
         self.history = History([dict(r) for r in payload["history"]])
-        for key, cb in zip(self._callback_keys(), self.callbacks, strict=True):
-            if key in payload["callbacks"]:
-                cb.load_state_dict(payload["callbacks"][key])
-        if hasattr(self.objective, "beta"):
+        for cb in self.callbacks:
+            if cb.state_key in payload["callbacks"]:
+                cb.load_state_dict(payload["callbacks"][cb.state_key])
+        self._restore_rng(payload)
+
+    def _check_settings(self, path: str | os.PathLike[str], saved: Mapping[str, Any] | None) -> None:
+        if saved is None:
+            return  # a checkpoint from before settings were recorded
+        now = self.settings()
+        changed = [f"{k} {saved.get(k)!r} → {now.get(k)!r}" for k in now if saved.get(k) != now.get(k)]
+        if changed:
+            raise ValueError(
+                f"resume_from: {path} was written with other settings: {'; '.join(changed)}; resume with the "
+                "checkpoint's settings or start a new run"
+            )
+
+    def _restore_objective(self, payload: Mapping[str, Any]) -> None:
+        state = payload.get("objective")
+        if state is not None and hasattr(self.objective, "load_state_dict"):
+            self.objective.load_state_dict(state)
+        elif "beta" in payload and hasattr(self.objective, "beta"):  # checkpoints of genvae ≤ 0.1 with β only
             self.objective.beta = payload["beta"]
+
+    def _restore_rng(self, payload: Mapping[str, Any]) -> None:
         rng = payload["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
@@ -451,6 +535,25 @@ class Trainer:
         if self.state.step_in_epoch:
             self._epoch_start_shuffle = rng["shuffle"]
             self._partial = (dict(payload["partial"]["sums"]), int(payload["partial"]["count"]))
+
+
+def _checked_callbacks(callbacks: Sequence[Callback], quiet: bool) -> list[Callback]:
+    """The callbacks in running order (checkpointing ones last, so the state they save includes
+    the others' updates), with a progress bar added on a terminal; state keys must be unique."""
+    items = list(callbacks)
+    for cb in items:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
+    if not quiet and sys.stderr.isatty() and not any(isinstance(cb, ProgressBar) for cb in items):
+        items.append(ProgressBar())
+    keys = [cb.state_key for cb in items]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ValueError(
+                f"callbacks: expected callbacks with distinct state keys, got two with {key!r} "
+                "(give one a different setting, or override its state_key)"
+            )
+    return sorted(items, key=lambda cb: cb.runs_last)
 
 
 @contextlib.contextmanager
