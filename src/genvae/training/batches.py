@@ -70,9 +70,22 @@ class TensorBatches(Batches):
         n, b = self.num_samples, self.batch_size
         return n // b if self.drop_last else math.ceil(n / b)
 
+    #: ``epoch_order(n, batch_size, generator) -> permutation``: the data's own shuffling (e.g. to
+    #: put labelled inputs in every batch of partly labelled data); None: a uniform permutation.
+    epoch_order: Any = None
+
+    def _order(self, n: int) -> torch.Tensor:
+        if self.epoch_order is not None:
+            order = torch.as_tensor(self.epoch_order(n, self.batch_size, self.generator), dtype=torch.long)
+            if order.shape != (n,):
+                raise ValueError(f"epoch_order: expected a permutation of {n} indices, got shape {tuple(order.shape)}")
+        else:
+            order = torch.randperm(n, generator=self.generator)
+        return order.to(self.x.device)
+
     def iterate(self, start_step: int = 0) -> Iterator[Batch]:
         n, b = self.num_samples, self.batch_size
-        order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
+        order = self._order(n) if self.shuffle else None
         for i in range(start_step, len(self)):
             index: torch.Tensor | slice = order[i * b : (i + 1) * b] if order is not None else slice(i * b, (i + 1) * b)
             if self.world_size > 1:  # this rank's share of the global batch; every rank drew the same order
@@ -125,7 +138,8 @@ def as_batches(
 ) -> Batches:
     """Batches for ``data`` (anything :func:`genvae.data.as_tensors` takes).
 
-    Tensors, pairs, ImageDatasets and TensorDatasets are held on the device and batched by index;
+    Tensors, pairs, ImageDatasets and TensorDatasets are held on the device and batched by index
+    (in the order of the data's ``epoch_order(n, batch_size, generator)`` method when it has one);
     other Datasets and DataLoaders are read batch by batch. With ``world_size > 1`` each batch is
     this rank's share of a global batch of ``batch_size``.
     """
@@ -145,7 +159,9 @@ def as_batches(
         )
     x, y = as_tensors(data, argument=argument, dtype=dtype)
     sample_binary = getattr(data, "binarize", None) == "sample"
-    return TensorBatches(x, y, batch_size, device, shuffle, drop_last, generator, sample_binary, rank, world_size)
+    batches = TensorBatches(x, y, batch_size, device, shuffle, drop_last, generator, sample_binary, rank, world_size)
+    batches.epoch_order = getattr(data, "epoch_order", None)  # a dataset that shuffles itself
+    return batches
 
 
 def _loader(
