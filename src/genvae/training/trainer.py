@@ -64,9 +64,10 @@ class DivergenceError(FloatingPointError):
 
     def __init__(self, epoch: int, term: str, value: float) -> None:
         self.epoch, self.term, self.value = epoch, term, value
+        kept = f"the end of epoch {epoch - 1}" if epoch > 1 else "the start of training"
         super().__init__(
-            f"training diverged: {term} was {value} in epoch {epoch}; the model holds the weights of the "
-            f"end of epoch {epoch - 1} (try a smaller learning rate)"
+            f"training diverged: {term} was {value} in epoch {epoch}; the model holds the weights of {kept} "
+            "(try a smaller learning rate)"
         )
 
 
