@@ -137,16 +137,7 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         steps = per_layer("strides", strides, n)
         pads = tuple(k // 2 for k in kernels) if padding is None else per_layer("padding", padding, n, allow_zero=True)
         check_positive_int("condition_dim", condition_dim, allow_zero=True)
-        out_pads = []
-        for k, s, p in zip(kernels, steps, pads, strict=True):
-            op = s + 2 * p - k
-            if not 0 <= op < s:
-                raise ValueError(
-                    f"kernel_size: expected stride + 2·padding − kernel_size in [0, stride) so that each "
-                    f"transposed convolution multiplies the size by its stride, got kernel {k}, stride {s}, "
-                    f"padding {p}"
-                )
-            out_pads.append(op)
+        out_pads = _output_paddings(kernels, steps, pads)
         _, height, width = self.output_shape
         scale = math.prod(steps)
         start = (chans[0], math.ceil(height / scale), math.ceil(width / scale))
@@ -171,3 +162,18 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         if self._crop is not None:
             out = out[..., : self._crop[0], : self._crop[1]]
         return out
+
+
+def _output_paddings(kernels: tuple[int, ...], strides: tuple[int, ...], pads: tuple[int, ...]) -> list[int]:
+    """The output padding that makes each transposed convolution multiply the size by its stride."""
+    out_pads = []
+    for k, s, p in zip(kernels, strides, pads, strict=True):
+        op = s + 2 * p - k
+        if not 0 <= op < s:
+            raise ValueError(
+                f"kernel_size: expected stride + 2·padding − kernel_size in [0, stride) so that each "
+                f"transposed convolution multiplies the size by its stride, got kernel {k}, stride {s}, "
+                f"padding {p}"
+            )
+        out_pads.append(op)
+    return out_pads
