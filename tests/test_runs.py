@@ -376,3 +376,16 @@ def test_a_run_in_the_flat_layout_is_read_and_moved_into_the_layout(finished: Pa
     assert all((run / n).is_symlink() for n in PUBLISHED) and published_together(run)
     assert not (run / "weights.pt").exists() and len(RunDir(run).history()) == 3
     assert before["config.json"] != (run / "config.json").read_bytes()
+
+
+def test_the_refusal_says_when_an_unfinished_training_is_beside_the_published_run(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = copy_run(finished, tmp_path / "run")
+    training = json.loads((run / "checkpoints" / "config.json").read_text())
+    (run / "checkpoints" / "config.json").write_text(
+        json.dumps({**training, "run_id": "another"})
+    )  # an --overwrite, killed
+    status, err = train(run, capsys=capsys)
+    assert status == 1
+    assert "holds a finished run (2 epochs) and the unfinished training of another; continue it with --resume" in err

@@ -37,7 +37,7 @@ __all__ = ["MODEL_BUILDERS", "DataChoice", "Interrupted", "TrainConfig", "build_
            "train_run"]  # fmt: skip
 
 
-class CLIError(Exception):
+class CLIError(ValueError):
     """A user error, reported as one line."""
 
 
@@ -570,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out is not None:
             _check_out(args.out if args.command != "report" else str(Path(args.out).parent or "."))
         return _COMMANDS[args.command](args)
-    except (CLIError, ValueError, KeyError, OSError, RunLockedError) as err:
+    except (ValueError, KeyError, OSError, RunLockedError) as err:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 1

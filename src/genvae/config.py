@@ -151,9 +151,9 @@ def _build(spec: Any, where: str) -> Any:
     if not isinstance(spec, dict):
         return spec
     if _SPEC_KEY not in spec:
-        return {k: _build(v, f"{where}.{k}") for k, v in spec.items()}
+        return {k: _build(v, _field(where, k)) for k, v in spec.items()}
     cls = _part_class(spec, where)
-    args = {k: _build(v, f"{where}.{k.lstrip('*')}") for k, v in spec.get("args", {}).items()}
+    args = {k: _build(v, _field(where, k.lstrip("*"))) for k, v in spec.get("args", {}).items()}
     positional = [args.pop(k) for k in [k for k in args if k.startswith("*")]]
     try:
         return cls(*(positional[0] if positional else []), **args)
@@ -162,6 +162,11 @@ def _build(spec: Any, where: str) -> Any:
     except Exception as err:  # a constructor may fail in any way; the spec is what is wrong
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         raise _SpecError(f"{where}: {' '.join(message.split()) or type(err).__name__}") from None
+
+
+def _field(where: str, key: str) -> str:
+    """``where.key``, with a key that is not a plain name quoted (messages stay one line)."""
+    return f"{where}.{key}" if key.isidentifier() else f"{where}[{key!r}]"
 
 
 def _part_class(spec: dict[str, Any], where: str) -> type:
@@ -177,7 +182,9 @@ def _part_class(spec: dict[str, Any], where: str) -> type:
         raise _SpecError(f"{where}.args: expected an object, got {_json_type(spec['args'])}")
     for key, value in spec.get("args", {}).items():
         if key.startswith("*") and not isinstance(value, list):
-            raise _SpecError(f"{where}.{key[1:]}: expected a list of positional arguments, got {_json_type(value)}")
+            raise _SpecError(
+                f"{_field(where, key[1:])}: expected a list of positional arguments, got {_json_type(value)}"
+            )
     kind, _, name = reference.partition("/")
     try:
         registry = registry_of(kind)
@@ -305,13 +312,13 @@ def load(
             )
         saved = _saved_tensors(weights_path)
     dtype = dtype or _saved_dtype(saved)
+    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
+        skeleton = _build_checked(spec, shown)
+    _check_fit(skeleton.to(dtype).state_dict(), saved, weights_path)
     if not allow_non_finite:
         for key, tensor in saved.items():
             if tensor.is_floating_point():
                 check_finite(f"{weights_path}: {key}", tensor)
-    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
-        skeleton = _build_checked(spec, shown)
-    _check_fit(skeleton.to(dtype).state_dict(), saved, weights_path)
     model = _build_checked(spec, shown).to(dtype)
     try:
         model.load_state_dict(saved)
@@ -358,7 +365,7 @@ def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dty
     if missing:
         raise ValueError(f"{shown}: {missing[0]}: expected this field in a format-{version} model description")
     if extra:
-        raise ValueError(f"{shown}: {extra[0]}: unexpected field in a format-{version} model description")
+        raise ValueError(f"{shown}: {extra[0]!r}: unexpected field in a format-{version} model description")
     checks = {
         "genvae_version": (lambda v: isinstance(v, str) and len(v) <= 64, "a version string"),
         "weights_sha256": (lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "64 hexadecimal digits"),
@@ -430,7 +437,10 @@ def _check_fit(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.T
     missing = [k for k in expected if k not in saved]
     unexpected = [k for k in saved if k not in expected]
     if missing or unexpected:
-        what = [f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(unexpected[:3])}"]
+        what = [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(map(repr, unexpected[:3]))}" if unexpected else "",
+        ]
         raise ValueError(f"{path}: the weights do not fit the model in {MODEL_FILE}: {'; '.join(w for w in what if w)}")
     for key, tensor in expected.items():
         got = saved[key]

@@ -287,11 +287,16 @@ class RunDir:
 
     def describe(self) -> str:
         """A few words on what the directory holds, for messages."""
-        status = self.status()
-        if status == "unfinished":
+        training = self.training_config() if (self.checkpoint_dir / CONFIG).is_file() else None
+        if not self.is_published():
             return "an unfinished run"
-        epochs = self.metrics().get("epochs")
-        return f"a {'finished' if status == STATUS_COMPLETE else status} run ({epochs} epochs)"
+        status = self.status()
+        published = (
+            f"a {'finished' if status == STATUS_COMPLETE else status} run ({self.metrics().get('epochs')} epochs)"
+        )
+        if training is not None and training.get("run_id") != self.config().get("run_id"):
+            return f"{published} and the unfinished training of another"
+        return published
 
     def lock(self) -> RunLock:
         """The run's lock (use as a context manager; creates the directory)."""
