@@ -306,3 +306,20 @@ def test_save_refuses_a_run_directory(tmp_path: Path) -> None:
     (tmp_path / "model.json").symlink_to("published/current/model.json")
     with pytest.raises(ValueError, match=r"^directory: expected a model folder, got .*a run directory"):
         gv.save(gv.presets.seed_vae(), tmp_path)
+
+
+def test_a_part_with_tensors_outside_its_state_dict_is_built_for_real(tmp_path: Path) -> None:
+    """A non-persistent buffer is not in the weights file: load must compute it, not leave it empty."""
+
+    @gv.likelihoods.register("test_scaled_bernoulli")
+    class Scaled(gv.likelihoods.Bernoulli):
+        def __init__(self, scale: float = 3.0) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.tensor(scale), persistent=False)
+
+    try:
+        gv.save(gv.VAE("mlp", "mlp", latent_dim=2, likelihood=Scaled(2.5)), tmp_path)
+        loaded = gv.load(tmp_path)
+        assert loaded.likelihood.scale.device.type == "cpu" and loaded.likelihood.scale.item() == 2.5
+    finally:
+        gv.likelihoods.registry.unregister("test_scaled_bernoulli")

@@ -27,16 +27,17 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from genvae._io import atomic_write, fsync_dir, locked_dir, step
+from genvae._io import atomic_write, locked_dir, step
 from genvae._validation import check_finite, fmt_shape
 from genvae.registry import registered_name, registry_of
 
@@ -241,7 +242,6 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
         step("save:start")
         atomic_write(out / document["weights"], weights, step_name="save:weights")
         atomic_write(out / MODEL_FILE, (json.dumps(document, indent=2) + "\n").encode(), step_name="save:model")
-        fsync_dir(out)
         _remove_unused_weights(out, keep=document["weights"])
         step("save:cleaned")
     return out
@@ -255,7 +255,17 @@ def _common_dtype(model: nn.Module) -> torch.dtype:
     return dtypes.pop() if dtypes else torch.float32
 
 
+def _all_finite(tensors: Iterator[torch.Tensor]) -> bool:
+    """Whether every floating-point tensor is finite: one float64 sum per tensor and one host sync
+    (NaN and inf survive a sum; a float64 sum of finite float32 weights cannot overflow). A False
+    may be an overflow of huge float64 values: callers then check each tensor exactly."""
+    sums = [t.detach().sum(dtype=torch.float64) for t in tensors if t.is_floating_point() and t.numel()]
+    return not sums or math.isfinite(float(torch.stack(sums).sum()))
+
+
 def _check_finite_state(state: Mapping[str, torch.Tensor]) -> None:
+    if _all_finite(iter(state.values())):
+        return
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ValueError(
@@ -299,6 +309,29 @@ def load(
         raise FileNotFoundError(
             f"directory: expected {MODEL_FILE} in {str(root)!r} (written by gv.save), but it is not there"
         )
+    spec, dtype, weights_path, saved = _read_files(root, shown)
+    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
+        skeleton = _in_dtype(_build_checked(spec, shown), dtype)
+    _check_fit(skeleton.state_dict(), saved, weights_path)
+    if not allow_non_finite and not _all_finite(iter(saved.values())):
+        for key, tensor in saved.items():
+            if tensor.is_floating_point():
+                check_finite(f"{weights_path}: {key}", tensor)
+    try:
+        if _filled_by_state_dict(skeleton):  # the skeleton takes the file's tensors: no second build
+            skeleton.load_state_dict({k: v.clone() for k, v in saved.items()}, assign=True)
+            model = skeleton
+        else:
+            model = _in_dtype(_build_checked(spec, shown), dtype)
+            model.load_state_dict(saved)
+    except Exception as err:  # shapes and dtypes were checked; anything left is the file's fault
+        raise ValueError(f"{weights_path}: the weights do not fit the model in {MODEL_FILE}: {err}") from None
+    return model.to(map_location)
+
+
+def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, dict[str, torch.Tensor]]:
+    """``model.json`` checked, and the tensors of the weights file it names (memory-mapped), after
+    their checksum; the spec, the dtype, the weights file and its tensors."""
     real = shown.resolve()  # a run's model.json links to its published files: read them there
     with locked_dir(real.parent, shared=True):  # a save into the folder waits, and does not wait for us
         spec, dtype, weights_path, sha = _read_model_file(real, shown)
@@ -311,26 +344,30 @@ def load(
                 "the file is corrupted or belongs to another model"
             )
         saved = _saved_tensors(weights_path)
-    dtype = dtype or _saved_dtype(saved)
-    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
-        skeleton = _build_checked(spec, shown)
-    _check_fit(skeleton.to(dtype).state_dict(), saved, weights_path)
-    if not allow_non_finite:
-        for key, tensor in saved.items():
-            if tensor.is_floating_point():
-                check_finite(f"{weights_path}: {key}", tensor)
-    model = _build_checked(spec, shown).to(dtype)
-    try:
-        model.load_state_dict(saved)
-    except Exception as err:  # shapes and dtypes were checked; anything left is the file's fault
-        raise ValueError(f"{weights_path}: the weights do not fit the model in {MODEL_FILE}: {err}") from None
-    return model.to(map_location)
+    return spec, dtype or _saved_dtype(saved), weights_path, saved
 
 
 def _saved_dtype(saved: Mapping[str, torch.Tensor]) -> torch.dtype:
     """The floating-point dtype of a format-1 file's tensors (that format did not record it)."""
     dtypes = {t.dtype for t in saved.values() if t.is_floating_point()}
     return dtypes.pop() if len(dtypes) == 1 else torch.float32
+
+
+def _in_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    floating = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return model if all(t.dtype == dtype for t in floating) else model.to(dtype)
+
+
+def _filled_by_state_dict(skeleton: nn.Module) -> bool:
+    """Whether loading a state dict into the ``meta`` skeleton gives every tensor it holds real
+    values: no parameter is shared between two names, and no part keeps a tensor outside its
+    state dict (a non-persistent buffer, a plain attribute), which only a real build computes."""
+    state = skeleton.state_dict(keep_vars=True)
+    if len({id(t) for t in state.values()}) != len(state):
+        return False
+    if any(name not in state for name, _ in skeleton.named_buffers()):
+        return False
+    return not any(isinstance(v, torch.Tensor) for m in skeleton.modules() for v in vars(m).values())
 
 
 def _build_checked(spec: Any, shown: Path) -> nn.Module:
