@@ -315,7 +315,7 @@ def demo(out: str, epochs: int, quick: bool, root: str | None, download: bool, o
     choice = choose_dataset(root, download)
     print(f"genvae demo: data: {choice.summary}", flush=True)
     runs = {kind: Path(out) / kind for kind in ("vae", "cvae")}
-    report = Path(out) / "report.html"
+    report = Path(out) / "report.html"  # the demo's own report, beside its two run directories
     print(f"genvae demo: runs {runs['vae']} and {runs['cvae']}; report {report} (written at the end)", flush=True)
     base = TrainConfig(dataset=choice.name, data_root=root, epochs=epochs)
     if quick:
@@ -546,7 +546,7 @@ def _command_report(args: argparse.Namespace) -> int:
     settings = ReportSettings(eval_size=args.eval_size, k=args.k)
     target = Path(args.out) if args.out else RunDir(args.runs[0]).report_file()
     write_report(args.runs, target, settings)
-    print(f"genvae report: wrote {args.out or Path(args.runs[0]) / 'report.html'}", flush=True)
+    print(f"genvae report: wrote {args.out or RunDir(args.runs[0]).report_path}", flush=True)
     return 0
 
 

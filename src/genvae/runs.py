@@ -241,6 +241,11 @@ class RunDir:
         atomic_write(target, (json.dumps(figures, indent=2) + "\n").encode())
         return self.path / EVALUATION
 
+    @property
+    def report_path(self) -> Path:
+        """``RUN/report.html``: where the report of this run is seen."""
+        return self.path / REPORT
+
     def report_file(self) -> Path:
         """Where the report of this run is written (the file behind ``RUN/report.html``)."""
         return self.derived_file(REPORT)
