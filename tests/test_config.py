@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,13 +119,18 @@ def test_an_argument_that_is_not_json_is_named(tmp_path: Path) -> None:
         gv.likelihoods.registry.unregister("test_tensor_arg")
 
 
+def weights_file(folder: Path) -> Path:
+    (path,) = folder.glob("weights-*.pt")
+    return path
+
+
 def test_load_refuses_weights_that_fail_their_checksum(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
-    weights = tmp_path / "weights.pt"
+    weights = weights_file(tmp_path)
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"weights.pt: checksum mismatch"):
+    with pytest.raises(ValueError, match=rf"{weights.name}: checksum mismatch"):
         gv.load(tmp_path)
 
 
@@ -141,7 +148,12 @@ def test_load_refuses_a_file_that_is_not_a_model_description(tmp_path: Path) -> 
 
 def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "weights.pt"]
+    gv.save(gv.presets.seed_vae(latent_dim=3), tmp_path)  # again: the first weights file goes
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[0] == "model.json" and len(names) == 2 and re.fullmatch(r"weights-[0-9a-f]{16}\.pt", names[1])
+    document = json.loads((tmp_path / "model.json").read_text())
+    assert document["weights"] == names[1] and document["format"] == 2 and document["dtype"] == "float32"
+    assert gv.load(tmp_path).latent_dim == 3
 
 
 def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
@@ -150,5 +162,164 @@ def test_saved_files_get_ordinary_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     gv.save(gv.presets.seed_vae(), tmp_path)
-    for name in ("model.json", "weights.pt"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    for path in (tmp_path / "model.json", weights_file(tmp_path)):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- the format: dtype, versions, non-finite weights -------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_dtype_round_trips(tmp_path: Path, dtype: torch.dtype) -> None:
+    model = gv.presets.seed_cvae().to(dtype)
+    gv.save(model, tmp_path)
+    loaded = gv.load(tmp_path)
+    assert loaded.dtype == dtype and all(p.dtype == dtype for p in loaded.parameters())
+    x, y = torch.rand(3, 1, 28, 28, dtype=dtype), torch.tensor([0, 1, 2])
+    torch.testing.assert_close(loaded.reconstruct(x, y), model.reconstruct(x, y), rtol=0, atol=0)
+
+
+def write_format_1(model: torch.nn.Module, folder: Path) -> None:
+    """A model folder as genvae 0.1 wrote it: model.json (format 1) beside weights.pt."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    (folder / "weights.pt").write_bytes(buffer.getvalue())
+    document = {"format": 1, "genvae_version": "0.1.0", "weights_sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
+                "model": gv.config.get_config(model)}  # fmt: skip
+    (folder / "model.json").write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_folder_of_the_previous_format_still_loads(tmp_path: Path, dtype: torch.dtype) -> None:
+    model = gv.presets.seed_vae().to(dtype)
+    write_format_1(model, tmp_path)
+    loaded = gv.load(tmp_path)
+    assert loaded.dtype == dtype
+    assert same_weights(model, loaded)
+    gv.save(loaded, tmp_path)  # saving again moves it to the current format
+    assert not (tmp_path / "weights.pt").exists() and gv.load(tmp_path).dtype == dtype
+
+
+@pytest.mark.parametrize("version", [0, 3, 999, "2", 2.0, True, None])
+def test_an_unknown_format_version_is_refused(tmp_path: Path, version: object) -> None:
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["format"] = version
+    (tmp_path / "model.json").write_text(json.dumps(document))
+    with pytest.raises(
+        ValueError, match=r"model.json: format: expected 1 or 2 \(the versions this genvae reads\), got"
+    ):
+        gv.load(tmp_path)
+
+
+def test_non_finite_weights_are_not_saved_unless_allowed(tmp_path: Path) -> None:
+    model = gv.presets.seed_vae()
+    with torch.no_grad():
+        model.mean_head.bias[0] = float("nan")
+    with pytest.raises(ValueError, match=r"^model: mean_head.bias: expected finite weights, got NaN or inf"):
+        gv.save(model, tmp_path / "refused")
+    assert not (tmp_path / "refused" / "model.json").exists()
+    gv.save(model, tmp_path / "allowed", allow_non_finite=True)
+    with pytest.raises(ValueError, match=r"weights-[0-9a-f]+\.pt: mean_head.bias: expected finite values, got NaN"):
+        gv.load(tmp_path / "allowed")
+    assert gv.load(tmp_path / "allowed", allow_non_finite=True).mean_head.bias.isnan().any()
+
+
+def test_a_model_with_two_float_dtypes_is_refused(tmp_path: Path) -> None:
+    model = gv.presets.seed_vae()
+    model.mean_head.double()
+    with pytest.raises(
+        ValueError, match=r"^model: expected one floating-point dtype for all weights, got float32, float64"
+    ):
+        gv.save(model, tmp_path)
+
+
+# -- atomic saving: whatever stops a save, the folder holds the old model or the new one ---------------
+
+
+def perturbed(seed: int) -> gv.VAE:
+    torch.manual_seed(seed)
+    model = gv.presets.seed_vae()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    return model
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+#: The steps of a save (see genvae._io.step), and which model a failure there leaves.
+SAVE_STEPS = {
+    "save:start": "old",
+    "save:weights-written": "old",
+    "save:weights-renamed": "old",
+    "save:model-written": "old",
+    "save:model-renamed": "new",  # model.json replaced: the switch
+    "save:cleaned": "new",
+}
+
+
+@pytest.mark.parametrize("step", SAVE_STEPS)
+def test_a_failure_at_any_step_of_a_save_leaves_a_complete_model(
+    tmp_path: Path, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = perturbed(1), perturbed(2)
+    gv.save(old, tmp_path)
+    monkeypatch.setenv("GENVAE_TEST_FAIL_AT", step)  # an OSError(ENOSPC) at that step
+    with pytest.raises(OSError, match="No space left on device"):
+        gv.save(new, tmp_path)
+    assert same_weights(gv.load(tmp_path), old if SAVE_STEPS[step] == "old" else new)
+    monkeypatch.delenv("GENVAE_TEST_FAIL_AT")
+    gv.save(new, tmp_path)  # the next save clears what the failed one left
+    assert len(list(tmp_path.iterdir())) == 2 and same_weights(gv.load(tmp_path), new)
+
+
+def test_concurrent_saves_into_one_folder_take_turns(tmp_path: Path) -> None:
+    models = [perturbed(1), perturbed(2)]
+    errors: list[BaseException] = []
+
+    def save_many(model: torch.nn.Module) -> None:
+        try:
+            for _ in range(8):
+                gv.save(model, tmp_path)
+                loaded = gv.load(tmp_path)  # while the other thread saves: one of the two, complete
+                assert any(same_weights(loaded, m) for m in models)
+        except BaseException as err:  # reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=save_many, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(list(tmp_path.glob("weights-*.pt"))) == 1
+
+
+def test_save_refuses_a_run_directory(tmp_path: Path) -> None:
+    (tmp_path / "published").mkdir()
+    (tmp_path / "model.json").symlink_to("published/current/model.json")
+    with pytest.raises(ValueError, match=r"^directory: expected a model folder, got .*a run directory"):
+        gv.save(gv.presets.seed_vae(), tmp_path)
+
+
+def test_a_part_with_tensors_outside_its_state_dict_is_built_for_real(tmp_path: Path) -> None:
+    """A non-persistent buffer is not in the weights file: load must compute it, not leave it empty."""
+
+    @gv.likelihoods.register("test_scaled_bernoulli")
+    class Scaled(gv.likelihoods.Bernoulli):
+        def __init__(self, scale: float = 3.0) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.tensor(scale), persistent=False)
+
+    try:
+        gv.save(gv.VAE("mlp", "mlp", latent_dim=2, likelihood=Scaled(2.5)), tmp_path)
+        loaded = gv.load(tmp_path)
+        assert loaded.likelihood.scale.device.type == "cpu" and loaded.likelihood.scale.item() == 2.5
+    finally:
+        gv.likelihoods.registry.unregister("test_scaled_bernoulli")

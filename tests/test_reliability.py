@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import genvae as gv
 from genvae.data.idx import IDXError, read_idx, write_idx
 from genvae.training import CheckpointError, read_checkpoint
+from genvae.training.checkpoint import check_fields
 
 # One model of each kind for the whole module: building them per example would dominate the time.
 VAE = gv.presets.seed_vae().eval()
@@ -257,17 +258,19 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @named
-@given(
-    st.sampled_from(["model.json", "weights.pt"]), st.sampled_from(["truncate", "flip", "empty", "garbage"]), st.data()
-)
+@given(st.sampled_from(["model.json", "weights"]), st.sampled_from(["truncate", "flip", "empty", "garbage"]), st.data())
 def test_corrupted_saved_models_are_refused(
     tmp_path: Path, saved: Path, name: str, how: str, data: st.DataObject
 ) -> None:
     target = tmp_path / "copy"
     target.mkdir(exist_ok=True)
+    for f in target.iterdir():
+        f.unlink()
     for f in saved.iterdir():
         (target / f.name).write_bytes(f.read_bytes())
-    blob = bytearray((target / name).read_bytes())
+    (weights,) = target.glob("weights-*.pt")
+    path = target / "model.json" if name == "model.json" else weights
+    blob = bytearray(path.read_bytes())
     if how == "truncate":
         blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
     elif how == "flip":
@@ -277,12 +280,12 @@ def test_corrupted_saved_models_are_refused(
         blob = bytearray()
     else:
         blob = bytearray(data.draw(st.binary(min_size=1, max_size=200)))
-    (target / name).write_bytes(bytes(blob))
+    path.write_bytes(bytes(blob))
     try:
         model = gv.load(target)
-    except (ValueError, KeyError) as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) else str(err)
-        assert "model.json" in message or "weights.pt" in message or ":" in message, message
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err)
+        assert "\n" not in message and message.startswith((str(path), "directory: expected weights-")), message
         return
     # only a flip that keeps model.json meaningful can load; the weights then passed their checksum
     assert name == "model.json" and how == "flip"
@@ -315,3 +318,30 @@ def test_corrupted_checkpoints_are_refused(tmp_path: Path, how: str, data: st.Da
     with pytest.raises(CheckpointError) as info:
         read_checkpoint(path)
     assert str(info.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([1, 2, 3], "not a genvae checkpoint (unknown payload)"),
+        ({"format": 2}, "not a genvae checkpoint (unknown payload)"),
+        ({"format": 1, "odd": CheckpointError("x")}, "the payload cannot be read (Weights only load failed"),
+    ],
+)
+def test_checkpoints_with_a_valid_checksum_but_bad_content_are_refused(
+    tmp_path: Path, payload: Any, message: str
+) -> None:
+    path = tmp_path / "c.ckpt"
+    gv.training.write_checkpoint(path, payload)  # a valid checksum over content that is not a checkpoint
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: {message}") and "\n" not in str(info.value)
+
+
+def test_check_fields_names_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "c.ckpt"
+    payload = {"format": 1, "state": [], "history": []}
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: state: expected dict, got list$"):
+        check_fields(path, payload, {"history": list, "state": dict})
+    with pytest.raises(CheckpointError, match=r": rng: expected dict or None, got nothing$"):
+        check_fields(path, payload, {"rng": (dict, type(None))})

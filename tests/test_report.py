@@ -64,3 +64,23 @@ def test_report_command_combines_runs(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_report_of_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path)]) == 1
     assert "error: run: expected config.json in" in capsys.readouterr().err
+
+
+def test_report_of_a_run_whose_training_has_not_finished(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "config.json").write_text("{}")  # started, never published
+    assert main(["report", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"genvae report: error: run: expected config.json in {str(tmp_path)!r}, but it is not there; its training "
+        "has not finished: resume it with genvae train --resume\n"
+    )
+
+
+def test_the_report_of_a_run_is_published_with_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *SMALL, "--no-report", "--out", str(run)]) == 0
+    assert main(["report", str(run), "--k", "2", "--eval-size", "50"]) == 0
+    for name in ("report.html", "evaluation.json"):  # beside the publication they describe
+        assert (run / name).is_symlink() and (run / name).resolve().parent == (run / "model.json").resolve().parent
+    assert main(["train", *SMALL, "--no-report", "--seed", "2", "--overwrite", "--out", str(run)]) == 0
+    assert not (run / "report.html").exists()  # a new publication shows no stale report

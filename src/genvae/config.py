@@ -2,9 +2,13 @@
 
 Every class registered in a part registry (encoders, decoders, conditioners, likelihoods,
 models) records the arguments it was constructed with. :func:`save` writes those arguments
-as JSON (``model.json``) beside the weights (``weights.pt``); :func:`load` calls the
-constructors again and loads the weights. The constructor signature is the schema, so there is
-no separate config class to keep in sync.
+as JSON (``model.json``) beside the weights (``weights-<checksum>.pt``); :func:`load` checks
+the description, calls the constructors again and loads the weights. The constructor signature
+is the schema, so there is no separate config class to keep in sync.
+
+A model folder holds ``model.json`` and the one weights file it names. ``model.json`` is replaced
+last, in one rename, so it switches from the old model to the new one atomically; see :func:`save`.
+Folders written by earlier versions (format 1: ``model.json`` and ``weights.pt``) still load.
 
 Example:
     >>> import tempfile, torch, genvae as gv
@@ -23,23 +27,41 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import os
-import pickle
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from genvae._io import atomic_write
+from genvae._io import atomic_write, locked_dir, step
+from genvae._validation import check_finite, fmt_shape
 from genvae.registry import registered_name, registry_of
 
-__all__ = ["MODEL_FILE", "WEIGHTS_FILE", "from_config", "get_config", "load", "save"]
+__all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
+           "load", "save"]  # fmt: skip
 
+#: The file that describes a saved model (and names its weights file).
 MODEL_FILE = "model.json"
-WEIGHTS_FILE = "weights.pt"
-FORMAT_VERSION = 1
+LEGACY_WEIGHTS_FILE = "weights.pt"  # format 1
+#: The version of ``model.json`` that :func:`save` writes; :func:`load` reads it and format 1.
+FORMAT_VERSION = 2
+#: Bounds checked before ``model.json`` is parsed: its size, and how deeply its JSON nests.
+MAX_MODEL_FILE_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32
+_FIELDS = {
+    1: {"format", "genvae_version", "weights_sha256", "model"},
+    2: {"format", "genvae_version", "dtype", "weights", "weights_sha256", "model"},
+}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_WEIGHTS_NAME = re.compile(r"weights-[0-9a-f]{16}\.pt")
+_SAVE_TEMPORARY = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.pt)\..+\.tmp")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 _SPEC_KEY = "genvae"  # marks a nested part in a config: {"genvae": "kind/name", "args": {...}}
 _CONFIG_ATTR = "_genvae_init_arguments"
 
@@ -114,83 +136,358 @@ def get_config(obj: Any, path: str = "model") -> Any:
 
 
 def from_config(spec: Any) -> Any:
-    """Inverse of :func:`get_config`: build the object a spec describes."""
+    """Inverse of :func:`get_config`: build the object a spec describes.
+
+    Every failure is a ``ValueError`` that names where in the spec it happened (``model.encoder``)."""
+    return _build(spec, "model")
+
+
+class _SpecError(ValueError):
+    """A spec that cannot be built; the message already names where (not wrapped again)."""
+
+
+def _build(spec: Any, where: str) -> Any:
     if isinstance(spec, list):
-        return [from_config(v) for v in spec]
-    if isinstance(spec, dict):
-        if _SPEC_KEY not in spec:
-            return {k: from_config(v) for k, v in spec.items()}
-        kind, _, name = str(spec[_SPEC_KEY]).partition("/")
-        cls = registry_of(kind).get(name)
-        args = {k: from_config(v) for k, v in spec.get("args", {}).items()}
-        positional = [args.pop(k) for k in [k for k in args if k.startswith("*")]]
+        return [_build(v, f"{where}[{i}]") for i, v in enumerate(spec)]
+    if not isinstance(spec, dict):
+        return spec
+    if _SPEC_KEY not in spec:
+        return {k: _build(v, _field(where, k)) for k, v in spec.items()}
+    cls = _part_class(spec, where)
+    args = {k: _build(v, _field(where, k.lstrip("*"))) for k, v in spec.get("args", {}).items()}
+    positional = [args.pop(k) for k in [k for k in args if k.startswith("*")]]
+    try:
         return cls(*(positional[0] if positional else []), **args)
-    return spec
+    except _SpecError:
+        raise
+    except Exception as err:  # a constructor may fail in any way; the spec is what is wrong
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        raise _SpecError(f"{where}: {' '.join(message.split()) or type(err).__name__}") from None
 
 
-def save(model: nn.Module, directory: str | os.PathLike[str]) -> Path:
-    """Save ``model``'s constructor arguments (``model.json``) and weights (``weights.pt``) in
-    ``directory`` (created if needed). Returns the directory.
+def _field(where: str, key: str) -> str:
+    """``where.key``, with a key that is not a plain name quoted (messages stay one line)."""
+    return f"{where}.{key}" if key.isidentifier() else f"{where}[{key!r}]"
+
+
+def _part_class(spec: dict[str, Any], where: str) -> type:
+    """The registered class a ``{"genvae": "kind/name", "args": {...}}`` spec names, after checking
+    the spec's own fields."""
+    extra = sorted(set(spec) - {_SPEC_KEY, "args"})
+    if extra:
+        raise _SpecError(f"{where}: expected only the fields 'genvae' and 'args' in a part, got {extra[0]!r}")
+    reference = spec[_SPEC_KEY]
+    if not isinstance(reference, str) or reference.count("/") != 1:
+        raise _SpecError(f"{where}.genvae: expected 'kind/name', got {reference!r}")
+    if not isinstance(spec.get("args", {}), dict):
+        raise _SpecError(f"{where}.args: expected an object, got {_json_type(spec['args'])}")
+    for key, value in spec.get("args", {}).items():
+        if key.startswith("*") and not isinstance(value, list):
+            raise _SpecError(
+                f"{_field(where, key[1:])}: expected a list of positional arguments, got {_json_type(value)}"
+            )
+    kind, _, name = reference.partition("/")
+    try:
+        registry = registry_of(kind)
+        cls = registry.get(name)
+    except KeyError as err:
+        raise _SpecError(f"{where}.genvae: {err}") from None
+    if not (registry.record_config and isinstance(cls, type) and registered_name(cls) == (kind, name)):
+        raise _SpecError(f"{where}.genvae: expected a registered model part, got {reference!r}")
+    return cls
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), f"a number ({value!r})" if isinstance(value, int | float) else type(value).__name__)
+
+
+# -- the model directory: model.json names its weights file; replacing model.json switches both --------
+
+
+def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finite: bool = False) -> Path:
+    """Save ``model``'s constructor arguments (``model.json``) and weights in ``directory``
+    (created if needed). Returns the directory.
 
     The model and each of its parts must be registered genvae classes (all built-in parts
-    are); an unregistered custom part is an error that says how to register it. Both files are
-    written atomically, and ``model.json`` carries the SHA-256 of the weights so :func:`load`
-    refuses a weights file that does not belong to it.
+    are); an unregistered custom part is an error that says how to register it. A model with NaN
+    or infinite weights is refused unless ``allow_non_finite``.
+
+    The save is atomic: the weights go to a new file named by their checksum
+    (``weights-<sha256 prefix>.pt``), then ``model.json``, which names that file and carries its
+    SHA-256, replaces the old one in a single rename. Whenever the save stops (an exception,
+    Ctrl-C, a kill, a full disk), :func:`load` gives the complete old model or the complete new one.
     """
+    out = Path(directory)
+    if (out / MODEL_FILE).is_symlink():
+        raise ValueError(
+            f"directory: expected a model folder, got {str(out)!r}, a run directory (its {MODEL_FILE} is a link "
+            "to the run's published files); save the model to another folder"
+        )
     config = get_config(model)
+    dtype = _common_dtype(model)
+    state = model.state_dict()
+    if not allow_non_finite:
+        _check_finite_state(state)
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save(state, buffer)
     weights = buffer.getvalue()
+    sha = hashlib.sha256(weights).hexdigest()
     from genvae import __version__
 
-    document = {
-        "format": FORMAT_VERSION,
-        "genvae_version": __version__,
-        "weights_sha256": hashlib.sha256(weights).hexdigest(),
-        "model": config,
-    }
-    out = Path(directory)
+    document = {"format": FORMAT_VERSION, "genvae_version": __version__, "dtype": _dtype_name(dtype),
+                "weights": f"weights-{sha[:16]}.pt", "weights_sha256": sha, "model": config}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / WEIGHTS_FILE, weights)
-    atomic_write(out / MODEL_FILE, (json.dumps(document, indent=2) + "\n").encode())
+    with locked_dir(out):  # two saves into one folder take turns, so neither removes the other's file
+        step("save:start")
+        atomic_write(out / document["weights"], weights, step_name="save:weights")
+        atomic_write(out / MODEL_FILE, (json.dumps(document, indent=2) + "\n").encode(), step_name="save:model")
+        _remove_unused_weights(out, keep=document["weights"])
+        step("save:cleaned")
     return out
 
 
-def load(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
+def _common_dtype(model: nn.Module) -> torch.dtype:
+    dtypes = {t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if len(dtypes) > 1:
+        names = ", ".join(sorted(_dtype_name(d) for d in dtypes))
+        raise ValueError(f"model: expected one floating-point dtype for all weights, got {names}")
+    return dtypes.pop() if dtypes else torch.float32
+
+
+def _all_finite(tensors: Iterator[torch.Tensor]) -> bool:
+    """Whether every floating-point tensor is finite: one float64 sum per tensor and one host sync
+    (NaN and inf survive a sum; a float64 sum of finite float32 weights cannot overflow). A False
+    may be an overflow of huge float64 values: callers then check each tensor exactly."""
+    sums = [t.detach().sum(dtype=torch.float64) for t in tensors if t.is_floating_point() and t.numel()]
+    return not sums or math.isfinite(float(torch.stack(sums).sum()))
+
+
+def _check_finite_state(state: Mapping[str, torch.Tensor]) -> None:
+    if _all_finite(iter(state.values())):
+        return
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"model: {key}: expected finite weights, got NaN or inf; gv.save does not save a diverged "
+                "model (pass allow_non_finite=True to save it anyway)"
+            )
+
+
+def _remove_unused_weights(folder: Path, keep: str) -> None:
+    """Remove weights files no model.json names any more, and temporary files of interrupted saves."""
+    for path in folder.iterdir():
+        name = path.name
+        unused = name != keep and (_WEIGHTS_NAME.fullmatch(name) or name == LEGACY_WEIGHTS_FILE)
+        if unused or _SAVE_TEMPORARY.fullmatch(name):
+            path.unlink(missing_ok=True)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def load(
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu", *, allow_non_finite: bool = False
+) -> Any:
     """Rebuild the model saved by :func:`save` in ``directory`` and load its weights.
 
+    Nothing is built before ``model.json`` has been checked (its size, nesting, fields, format
+    version and part names) and the model it describes has been built on the ``meta`` device
+    (no memory) and its tensors' shapes and dtypes compared with those in the weights file. The
+    model comes back in the dtype it was saved in. Weights holding NaN or inf are refused unless
+    ``allow_non_finite``. A run directory (``genvae train``) loads too: its published model.
+
     Raises:
-        FileNotFoundError: ``directory`` holds no ``model.json`` or ``weights.pt``.
-        ValueError: a file is not valid, or the weights do not match their checksum.
+        FileNotFoundError: ``directory`` holds no ``model.json`` or no weights file.
+        ValueError: a file is not valid, the weights do not match their checksum or do not fit
+            the model; the message names the file and the field.
     """
     root = Path(directory)
-    config_path, weights_path = root / MODEL_FILE, root / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"directory: expected {path.name} in {str(root)!r} (written by gv.save), but it is not there"
-            )
-    try:
-        document = json.loads(config_path.read_text())
-        spec = document["model"]
-        expected_sha = document["weights_sha256"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{config_path}: not a genvae model description ({err})") from None
-    weights = weights_path.read_bytes()
-    actual_sha = hashlib.sha256(weights).hexdigest()
-    if actual_sha != expected_sha:
-        raise ValueError(
-            f"{weights_path}: checksum mismatch (expected sha256 {expected_sha}, got {actual_sha}); "
-            "the file is corrupted or belongs to another model"
+    shown = root / MODEL_FILE
+    if not shown.is_file():
+        raise FileNotFoundError(
+            f"directory: expected {MODEL_FILE} in {str(root)!r} (written by gv.save), but it is not there"
         )
+    spec, dtype, weights_path, saved = _read_files(root, shown)
+    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
+        skeleton = _in_dtype(_build_checked(spec, shown), dtype)
+    _check_fit(skeleton.state_dict(), saved, weights_path)
+    if not allow_non_finite and not _all_finite(iter(saved.values())):
+        for key, tensor in saved.items():
+            if tensor.is_floating_point():
+                check_finite(f"{weights_path}: {key}", tensor)
     try:
-        model = from_config(spec)
-    except (TypeError, ValueError, KeyError, AttributeError) as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        raise ValueError(f"{config_path}: cannot rebuild the model it describes: {message}") from None
-    try:
-        state = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
-        model.load_state_dict(state)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as err:
+        if _filled_by_state_dict(skeleton):  # the skeleton takes the file's tensors: no second build
+            skeleton.load_state_dict({k: v.clone() for k, v in saved.items()}, assign=True)
+            model = skeleton
+        else:
+            model = _in_dtype(_build_checked(spec, shown), dtype)
+            model.load_state_dict(saved)
+    except Exception as err:  # shapes and dtypes were checked; anything left is the file's fault
         raise ValueError(f"{weights_path}: the weights do not fit the model in {MODEL_FILE}: {err}") from None
     return model.to(map_location)
+
+
+def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, dict[str, torch.Tensor]]:
+    """``model.json`` checked, and the tensors of the weights file it names (memory-mapped), after
+    their checksum; the spec, the dtype, the weights file and its tensors."""
+    real = shown.resolve()  # a run's model.json links to its published files: read them there
+    with locked_dir(real.parent, shared=True):  # a save into the folder waits, and does not wait for us
+        spec, dtype, weights_path, sha = _read_model_file(real, shown)
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"directory: expected {weights_path.name} in {str(root)!r} (named by {shown})")
+        actual = _sha256(weights_path)
+        if actual != sha:
+            raise ValueError(
+                f"{weights_path}: checksum mismatch (expected sha256 {sha}, got {actual}); "
+                "the file is corrupted or belongs to another model"
+            )
+        saved = _saved_tensors(weights_path)
+    return spec, dtype or _saved_dtype(saved), weights_path, saved
+
+
+def _saved_dtype(saved: Mapping[str, torch.Tensor]) -> torch.dtype:
+    """The floating-point dtype of a format-1 file's tensors (that format did not record it)."""
+    dtypes = {t.dtype for t in saved.values() if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
+
+
+def _in_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    floating = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return model if all(t.dtype == dtype for t in floating) else model.to(dtype)
+
+
+def _filled_by_state_dict(skeleton: nn.Module) -> bool:
+    """Whether loading a state dict into the ``meta`` skeleton gives every tensor it holds real
+    values: no parameter is shared between two names, and no part keeps a tensor outside its
+    state dict (a non-persistent buffer, a plain attribute), which only a real build computes."""
+    state = skeleton.state_dict(keep_vars=True)
+    if len({id(t) for t in state.values()}) != len(state):
+        return False
+    if any(name not in state for name, _ in skeleton.named_buffers()):
+        return False
+    return not any(isinstance(v, torch.Tensor) for m in skeleton.modules() for v in vars(m).values())
+
+
+def _build_checked(spec: Any, shown: Path) -> nn.Module:
+    try:
+        model = _build(spec, "model")
+    except _SpecError as err:
+        raise ValueError(f"{shown}: cannot rebuild the model it describes: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{shown}: model: expected a model part, got {_json_type(spec)}")
+    return model
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dtype | None, Path, str]:
+    """Check ``model.json``'s fields; returns the model's spec, its dtype (None for format 1, which
+    did not record it), the weights file and its SHA-256."""
+    document = _read_json(real, shown)
+    version = document.get("format")
+    if isinstance(version, bool) or not isinstance(version, int) or version not in _FIELDS:
+        raise ValueError(
+            f"{shown}: format: expected 1 or {FORMAT_VERSION} (the versions this genvae reads), got {_short(version)}"
+        )
+    fields = _FIELDS[version]
+    missing, extra = sorted(fields - document.keys()), sorted(document.keys() - fields)
+    if missing:
+        raise ValueError(f"{shown}: {missing[0]}: expected this field in a format-{version} model description")
+    if extra:
+        raise ValueError(f"{shown}: {extra[0]!r}: unexpected field in a format-{version} model description")
+    checks = {
+        "genvae_version": (lambda v: isinstance(v, str) and len(v) <= 64, "a version string"),
+        "weights_sha256": (lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "64 hexadecimal digits"),
+        "weights": (lambda v: isinstance(v, str) and _WEIGHTS_NAME.fullmatch(v), "'weights-<16 hex digits>.pt'"),
+        "dtype": (lambda v: isinstance(v, str) and v in _DTYPES, f"one of {', '.join(_DTYPES)}"),
+        "model": (lambda v: isinstance(v, dict), "an object (the model's spec)"),
+    }
+    for field, (valid, what) in checks.items():
+        if field in fields and not valid(document[field]):
+            raise ValueError(f"{shown}: {field}: expected {what}, got {_short(document[field])}")
+    dtype = _DTYPES[document["dtype"]] if version > 1 else None
+    weights = real.parent / document.get("weights", LEGACY_WEIGHTS_FILE)
+    return document["model"], dtype, weights, document["weights_sha256"]
+
+
+def _read_json(real: Path, shown: Path) -> dict[str, Any]:
+    """The JSON object in ``real``, read only after its size and nesting depth are checked."""
+    size = real.stat().st_size
+    if size > MAX_MODEL_FILE_BYTES:
+        raise ValueError(f"{shown}: expected a model description of at most {MAX_MODEL_FILE_BYTES} bytes, got {size}")
+    try:
+        text = real.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{shown}: not a genvae model description (not UTF-8 text at byte {err.start})") from None
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"{shown}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep, got deeper nesting")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{shown}: not a genvae model description (invalid JSON: {err})") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{shown}: expected a JSON object (a genvae model description), got {_json_type(document)}")
+    return document
+
+
+def _json_depth(text: str) -> int:
+    """How deeply the brackets of JSON ``text`` nest (strings removed first), counted only up to
+    just past :data:`MAX_JSON_DEPTH`, so the parser never recurses deeper than that."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+    return deepest
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _saved_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The weights file's tensors, memory-mapped: their shapes and dtypes cost no memory to read."""
+    try:
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as err:  # torch raises many kinds for a file that is not what it should be
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path}: not a weights file torch can read ({first})") from None
+    if not isinstance(saved, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved.items()
+    ):
+        raise ValueError(f"{path}: expected a state dict (tensor names to tensors), got {type(saved).__name__}")
+    return saved
+
+
+def _check_fit(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Compare the tensors of the model model.json describes (built on ``meta``) with the file's."""
+    missing = [k for k in expected if k not in saved]
+    unexpected = [k for k in saved if k not in expected]
+    if missing or unexpected:
+        what = [
+            f"missing {', '.join(missing[:3])}" if missing else "",
+            f"unexpected {', '.join(map(repr, unexpected[:3]))}" if unexpected else "",
+        ]
+        raise ValueError(f"{path}: the weights do not fit the model in {MODEL_FILE}: {'; '.join(w for w in what if w)}")
+    for key, tensor in expected.items():
+        got = saved[key]
+        if tuple(got.shape) != tuple(tensor.shape):
+            raise ValueError(
+                f"{path}: {key}: expected shape {fmt_shape(tensor.shape)} (the model in {MODEL_FILE}), "
+                f"got {fmt_shape(got.shape)}"
+            )
+        if got.dtype != tensor.dtype:
+            raise ValueError(
+                f"{path}: {key}: expected dtype {_dtype_name(tensor.dtype)} (the model in {MODEL_FILE}), "
+                f"got {_dtype_name(got.dtype)}"
+            )

@@ -4,7 +4,8 @@ For each run it shows the configuration, the metrics, the loss curves and every 
 applies to the model (manifold, per-class manifolds for a conditional model, latent scatter,
 reconstructions, samples, label swaps, traversals), and the evaluation figures: importance-
 weighted NLL, the latent linear probe, the prior match and, for a conditional model, its
-Bayes-rule accuracy. Those figures are also written to ``evaluation.json`` in each run.
+Bayes-rule accuracy. Those figures are also written to ``evaluation.json`` in each run. Runs are
+read through :class:`genvae.runs.RunDir`; a run that diverged says so.
 
     >>> from genvae.report import write_report          # doctest: +SKIP
     >>> write_report(["runs/demo/vae"], "report.html")  # doctest: +SKIP
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,9 +26,9 @@ import torch
 
 from genvae import evaluation, viz
 from genvae._io import atomic_write
-from genvae.config import load
 from genvae.data import ImageDataset, load_dataset
 from genvae.models import VAE, ConditionalVAE
+from genvae.runs import STATUS_COMPLETE, RunDir
 from genvae.training.state import History
 
 __all__ = ["ReportSettings", "evaluate_run", "write_report"]
@@ -111,11 +111,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _section(run: Path, settings: ReportSettings, data: tuple[ImageDataset, ImageDataset] | None) -> str:
-    config = json.loads((run / "config.json").read_text())
-    metrics = json.loads((run / "metrics.json").read_text())
-    history = History.from_csv(run / "history.csv")
-    model = load(run)
+def _section(run: RunDir, settings: ReportSettings, data: tuple[ImageDataset, ImageDataset] | None) -> str:
+    config, metrics, history = run.config(), run.metrics(), run.history()
+    model = run.load_model()
     model.eval()
     if data is not None:
         train, test = data
@@ -123,12 +121,34 @@ def _section(run: Path, settings: ReportSettings, data: tuple[ImageDataset, Imag
         train = _data_for(config, "train", settings.probe_size)
         test = _data_for(config, "test", max(settings.eval_size, settings.classify_size))
     figures = evaluate_run(model, train, test, settings, seed=int(config.get("seed", 0)))
-    atomic_write(run / "evaluation.json", (json.dumps(figures, indent=2) + "\n").encode())
+    run.write_evaluation(figures)
+    shown = _figures(model, history, test, settings)
+    images = "".join(_figure_html(title, fig) for title, fig in shown)
+    kind = "Conditional VAE" if isinstance(model, ConditionalVAE) else "VAE"
+    return (
+        f"<section><h2>{html.escape(kind)}: {html.escape(str(run.path))}</h2>{_status_html(metrics)}"
+        f"<h3>Metrics</h3>{_table(_summary(metrics, figures, isinstance(model, ConditionalVAE)))}"
+        f"<h3>Configuration</h3>{_table(config)}"
+        f"<h3>Training</h3>{_table({k: v for k, v in metrics.items() if k not in ('train', 'test')})}"
+        f"<h3>Figures</h3>{images}</section>"
+    )
 
-    shown: list[tuple[str, Any]] = [("Loss curves (per-sample nats)", viz.loss_curves(history))]
-    conditional = isinstance(model, ConditionalVAE)
+
+def _status_html(metrics: dict[str, Any]) -> str:
+    """A line saying what happened when the run did not simply finish (e.g. it diverged)."""
+    status = metrics.get("status", STATUS_COMPLETE)
+    if status == STATUS_COMPLETE:
+        return ""
+    reason = metrics.get("stop_reason") or status
+    return f"<p><strong>Training {html.escape(str(status))}:</strong> {html.escape(str(reason))}</p>"
+
+
+def _figures(model: VAE, history: History, test: ImageDataset, settings: ReportSettings) -> list[tuple[str, Any]]:
+    shown: list[tuple[str, Any]] = []
+    if len(history):
+        shown.append(("Loss curves (per-sample nats)", viz.loss_curves(history)))
     if model.latent_dim >= 2:
-        if conditional:
+        if isinstance(model, ConditionalVAE):
             for label in range(model.num_classes or 0):
                 name = test.classes[label] if label < len(test.classes) else str(label)
                 shown.append(
@@ -143,25 +163,28 @@ def _section(run: Path, settings: ReportSettings, data: tuple[ImageDataset, Imag
     scatter_data = test.subset(slice(0, settings.eval_size))
     shown.append(("Posterior means of test images, coloured by label", viz.latent_scatter(model, scatter_data)))
     shown.append(("Reconstructions", viz.reconstructions(model, test, n=12)))
-    if conditional:
-        shown.append(("Samples: one row per label, one z per column", viz.samples(model, n=12)))
-        shown.append(
+    return shown + _sample_figures(model, test)
+
+
+def _sample_figures(model: VAE, test: ImageDataset) -> list[tuple[str, Any]]:
+    if isinstance(model, ConditionalVAE):
+        return [
+            ("Samples: one row per label, one z per column", viz.samples(model, n=12)),
             (
                 "Label swaps: each input's z decoded under every label",
                 viz.label_swap(model, test.images[:8], test.labels[:8]),
-            )
-        )
-    else:
-        shown.append(("Samples from the prior", viz.samples(model, n=12, rows=4)))
-    if conditional:
-        shown.append(("Latent traversals (label 0)", viz.traversal(model, y=0)))
-    else:
-        shown.append(("Latent traversals", viz.traversal(model)))
+            ),
+            ("Latent traversals (label 0)", viz.traversal(model, y=0)),
+        ]
+    return [("Samples from the prior", viz.samples(model, n=12, rows=4)), ("Latent traversals", viz.traversal(model))]
 
+
+def _summary(metrics: dict[str, Any], figures: dict[str, Any], conditional: bool) -> dict[str, Any]:
+    test = metrics.get("test", {})
     summary = {
-        "test negative ELBO, whole test set (nats/image)": metrics["test"].get("total"),
-        "test reconstruction": metrics["test"].get("recon"),
-        "test KL": metrics["test"].get("kl"),
+        "test negative ELBO, whole test set (nats/image)": test.get("total"),
+        "test reconstruction": test.get("recon"),
+        "test KL": test.get("kl"),
         f"negative ELBO, the same {figures['nll_images']} images (nats)": figures["elbo_nats"],
         f"IW-NLL, k={figures['nll_k']}, {figures['nll_images']} images (nats)": figures["nll_nats"],
         "IW-NLL (bits/dim)": figures["nll_bits_per_dim"],
@@ -174,14 +197,7 @@ def _section(run: Path, settings: ReportSettings, data: tuple[ImageDataset, Imag
         summary[f"Bayes-rule accuracy, k={figures['bayes_k']}, {figures['bayes_images']} images"] = figures[
             "bayes_accuracy"
         ]
-    images = "".join(_figure_html(title, fig) for title, fig in shown)
-    kind = "Conditional VAE" if conditional else "VAE"
-    return (
-        f"<section><h2>{html.escape(kind)}: {html.escape(str(run))}</h2>"
-        f"<h3>Metrics</h3>{_table(summary)}<h3>Configuration</h3>{_table(config)}"
-        f"<h3>Training</h3>{_table({k: v for k, v in metrics.items() if k not in ('train', 'test')})}"
-        f"<h3>Figures</h3>{images}</section>"
-    )
+    return summary
 
 
 def _figure_html(title: str, fig: Any) -> str:
@@ -214,14 +230,10 @@ def write_report(
     The evaluation uses each run's own dataset (from its ``config.json``), or ``data``, a
     ``(train, test)`` pair, when given."""
     settings = settings or ReportSettings()
-    paths = [Path(r) for r in runs]
-    for run in paths:
-        for name in ("config.json", "metrics.json", "history.csv", "model.json", "weights.pt"):
-            if not (run / name).is_file():
-                raise FileNotFoundError(
-                    f"run: expected {name} in {str(run)!r} (written by genvae train), but it is not there"
-                )
-    sections = "".join(_section(run, settings, data) for run in paths)
+    dirs = [RunDir(r) for r in runs]
+    for run in dirs:
+        run.require_published()
+    sections = "".join(_section(run, settings, data) for run in dirs)
     from genvae import __version__
 
     document = (

@@ -1,7 +1,10 @@
 """Checkpoint files: one ``torch.save`` payload behind a header line that carries its SHA-256.
 
 A checkpoint is written atomically (temporary file, then rename) and refused on load when its
-checksum does not match, so a half-written or corrupted file is never loaded half-way.
+checksum does not match, so a half-written or corrupted file is never loaded half-way. A file
+whose checksum is valid but whose content is not what a checkpoint holds is refused too, with a
+:class:`CheckpointError` that names the file and what is wrong (:func:`check_fields` checks the
+fields a reader needs).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ import torch
 
 from genvae._io import atomic_write
 
-__all__ = ["CheckpointError", "read_checkpoint", "write_checkpoint"]
+__all__ = ["CheckpointError", "check_fields", "read_checkpoint", "write_checkpoint"]
 
 _MAGIC = b"GENVAE-CHECKPOINT 1 sha256="
 
@@ -45,7 +49,33 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise CheckpointError(
             f"{path}: checksum mismatch (expected sha256 {expected}, got {actual}); the file is corrupted or truncated"
         )
-    payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for a payload that is not what it should be
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: the payload cannot be read ({first})") from None
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise CheckpointError(f"{path}: not a genvae checkpoint (unknown payload)")
     return payload
+
+
+def check_fields(path: str | os.PathLike[str], payload: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    """Require each of ``fields`` (name → type or tuple of types) in ``payload``, or raise a
+    :class:`CheckpointError` naming the file and the field.
+
+    Example:
+        >>> check_fields("a.ckpt", {"format": 1, "state": {}}, {"state": dict, "history": list})
+        Traceback (most recent call last):
+        ...
+        genvae.training.checkpoint.CheckpointError: a.ckpt: history: expected list, got nothing
+    """
+    for name, kinds in fields.items():
+        if name not in payload:
+            raise CheckpointError(f"{path}: {name}: expected {_names(kinds)}, got nothing")
+        if not isinstance(payload[name], kinds):
+            raise CheckpointError(f"{path}: {name}: expected {_names(kinds)}, got {type(payload[name]).__name__}")
+
+
+def _names(kinds: Any) -> str:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
