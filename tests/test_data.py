@@ -1,8 +1,8 @@
-"""Data: the IDX reader, dataset resolution, the verified download, SyntheticDigits."""
+"""Data: MNIST and Fashion-MNIST, dataset resolution, the verified download, ImageDataset, load_dataset
+(the IDX reader is in test_idx.py, SyntheticDigits in test_synthetic.py)."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.server
 import shutil
@@ -13,16 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import genvae as gv
 from genvae.data import files
-from genvae.data.idx import IDXError, read_idx, write_idx
+from genvae.data.idx import write_idx
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist is not beside the checkout")
+SHARED_MNIST = next(
+    (
+        p / "shared" / "data" / "mnist"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "data" / "mnist").is_dir()
+    ),
+    Path("shared/data/mnist"),
+)
+needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="shared/data/mnist is not beside the checkout")
 
 
 @pytest.fixture(autouse=True)
@@ -31,76 +35,6 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENVAE_DATA", raising=False)
-
-
-# -- IDX -----------------------------------------------------------------------------------------
-
-idx_dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
-
-
-@given(hnp.arrays(idx_dtypes, hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)), st.booleans())
-def test_idx_write_then_read_round_trips(tmp_path_factory: pytest.TempPathFactory, array: np.ndarray, gz: bool) -> None:
-    path = tmp_path_factory.mktemp("idx") / ("a.idx.gz" if gz else "a.idx")
-    write_idx(path, array)
-    back = read_idx(path)
-    assert back.dtype == array.dtype.newbyteorder("=") and back.shape == array.shape
-    np.testing.assert_array_equal(back, array)
-
-
-def _idx_bytes(array: np.ndarray) -> bytes:
-    path = Path(__import__("tempfile").mkdtemp()) / "x.idx"
-    write_idx(path, array)
-    return path.read_bytes()
-
-
-@pytest.mark.parametrize("gz", [False, True])
-def test_idx_truncated_file_says_how_much_is_missing(tmp_path: Path, gz: bool) -> None:
-    data = _idx_bytes(np.zeros((10, 4, 4), np.uint8))[:-30]
-    path = tmp_path / "t.idx"
-    path.write_bytes(gzip.compress(data) if gz else data)
-    with pytest.raises(
-        IDXError,
-        match=r"truncated: the header describes a 10×4×4 array of uint8 \(160 bytes of data\), the file holds 130",
-    ):
-        read_idx(path)
-
-
-def test_idx_wrong_magic_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "zip.idx"
-    path.write_bytes(b"PK\x03\x04" + b"\x00" * 20)
-    with pytest.raises(IDXError, match=r"not an IDX file: magic bytes 50 4b 03 04"):
-        read_idx(path)
-
-
-def test_idx_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "empty"
-    path.write_bytes(b"")
-    with pytest.raises(IDXError, match=r"not an IDX file: 0 bytes"):
-        read_idx(path)
-
-
-def test_idx_trailing_data(tmp_path: Path) -> None:
-    path = tmp_path / "long.idx"
-    path.write_bytes(_idx_bytes(np.zeros(4, np.uint8)) + b"extra")
-    with pytest.raises(IDXError, match="trailing data"):
-        read_idx(path)
-
-
-def test_idx_huge_size_field_is_refused_before_allocating(tmp_path: Path) -> None:
-    # A header claiming 4G × 4G × 4G bytes: must fail on the size check, not try to allocate.
-    header = bytes([0, 0, 0x08, 3]) + (0xFFFFFFFF).to_bytes(4, "big") * 3
-    for name, data in (("raw.idx", header + b"\x00" * 10), ("packed.idx.gz", gzip.compress(header + b"\x00" * 10))):
-        path = tmp_path / name
-        path.write_bytes(data)
-        with pytest.raises(IDXError, match="truncated"):
-            read_idx(path)
-
-
-def test_idx_broken_gzip_stream(tmp_path: Path) -> None:
-    path = tmp_path / "bad.gz"
-    path.write_bytes(gzip.compress(_idx_bytes(np.zeros((5, 5), np.uint8)))[:-12])
-    with pytest.raises(IDXError):
-        read_idx(path)
 
 
 @needs_mnist
@@ -224,47 +158,7 @@ def test_download_shows_a_progress_bar_when_asked(
     assert (tmp_path / "f.bin").read_bytes() == payload
 
 
-# -- SyntheticDigits and ImageDataset -----------------------------------------------------------------
-
-
-def test_synthetic_digits_are_deterministic_for_a_seed() -> None:
-    a, b, c = (
-        gv.data.SyntheticDigits(200, seed=3),
-        gv.data.SyntheticDigits(200, seed=3),
-        gv.data.SyntheticDigits(200, seed=4),
-    )
-    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-    assert not torch.equal(a.images, c.images)
-
-
-def test_synthetic_digits_contract() -> None:
-    ds = gv.data.SyntheticDigits(500, seed=0, image_size=32)
-    assert ds.images.shape == (500, 1, 32, 32) and ds.images.dtype == torch.float32
-    assert ds.images.min() >= 0 and ds.images.max() <= 1
-    assert ds.labels.dtype == torch.int64 and set(ds.labels.tolist()) == set(range(10))
-    assert all(v.shape == (500,) for v in ds.factors.values())
-    lo, hi = gv.data.synthetic.ROTATION_DEG
-    assert ds.factors["rotation"].min() >= lo and ds.factors["rotation"].max() <= hi
-    ink = ds.images.flatten(1).sum(1)
-    assert (ink > 5).all()  # every image shows a digit
-
-
-def test_synthetic_style_factors_act_on_the_images() -> None:
-    ds = gv.data.SyntheticDigits(2000, seed=0)
-    ink = ds.images.flatten(1).sum(1)
-    thick = ds.factors["thickness"]
-    assert ink[thick == 3].mean() > 1.5 * ink[thick == 0].mean()  # thicker strokes, more ink
-    cols = torch.arange(28.0)
-    centre_x = (ds.images[:, 0].sum(1) * cols).sum(1) / ds.images[:, 0].sum((1, 2))
-    shift = ds.factors["shift_x"]
-    assert centre_x[shift > 0.06].mean() > centre_x[shift < -0.06].mean() + 1.0  # moved right
-
-
-def test_synthetic_digits_classes_differ() -> None:
-    ds = gv.data.SyntheticDigits(3000, seed=0)
-    means = torch.stack([ds.images[ds.labels == k].mean(0) for k in range(10)])
-    distances = torch.cdist(means.flatten(1), means.flatten(1))
-    assert (distances + torch.eye(10) * 1e9).min() > 1.0
+# -- ImageDataset and load_dataset -----------------------------------------------------------------
 
 
 def test_binarisation() -> None:
@@ -296,17 +190,13 @@ def test_image_dataset_rejects_bad_tensors() -> None:
         gv.data.ImageDataset(torch.rand(3, 1, 4, 4), torch.zeros(2, dtype=torch.long))
 
 
-def test_a_smaller_synthetic_set_is_a_prefix_of_a_larger_one() -> None:
-    small, large = gv.data.SyntheticDigits(1500, seed=2), gv.data.SyntheticDigits(2100, seed=2)
-    assert torch.equal(small.images, large.images[:1500]) and torch.equal(small.labels, large.labels[:1500])
-    assert all(torch.equal(v, large.factors[k][:1500]) for k, v in small.factors.items())
-
-
 def test_load_dataset_by_name() -> None:
     ds = gv.data.load_dataset("synthetic-digits", "test", limit=100)
     assert len(ds) == 100
     with pytest.raises(KeyError, match="name: expected one of mnist, fashion-mnist, synthetic-digits, got 'cifar'"):
         gv.data.load_dataset("cifar")
+    with pytest.raises(ValueError, match=r"limit: expected a positive integer or None, got -5"):
+        gv.data.load_dataset("synthetic-digits", limit=-5)
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -319,3 +209,5 @@ def test_real_fashion_mnist_from_the_system_folder(monkeypatch: pytest.MonkeyPat
     assert len(train) == 60_000 and len(test) == 10_000
     assert train.paths[0].parent == FASHION
     assert torch.bincount(train.labels).tolist() == [6000] * 10  # Fashion-MNIST is balanced
+    first = gv.data.load_dataset("fashion-mnist", "train", limit=1000)  # reads only the first 1,000
+    assert torch.equal(first.images, train.images[:1000]) and torch.equal(first.labels, train.labels[:1000])

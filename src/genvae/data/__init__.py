@@ -6,10 +6,10 @@ torch ``Dataset``, and can be binarised (``.binarized(0.5)`` or ``.binarized("sa
 
 from genvae.data.base import ImageDataset, sample_binary
 from genvae.data.files import DownloadError
-from genvae.data.idx import IDXError, read_idx, write_idx
+from genvae.data.idx import IDXError, IDXHeader, read_idx, read_idx_header, write_idx
 from genvae.data.inputs import as_tensors
 from genvae.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST
-from genvae.data.synthetic import SyntheticDigits
+from genvae.data.synthetic import Style, SyntheticDigits
 
 #: Dataset names accepted by :func:`load_dataset` and the command line.
 DATASETS = ("mnist", "fashion-mnist", "synthetic-digits")
@@ -21,25 +21,25 @@ def load_dataset(
     name: str, split: str = "train", root: str | None = None, download: bool = False, limit: int | None = None
 ) -> ImageDataset:
     """A dataset by name: ``"mnist"``, ``"fashion-mnist"`` or ``"synthetic-digits"`` (60,000
-    training and 10,000 test images, disjoint seeds); with ``limit``, only its first ``limit`` images.
+    training and 10,000 test images, disjoint seeds); with ``limit``, only its first ``limit`` images,
+    and only those are read from disk (or drawn).
 
     Example:
         >>> load_dataset("synthetic-digits", "test").images.shape
         torch.Size([10000, 1, 28, 28])
     """
-    dataset: ImageDataset
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
     if name == "mnist":
-        dataset = MNIST(root, split, download)
-    elif name == "fashion-mnist":
-        dataset = FashionMNIST(root, split, download)
-    elif name == "synthetic-digits":
+        return MNIST(root, split, download, limit=limit)  # reads only the first `limit` images
+    if name == "fashion-mnist":
+        return FashionMNIST(root, split, download, limit=limit)
+    if name == "synthetic-digits":
         if split not in SYNTHETIC_SPLITS:
             raise ValueError(f"split: expected one of 'train', 'test', got {split!r}")
         n, seed = SYNTHETIC_SPLITS[split]
         return SyntheticDigits(min(n, limit or n), seed=seed)  # a prefix of the full set, rendered alone
-    else:
-        raise KeyError(f"name: expected one of {', '.join(DATASETS)}, got {name!r}")
-    return dataset.subset(slice(0, limit)) if limit is not None else dataset
+    raise KeyError(f"name: expected one of {', '.join(DATASETS)}, got {name!r}")
 
 
 __all__ = [
@@ -49,11 +49,14 @@ __all__ = [
     "DownloadError",
     "FashionMNIST",
     "IDXError",
+    "IDXHeader",
     "ImageDataset",
+    "Style",
     "SyntheticDigits",
     "as_tensors",
     "load_dataset",
     "read_idx",
+    "read_idx_header",
     "sample_binary",
     "write_idx",
 ]

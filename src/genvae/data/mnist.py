@@ -19,7 +19,7 @@ import torch
 
 from genvae.data.base import ImageDataset
 from genvae.data.files import download, download_dir, find_file, search_dirs
-from genvae.data.idx import IDXError, read_idx
+from genvae.data.idx import MAX_ITEMS, IDXError, check_header, read_idx, read_idx_header
 
 __all__ = ["MNIST", "DatasetNotFoundError", "FashionMNIST"]
 
@@ -29,13 +29,21 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class _IDXImages(ImageDataset):
-    """A dataset stored as a pair of IDX files per split (images uint8 N×H×W, labels uint8 N)."""
+    """A dataset stored as a pair of IDX files per split (images uint8 N×H×W, labels uint8 N).
+
+    Both headers are checked (image shape, type, count at most ``MAX_ITEMS``, equal counts, room in
+    the file) before any data is read, and only the first ``limit`` items are read when asked.
+    """
 
     NAME: ClassVar[str]
     FILES: ClassVar[dict[str, tuple[str, str]]]  # split -> (images file, labels file)
     MD5: ClassVar[dict[str, str]]  # name of the .gz file -> MD5
     MIRRORS: ClassVar[tuple[str, ...]]
     CLASSES: ClassVar[tuple[str, ...]]
+    #: The shape of one image; a file announcing another is refused before it is read.
+    IMAGE_SHAPE: ClassVar[tuple[int, ...]] = (28, 28)
+    #: The most images a file may announce (the real splits hold 60,000 and 10,000).
+    MAX_ITEMS: ClassVar[int] = MAX_ITEMS
 
     def __init__(
         self,
@@ -43,19 +51,18 @@ class _IDXImages(ImageDataset):
         split: str = "train",
         download: bool = False,
         *,
+        limit: int | None = None,
         mirrors: Sequence[str] | None = None,
         progress: bool | None = None,
     ) -> None:
         if split not in self.FILES:
             raise ValueError(f"split: expected one of {', '.join(map(repr, self.FILES))}, got {split!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
         paths = [self._locate(name, root, download, mirrors, progress) for name in self.FILES[split]]
-        images, labels = read_idx(paths[0]), read_idx(paths[1])
-        if images.ndim != 3 or images.dtype != np.uint8:
-            raise IDXError(f"{paths[0]}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
-        if labels.shape != images.shape[:1]:
-            raise IDXError(
-                f"{paths[1]}: expected {images.shape[0]} labels to match {paths[0].name}, got shape {labels.shape}"
-            )
+        self._check_headers(paths[0], paths[1])
+        images = read_idx(paths[0], limit=limit, shape=self.IMAGE_SHAPE, dtype=np.uint8)
+        labels = read_idx(paths[1], limit=limit, shape=(), dtype=np.uint8)
         if labels.size and int(labels.max()) >= len(self.CLASSES):
             raise IDXError(f"{paths[1]}: expected labels in [0, {len(self.CLASSES) - 1}], got {int(labels.max())}")
         self.split = split
@@ -67,6 +74,18 @@ class _IDXImages(ImageDataset):
             classes=self.CLASSES,
             name=f"{self.NAME}-{split}",
         )
+
+    @classmethod
+    def _check_headers(cls, images: Path, labels: Path) -> None:
+        """Both files' headers against the expected shapes and each other, before reading any data."""
+        image_header, label_header = read_idx_header(images), read_idx_header(labels)
+        check_header(images, image_header, shape=cls.IMAGE_SHAPE, dtype=np.uint8, max_items=cls.MAX_ITEMS)
+        check_header(labels, label_header, shape=(), dtype=np.uint8, max_items=cls.MAX_ITEMS)
+        if label_header.shape[0] != image_header.shape[0]:
+            raise IDXError(
+                f"{labels}: expected {image_header.shape[0]:,} labels to match {images.name}, "
+                f"the header claims {label_header.shape[0]:,}"
+            )
 
     @classmethod
     def _locate(
@@ -110,6 +129,7 @@ class MNIST(_IDXImages):
         root: a folder to search first (and to download into).
         split: ``"train"`` or ``"test"``.
         download: fetch missing files from the mirrors (verified by MD5, written atomically).
+        limit: read only the first ``limit`` images and labels (the rest of the files is not read).
         mirrors: base URLs to use instead of the built-in list.
         progress: show a download progress bar (default: when stderr is a terminal).
     """
