@@ -21,7 +21,7 @@ import torch
 
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
-from genvae.evaluation import MEMORY_BUDGET, decode_chunk_size, posterior_means
+from genvae.evaluation import decode_chunk_size, posterior_means
 from genvae.models import VAE, ConditionalVAE
 
 if TYPE_CHECKING:
@@ -113,18 +113,35 @@ def manifold_grid(
     return _tile_decoded(model, z, y, n), grid_x, grid_y
 
 
+#: Bytes a chunk of decoded figure images may take. A figure holds its whole tiled image, and
+#: matplotlib a copy of it (``imshow`` copies and masks its input), so decoding takes little beside:
+#: a 200×200 manifold of the seed VAE adds 278 MiB in all, 270 of them the image and its copies.
+_FIGURE_BUDGET = 8 * 2**20
+
+
 def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, torch.Tensor]]:
     """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's
-    device, each chunk within :data:`genvae.evaluation.MEMORY_BUDGET` bytes: memory stays
-    bounded whatever the grid size."""
+    device, each chunk within :data:`_FIGURE_BUDGET` bytes: memory stays bounded whatever the
+    grid size."""
     was_training = model.training
     model.eval()
     try:
-        step = decode_chunk_size(model, MEMORY_BUDGET, model.condition(y, z.shape[0]))
+        step = decode_chunk_size(model, _FIGURE_BUDGET, model.condition(y, z.shape[0]))
         for start in range(0, z.shape[0], step):
             yield start, model.decode(z[start : start + step], y)
     finally:
         model.train(was_training)
+
+
+def _canvas(height: int, width: int, channels: int) -> np.ndarray:
+    """A blank tiled image: 2-D for grey (contiguous, so ``imshow`` need not copy it) or ``(H, W, C)``."""
+    return np.zeros((height, width) if channels == 1 else (height, width, channels), dtype=np.float32)
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    """Images ``(N, C, H, W)`` as ``(N, H, W)`` (grey) or ``(N, H, W, C)`` clipped to [0, 1] (colour)."""
+    array = images.detach().cpu().float()
+    return array[:, 0].numpy() if array.shape[1] == 1 else array.permute(0, 2, 3, 1).clamp(0, 1).numpy()
 
 
 def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
@@ -134,12 +151,12 @@ def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
     for start, images in _decode_rows(model, z, y):
         c, h, w = images.shape[1:]
         if out is None:
-            out = np.zeros((z.shape[0] // cols * h, cols * w, c), dtype=np.float32)
-        for offset, image in enumerate(images.detach().cpu().float().permute(0, 2, 3, 1).numpy()):
+            out = _canvas(z.shape[0] // cols * h, cols * w, c)
+        for offset, image in enumerate(_pixels(images)):
             row, col = divmod(start + offset, cols)
             out[row * h : (row + 1) * h, col * w : (col + 1) * w] = image
     assert out is not None
-    return out[..., 0] if out.shape[-1] == 1 else out.clip(0, 1)
+    return out
 
 
 def _tile_columns(columns: Iterable[torch.Tensor], count: int) -> np.ndarray:
@@ -149,11 +166,10 @@ def _tile_columns(columns: Iterable[torch.Tensor], count: int) -> np.ndarray:
     for j, images in enumerate(columns):
         rows, c, h, w = images.shape
         if out is None:
-            out = np.zeros((rows * h, count * w, c), dtype=np.float32)
-        block = images.detach().cpu().float().permute(0, 2, 3, 1).reshape(rows * h, w, c)
-        out[:, j * w : (j + 1) * w] = block.numpy()
+            out = _canvas(rows * h, count * w, c)
+        out[:, j * w : (j + 1) * w] = _pixels(images).reshape(rows * h, w, *([c] if c > 1 else []))
     assert out is not None
-    return out[..., 0] if out.shape[-1] == 1 else out.clip(0, 1)
+    return out
 
 
 def latent_manifold(
