@@ -13,8 +13,10 @@ does not depend on the weights; the bf16 error does). Data: the first ``--images
 Reported per method: images/s (median over rounds), the achieved GFLOP/s (matmul and convolution
 FLOPs from ``torch.utils.flop_counter``, times images/s) against the peak of a 4096² float32
 matmul measured in each round, the ratio to the old estimator and to the plain sampler in the
-same round (median over rounds), and the peak memory that one evaluation adds (max RSS of a fresh
-process, after a small warm-up). The bf16 error is |NLL(bf16) − NLL(float32)| on the same draws.
+same round (median over rounds), and the peak memory that one evaluation adds (peak RSS of a fresh
+process beyond its RSS after a small warm-up). The bf16 error is |NLL(bf16) − NLL(float32)| on the
+same draws. ``--clock cpu`` times with this process's CPU time instead of the wall clock, for a
+machine shared with other work (use it with ``--threads 1``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -279,18 +280,27 @@ def summarise(args: argparse.Namespace, models: dict[str, gv.VAE], x: torch.Tens
 # -- peak memory, each in a fresh process -------------------------------------------------------------
 
 
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def memory_probe(args: argparse.Namespace) -> None:
-    """(In a child process) the peak RSS that one evaluation adds, after a small warm-up."""
+    """(In a child process) the peak RSS that one evaluation adds, after a small warm-up. Loading
+    the data set peaks higher than a small evaluation, so the peak is reset first (Linux:
+    ``clear_refs`` 5) and read from ``VmHWM``."""
     group, method = args.memory.split("|")
     name, _, methods = groups(args)[group]
     torch.manual_seed(0)
     model = BUILDERS[name]().eval()
     x = gv.data.FashionMNIST(split="test").images[: args.images].clone()
     methods[method](model, x[:1], 10)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_mib("VmRSS")
     methods[method](model, x, args.memory_k)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"added_mib": after - before, "before_mib": before}))
+    print(json.dumps({"added_mib": _status_mib("VmHWM") - before, "before_mib": before}))
 
 
 def measure_memory(args: argparse.Namespace, group: str, method: str, images: int, k: int) -> float:
@@ -351,7 +361,7 @@ def text_report(summary: dict[str, Any]) -> str:
     lines += [
         "",
         "× old, × plain: median over rounds of the time ratio in the same round (plain: the channels-last",
-        "plain sampler where there is one). MiB added: max RSS of a fresh process beyond its warm-up.",
+        "plain sampler where there is one). MiB added: peak RSS of a fresh process beyond its warm-up.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -56,9 +56,10 @@ __all__ = [
 
 #: Default bytes one chunk of decoded latents may take (the decoder's activations, the decoded
 #: parameters and their log-densities); every ``memory_budget`` argument overrides it. Larger
-#: chunks are slower on a CPU once they spill out of the cache (measured on the seed VAE, 2 cores:
-#: 64 MiB, 668 latents a chunk, decodes 1.3× faster than 256 MiB); a GPU may want more.
-MEMORY_BUDGET = 64 * 2**20
+#: chunks are slower on a CPU once they spill out of the cache: 32 MiB (334 latents of the seed
+#: VAE, 1,777 of the 50-dimensional MLP VAE) was as fast as any budget for both, and 256 MiB
+#: slower (benchmarks/eval_throughput.py). A GPU may want more.
+MEMORY_BUDGET = 32 * 2**20
 
 _MEMORY_FORMATS = ("auto", "channels_last", "keep")
 
@@ -88,8 +89,8 @@ def _resolve_memory_format(model: VAE, memory_format: str) -> torch.memory_forma
         return None
     has_conv = any(p.dim() == 4 for p in model.parameters())
     if memory_format == "auto":
-        # Measured (benchmarks/eval_throughput.py): channels-last convolutions decode the seed VAE
-        # about 1.7× faster on CPU (oneDNN's blocked kernels); on other devices the model's own
+        # Measured (benchmarks/eval_throughput.py): channels-last weights make the seed VAE's nll
+        # 1.2× faster on CPU (oneDNN's channels-last kernels); on other devices the model's own
         # layout is kept, as nothing was measured there.
         return torch.channels_last if has_conv and model.device.type == "cpu" else None
     return torch.channels_last
@@ -136,13 +137,16 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
 
     leaves = [m for m in model.decoder.modules() if next(m.children(), None) is None]
     handles = [m.register_forward_hook(record) for m in leaves]
+    was_training = model.training
     try:
+        model.eval()  # one latent: a batch norm in training mode would refuse it
         with torch.inference_mode():
             z = torch.zeros(1, model.latent_dim, device=model.device, dtype=model.dtype)
             params = model.decoder_params(z, None if c is None else c[:1])
     finally:
         for handle in handles:
             handle.remove()
+        model.train(was_training)
     per_latent = sum(sizes) + 3 * params.numel() * max(params.element_size(), 4)
     return max(1, memory_budget // per_latent)
 
