@@ -57,8 +57,8 @@ __all__ = [
 #: Default bytes one chunk of decoded latents may take (the decoder's activations, the decoded
 #: parameters and their log-densities); every ``memory_budget`` argument overrides it. Larger
 #: chunks are slower on a CPU once they spill out of the cache: 32 MiB (334 latents of the seed
-#: VAE, 1,777 of the 50-dimensional MLP VAE) was as fast as any budget for both, and 256 MiB
-#: slower (benchmarks/eval_throughput.py). A GPU may want more.
+#: VAE, 1,777 of the 50-dimensional MLP VAE) was as fast as any budget tried for both, and 256 MiB
+#: 1.2× slower on the seed VAE (benchmarks/eval_throughput.py). A GPU may want more.
 MEMORY_BUDGET = 32 * 2**20
 
 _MEMORY_FORMATS = ("auto", "channels_last", "keep")
@@ -125,8 +125,9 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
     """How many latents to decode at once within ``memory_budget`` bytes.
 
     The cost of one latent is measured by decoding one (under condition ``c[:1]`` for a
-    conditional model): every output of the decoder's leaf modules (an upper bound on what is
-    alive at once) plus the decoded parameters, their elementwise log-density and its sum.
+    conditional model): every output of a leaf module during :meth:`~genvae.VAE.decoder_params`
+    (an upper bound on what is alive at once) plus the decoded parameters, their elementwise
+    log-density and its sum.
     """
     check_positive_int("memory_budget", memory_budget)
     sizes: list[int] = []
@@ -135,7 +136,7 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
         if isinstance(output, torch.Tensor):
             sizes.append(output.numel() * output.element_size())
 
-    leaves = [m for m in model.decoder.modules() if next(m.children(), None) is None]
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]  # only the decoder's will run
     handles = [m.register_forward_hook(record) for m in leaves]
     was_training = model.training
     try:
