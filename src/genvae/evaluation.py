@@ -21,11 +21,15 @@ Example:
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
@@ -33,10 +37,14 @@ from genvae.gaussian import log_normal
 from genvae.models import VAE, ConditionalVAE, Labels
 
 __all__ = [
+    "MEMORY_BUDGET",
     "ClassifyResult",
+    "LogMeanExp",
     "NLLResult",
     "PriorMatch",
     "classify",
+    "decode_chunk_size",
+    "inference",
     "label_swap",
     "latent_probe",
     "log_importance_weights",
@@ -44,6 +52,16 @@ __all__ = [
     "posterior_means",
     "prior_match",
 ]
+
+
+#: Default bytes one chunk of decoded latents may take (the decoder's activations, the decoded
+#: parameters and their log-densities); every ``memory_budget`` argument overrides it. Larger
+#: chunks are slower on a CPU once they spill out of the cache: 32 MiB (334 latents of the seed
+#: VAE, 1,777 of the 50-dimensional MLP VAE) was as fast as any budget tried for both, and 256 MiB
+#: 1.2× slower on the seed VAE (benchmarks/eval_throughput.py). A GPU may want more.
+MEMORY_BUDGET = 32 * 2**20
+
+_MEMORY_FORMATS = ("auto", "channels_last", "keep")
 
 
 def _inputs(
@@ -61,33 +79,187 @@ def _labels_for(model: VAE, y: torch.Tensor | None, argument: str = "data") -> t
     return y if model.conditional else None
 
 
-@torch.no_grad()
+# -- the fast inference path ---------------------------------------------------------------------
+
+
+def _resolve_memory_format(model: VAE, memory_format: str) -> torch.memory_format | None:
+    if memory_format not in _MEMORY_FORMATS:
+        raise ValueError(f"memory_format: expected one of {', '.join(_MEMORY_FORMATS)}, got {memory_format!r}")
+    if memory_format == "keep":
+        return None
+    has_conv = any(p.dim() == 4 for p in model.parameters())
+    if memory_format == "auto":
+        # Measured (benchmarks/eval_throughput.py): channels-last weights make the seed VAE's nll
+        # 1.2× faster on CPU (oneDNN's channels-last kernels); on other devices the model's own
+        # layout is kept, as nothing was measured there.
+        return torch.channels_last if has_conv and model.device.type == "cpu" else None
+    return torch.channels_last
+
+
+@contextmanager
+def inference(model: VAE, memory_format: str = "auto") -> Iterator[None]:
+    """Run a block in eval mode, under :func:`torch.inference_mode`, with the model's convolution
+    weights in the fastest measured memory format (``"auto"``: channels-last on CPU for a model
+    with convolutions; ``"channels_last"``; ``"keep"``: the model's own layout).
+
+    Afterwards, also after an exception or Ctrl-C, the model is exactly as it was: the same
+    weight tensors (hence layout) and the same training flag. Tensors made inside the block are
+    inference tensors: clone them outside it before using them with autograd.
+    """
+    target = _resolve_memory_format(model, memory_format)
+    was_training = model.training
+    saved = [(p, p.data) for p in model.parameters() if p.dim() == 4] if target is not None else []
+    try:
+        model.eval()
+        for p, data in saved:
+            p.data = data.contiguous(memory_format=target)  # type: ignore[arg-type]
+        with torch.inference_mode():
+            yield
+    finally:
+        for p, data in saved:
+            p.data = data
+        model.train(was_training)
+
+
+def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.Tensor | None = None) -> int:
+    """How many latents to decode at once within ``memory_budget`` bytes.
+
+    The cost of one latent is measured by decoding one (under condition ``c[:1]`` for a
+    conditional model): every output of a leaf module during :meth:`~genvae.VAE.decoder_params`
+    (an upper bound on what is alive at once) plus the decoded parameters, their elementwise
+    log-density and its sum.
+    """
+    check_positive_int("memory_budget", memory_budget)
+    sizes: list[int] = []
+
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]  # only the decoder's will run
+    handles = [m.register_forward_hook(record) for m in leaves]
+    was_training = model.training
+    try:
+        model.eval()  # one latent: a batch norm in training mode would refuse it
+        with torch.inference_mode():
+            z = torch.zeros(1, model.latent_dim, device=model.device, dtype=model.dtype)
+            params = model.decoder_params(z, None if c is None else c[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    per_latent = sum(sizes) + 3 * params.numel() * max(params.element_size(), 4)
+    return max(1, memory_budget // per_latent)
+
+
+class LogMeanExp:
+    """A streaming ``log mean_j exp(v_j)`` per row: keeps a running maximum and the sum of
+    ``exp(v_j − maximum)`` (in float64), so memory does not grow with the number of values.
+
+    Example:
+        >>> import torch
+        >>> acc = LogMeanExp(2)
+        >>> acc.add(torch.tensor([[0.0, 1.0], [0.0, 3.0]]))  # (values, rows)
+        >>> acc.add(torch.tensor([[0.0, 2.0]]))
+        >>> acc.value()
+        tensor([0.0000, 2.3090], dtype=torch.float64)
+    """
+
+    def __init__(self, rows: int, device: torch.device | str = "cpu") -> None:
+        self.max = torch.full((rows,), -math.inf, dtype=torch.float64, device=device)
+        self.sum = torch.zeros(rows, dtype=torch.float64, device=device)
+        self.count = 0
+
+    def add(self, values: torch.Tensor) -> None:
+        """Take in ``values`` of shape ``(m, rows)``: ``m`` more values for each row."""
+        values = values.to(torch.float64)
+        new_max = torch.maximum(self.max, values.amax(0))
+        shift = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))  # all −inf so far: 0
+        self.sum = self.sum * torch.exp(self.max - shift) + torch.exp(values - shift).sum(0)
+        self.max = new_max
+        self.count += values.shape[0]
+
+    def value(self) -> torch.Tensor:
+        """``log mean exp`` of everything added, per row (float64)."""
+        shift = torch.where(torch.isfinite(self.max), self.max, torch.zeros_like(self.max))
+        return torch.log(self.sum) + shift - math.log(max(self.count, 1))
+
+
+def _steps(total: int, per_step: int) -> Iterator[int]:
+    for start in range(0, total, per_step):
+        yield min(per_step, total - start)
+
+
+def _chunk_log_weights(
+    model: VAE, x: torch.Tensor, c: torch.Tensor | None, mean: torch.Tensor, logvar: torch.Tensor, m: int, bf16: bool
+) -> torch.Tensor:
+    """``log p(x, z) − log q(z | x)`` for ``m`` fresh draws per row of ``x``: shape ``(m, batch)``."""
+    batch = x.shape[0]
+    eps = torch.randn(m, *mean.shape, device=mean.device, dtype=mean.dtype)
+    z = mean + eps * torch.exp(0.5 * logvar)  # (m, batch, latent)
+    log_q = log_normal(z, mean, logvar)
+    flat_z = z.reshape(m * batch, -1)
+    flat_c = c.repeat(m, 1) if c is not None else None
+    log_p_z = model.prior_log_prob(flat_z, flat_c).reshape(m, batch)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        params = model.decoder_params(flat_z, flat_c)
+    # the likelihood sees x broadcast over the m draws (a view, no copy) and full-precision parameters
+    params = params.to(x.dtype).reshape(m, batch, *params.shape[1:])
+    log_px = model.likelihood.log_prob(x.expand(m, *x.shape), params).sum(dim=tuple(range(2, params.dim())))
+    return log_px + log_p_z - log_q
+
+
+def _log_marginal(
+    model: VAE, x: torch.Tensor, c: torch.Tensor | None, k: int, chunk: int, bf16: bool = False
+) -> torch.Tensor:
+    """Importance-weighted ``log p(x)`` of each row of ``x`` (float64) from ``k`` posterior
+    draws, ``max(1, chunk // batch)`` draws per row decoded at a time and folded into a
+    running log-mean-exp, so memory does not depend on ``k``."""
+    mean, logvar = model.posterior(x, c)
+    total = LogMeanExp(x.shape[0], device=x.device)
+    for m in _steps(k, max(1, chunk // x.shape[0])):
+        total.add(_chunk_log_weights(model, x, c, mean, logvar, m, bf16))
+    return total.value()
+
+
 def log_importance_weights(
     model: VAE, x: torch.Tensor, c: torch.Tensor | None, k: int, chunk: int = 4096
 ) -> torch.Tensor:
     """``log p(x, z_j) − log q(z_j | x)`` for ``k`` draws ``z_j ~ q(z | x)``: shape ``(batch, k)``.
 
     ``c`` is the condition (float vectors) of a conditional model, or None. At most ``chunk``
-    latent vectors are decoded at once, so memory stays bounded whatever ``k``.
+    latent vectors are decoded at once; the result itself holds ``batch × k`` values (use
+    :func:`nll` for a memory that does not grow with ``k``).
     """
-    mean, logvar = model.posterior(x, c)
-    std = torch.exp(0.5 * logvar)
-    batch = x.shape[0]
-    per_step = max(1, chunk // batch)
-    out = []
-    for start in range(0, k, per_step):
-        m = min(per_step, k - start)
-        eps = torch.randn(m, *mean.shape, device=mean.device, dtype=mean.dtype)
-        z = mean + eps * std  # (m, batch, latent)
-        log_q = log_normal(z, mean, logvar)
-        flat_z = z.reshape(m * batch, -1)
-        flat_c = c.repeat(m, 1) if c is not None else None
-        log_p_z = model.prior_log_prob(flat_z, flat_c).reshape(m, batch)
-        params = model.decoder_params(flat_z, flat_c)
-        x_rep = x.unsqueeze(0).expand(m, *x.shape).reshape(m * batch, *x.shape[1:])
-        log_px = model.likelihood.log_prob(x_rep, params).reshape(m, batch, -1).sum(-1)
-        out.append((log_px + log_p_z - log_q).T)
-    return torch.cat(out, dim=1)
+    check_positive_int("k", k)
+    check_positive_int("chunk", chunk)
+    with torch.no_grad():
+        mean, logvar = model.posterior(x, c)
+        per_step = max(1, chunk // x.shape[0])
+        return torch.cat([_chunk_log_weights(model, x, c, mean, logvar, m, False) for m in _steps(k, per_step)]).T
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        return None
+
+
+@contextmanager
+def _progress(total: int, enabled: bool | None, desc: str) -> Iterator[Any]:
+    """A tqdm bar counting images (with images/s) on stderr when ``enabled`` (None: when stderr is
+    a terminal); otherwise one that does nothing."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="img", desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 @dataclass
@@ -107,36 +279,67 @@ class NLLResult:
     k: int
 
 
-def nll(model: VAE, data: Any, k: int = 1000, batch_size: int = 100, chunk: int = 4096) -> NLLResult:
+def nll(
+    model: VAE,
+    data: Any,
+    k: int = 1000,
+    batch_size: int = 100,
+    chunk: int | None = None,
+    *,
+    memory_budget: int = MEMORY_BUDGET,
+    memory_format: str = "auto",
+    bf16: bool = False,
+    progress: bool | None = None,
+) -> NLLResult:
     """Importance-weighted estimate of −log p(x): ``−log mean_j p(x, z_j) / q(z_j | x)`` with
     ``k`` draws from the posterior (a conditional model gives −log p(x | y)). An upper bound on
     the true NLL in expectation that tightens as ``k`` grows; ``k = 1`` is the negative ELBO.
+    The weights are folded into a running log-mean-exp, so memory does not grow with ``k``.
+
+    Args:
+        model: the model; it is left exactly as it was (training flag, weight layout).
+        data: images, or images and labels (anything :func:`~genvae.data.as_tensors` takes).
+        k: importance samples per image.
+        batch_size: images encoded at once (fewer when one chunk cannot hold a draw for each).
+        chunk: latents decoded at once; default: as many as fit in ``memory_budget``.
+        memory_budget: bytes one chunk may take (see :func:`decode_chunk_size`).
+        memory_format: the layout of the convolution weights while evaluating (see :func:`inference`).
+        bf16: decode under bfloat16 autocast; the log-densities stay in the model's dtype.
+        progress: a progress bar with images/s on stderr; default: only when stderr is a terminal.
 
     Example:
         >>> import torch, genvae as gv
         >>> gv.evaluation.nll(gv.presets.seed_vae(), torch.rand(2, 1, 28, 28), k=4).per_sample.shape
         torch.Size([2])
     """
+    x_all, c_all = _checked_data(model, data, k, batch_size)
+    values = []
+    with inference(model, memory_format), _progress(x_all.shape[0], progress, f"nll k={k}") as bar:
+        size = _chunk(model, chunk, memory_budget, c_all)
+        step = min(batch_size, size)  # one draw per image must fit in a chunk
+        for i in range(0, x_all.shape[0], step):
+            x = x_all[i : i + step].to(model.device)
+            c = c_all[i : i + step] if c_all is not None else None
+            values.append(-_log_marginal(model, x, c, k, size, bf16).cpu())
+            bar.update(x.shape[0])
+    per_sample = torch.cat(values).clone()  # outside inference mode: an ordinary tensor
+    nats, dims = float(per_sample.mean()), math.prod(x_all.shape[1:])
+    return NLLResult(nats=nats, bits_per_dim=nats / (dims * math.log(2)), per_sample=per_sample, k=k)
+
+
+def _checked_data(model: VAE, data: Any, k: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``data``'s inputs, checked, and their condition vectors (None for an unconditional model)."""
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
-    x_all, y_all = _inputs(model, data)
-    y_all = _labels_for(model, y_all)
-    device = model.device
-    was_training = model.training
-    model.eval()
-    values = []
-    try:
-        for i in range(0, x_all.shape[0], batch_size):
-            x = x_all[i : i + batch_size].to(device)
-            c = model.condition(y_all[i : i + batch_size], x.shape[0]) if y_all is not None else None
-            log_w = log_importance_weights(model, x, c, k, chunk)
-            values.append(-(torch.logsumexp(log_w, dim=1) - math.log(k)).cpu())
-    finally:
-        model.train(was_training)
-    per_sample = torch.cat(values).double()
-    nats = float(per_sample.mean())
-    dims = math.prod(x_all.shape[1:])
-    return NLLResult(nats=nats, bits_per_dim=nats / (dims * math.log(2)), per_sample=per_sample, k=k)
+    x, y = _inputs(model, data)
+    y = _labels_for(model, y)
+    return x, model.condition(y, x.shape[0]) if y is not None else None
+
+
+def _chunk(model: VAE, chunk: int | None, memory_budget: int, c: torch.Tensor | None) -> int:
+    if chunk is not None:
+        return check_positive_int("chunk", chunk)
+    return decode_chunk_size(model, memory_budget, c)
 
 
 @dataclass
@@ -156,23 +359,7 @@ class ClassifyResult:
         return float((self.predictions == labels.to(self.predictions.device)).double().mean())
 
 
-def classify(
-    cvae: ConditionalVAE,
-    x: Any,
-    k: int = 100,
-    prior: torch.Tensor | None = None,
-    batch_size: int = 100,
-) -> ClassifyResult:
-    """Classify images with a conditional VAE by Bayes' rule: ``argmax_y log p(x | y) + log p(y)``,
-    each ``log p(x | y)`` estimated by importance weighting with ``k`` samples.
-
-    Args:
-        cvae: a conditional VAE with ``num_classes``.
-        x: the images ``(N, ...)``, or any data :func:`~genvae.data.as_tensors` takes (its labels are ignored).
-        k: importance samples per image and class.
-        prior: class probabilities p(y), ``(num_classes,)``; default uniform.
-        batch_size: images per batch.
-    """
+def _log_class_prior(cvae: ConditionalVAE, prior: torch.Tensor | None) -> torch.Tensor:
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE with num_classes, got {type(cvae).__name__}")
     if cvae.num_classes is None:
@@ -180,30 +367,58 @@ def classify(
             "cvae: expected a conditional model with classes (num_classes), got one with continuous "
             f"conditions (condition_dim={cvae.condition_dim}); Bayes' rule needs a finite set of labels"
         )
-    check_positive_int("k", k)
-    x, _ = _inputs(cvae, x, "x")
     classes = cvae.num_classes
     if prior is None:
-        log_prior = torch.full((classes,), -math.log(classes), dtype=torch.float64)
-    else:
-        if (
-            prior.shape != (classes,)
-            or bool((prior < 0).any())
-            or not math.isclose(float(prior.sum()), 1, rel_tol=1e-4)
-        ):
-            raise ValueError(f"prior: expected {classes} non-negative probabilities summing to 1, got {prior}")
-        log_prior = prior.double().log()
-    scores = (
-        torch.stack(
-            [
-                -nll(cvae, (x, torch.full((x.shape[0],), c, dtype=torch.long)), k=k, batch_size=batch_size).per_sample
-                for c in range(classes)
-            ],
-            dim=1,
-        )
-        + log_prior
-    )
-    return ClassifyResult(predictions=scores.argmax(1), scores=scores)
+        return torch.full((classes,), -math.log(classes), dtype=torch.float64)
+    if prior.shape != (classes,) or bool((prior < 0).any()) or not math.isclose(float(prior.sum()), 1, rel_tol=1e-4):
+        raise ValueError(f"prior: expected {classes} non-negative probabilities summing to 1, got {prior}")
+    return prior.double().log()
+
+
+def classify(
+    cvae: ConditionalVAE,
+    x: Any,
+    k: int = 100,
+    prior: torch.Tensor | None = None,
+    batch_size: int = 100,
+    chunk: int | None = None,
+    *,
+    memory_budget: int = MEMORY_BUDGET,
+    memory_format: str = "auto",
+    bf16: bool = False,
+    progress: bool | None = None,
+) -> ClassifyResult:
+    """Classify images with a conditional VAE by Bayes' rule: ``argmax_y log p(x | y) + log p(y)``,
+    each ``log p(x | y)`` estimated by importance weighting with ``k`` samples, all classes of a
+    batch of images in one pass.
+
+    Args:
+        cvae: a conditional VAE with ``num_classes``.
+        x: the images ``(N, ...)``, or any data :func:`~genvae.data.as_tensors` takes (its labels are ignored).
+        k: importance samples per image and class.
+        prior: class probabilities p(y), ``(num_classes,)``; default uniform.
+        batch_size: images per batch (fewer when one chunk cannot hold a draw for each image and class).
+        chunk, memory_budget, memory_format, bf16, progress: as for :func:`nll`.
+    """
+    log_prior = _log_class_prior(cvae, prior)
+    check_positive_int("k", k)
+    check_positive_int("batch_size", batch_size)
+    x, _ = _inputs(cvae, x, "x")
+    classes = log_prior.shape[0]
+    scores = []
+    with inference(cvae, memory_format), _progress(x.shape[0], progress, f"classify k={k}") as bar:
+        size = _chunk(cvae, chunk, memory_budget, cvae.condition(0, 1))
+        step = max(1, min(batch_size, size // classes))
+        for i in range(0, x.shape[0], step):
+            batch = x[i : i + step].to(cvae.device)
+            n = batch.shape[0]
+            # every image under every class, class-major: row j·n + i is image i under class j
+            pairs = batch.repeat(classes, *([1] * (batch.dim() - 1)))
+            c = cvae.condition(torch.arange(classes, device=cvae.device).repeat_interleave(n), classes * n)
+            scores.append(_log_marginal(cvae, pairs, c, k, size, bf16).reshape(classes, n).T.cpu())
+            bar.update(n)
+    result = torch.cat(scores).clone() + log_prior
+    return ClassifyResult(predictions=result.argmax(1), scores=result)
 
 
 @torch.no_grad()
@@ -315,12 +530,21 @@ def _ks_normal(z: torch.Tensor) -> torch.Tensor:
     return torch.maximum(upper - cdf, cdf - lower).max(0).values
 
 
-@torch.no_grad()
-def label_swap(cvae: ConditionalVAE, x: Any, y: Labels, new_y: Labels) -> torch.Tensor:
+def label_swap(
+    cvae: ConditionalVAE, x: Any, y: Labels, new_y: Labels, *, memory_budget: int = MEMORY_BUDGET
+) -> torch.Tensor:
     """Encode ``x`` with its label ``y`` (posterior mean), decode the same z under ``new_y``:
-    the style of ``x`` with the content of ``new_y`` (the notebook's question 10.6i)."""
+    the style of ``x`` with the content of ``new_y`` (the notebook's question 10.6i). In eval
+    mode, in chunks that fit ``memory_budget`` bytes (see :func:`decode_chunk_size`)."""
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
     x, _ = _inputs(cvae, x, "x")
-    z, _ = cvae.encode(x.to(cvae.device), y)
-    return cvae.decode(z, new_y)
+    n = x.shape[0]
+    c, c_new = cvae.condition(y, n), cvae.condition(new_y, n)
+    out = torch.empty(x.shape, dtype=cvae.dtype, device=cvae.device)  # filled in place: an ordinary tensor
+    with inference(cvae):
+        step = decode_chunk_size(cvae, memory_budget, c_new)
+        for i in range(0, n, step):
+            z, _ = cvae.posterior(x[i : i + step].to(cvae.device), c[i : i + step])
+            out[i : i + step] = cvae.likelihood.mean(cvae.decoder_params(z, c_new[i : i + step]))
+    return out

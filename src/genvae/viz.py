@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
-from genvae.evaluation import posterior_means
+from genvae.evaluation import decode_chunk_size, posterior_means
 from genvae.models import VAE, ConditionalVAE
 
 if TYPE_CHECKING:
@@ -113,19 +113,35 @@ def manifold_grid(
     return _tile_decoded(model, z, y, n), grid_x, grid_y
 
 
-#: Latent points decoded at once by the grid figures: memory stays bounded whatever the grid size.
-_DECODE_CHUNK = 1024
+#: Bytes a chunk of decoded figure images may take. A figure holds its whole tiled image, and
+#: matplotlib a copy of it (``imshow`` copies and masks its input), so decoding takes little beside:
+#: a 200×200 manifold of the seed VAE adds 278 MiB in all, 270 of them the image and its copies.
+_FIGURE_BUDGET = 8 * 2**20
 
 
 def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's device."""
+    """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's
+    device, each chunk within :data:`_FIGURE_BUDGET` bytes: memory stays bounded whatever the
+    grid size."""
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, z.shape[0], _DECODE_CHUNK):
-            yield start, model.decode(z[start : start + _DECODE_CHUNK], y)
+        step = decode_chunk_size(model, _FIGURE_BUDGET, model.condition(y, z.shape[0]))
+        for start in range(0, z.shape[0], step):
+            yield start, model.decode(z[start : start + step], y)
     finally:
         model.train(was_training)
+
+
+def _canvas(height: int, width: int, channels: int) -> np.ndarray:
+    """A blank tiled image: 2-D for grey (contiguous, so ``imshow`` need not copy it) or ``(H, W, C)``."""
+    return np.zeros((height, width) if channels == 1 else (height, width, channels), dtype=np.float32)
+
+
+def _pixels(images: torch.Tensor) -> np.ndarray:
+    """Images ``(N, C, H, W)`` as ``(N, H, W)`` (grey) or ``(N, H, W, C)`` clipped to [0, 1] (colour)."""
+    array = images.detach().cpu().float()
+    return array[:, 0].numpy() if array.shape[1] == 1 else array.permute(0, 2, 3, 1).clamp(0, 1).numpy()
 
 
 def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
@@ -135,12 +151,25 @@ def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
     for start, images in _decode_rows(model, z, y):
         c, h, w = images.shape[1:]
         if out is None:
-            out = np.zeros((z.shape[0] // cols * h, cols * w, c), dtype=np.float32)
-        for offset, image in enumerate(images.detach().cpu().float().permute(0, 2, 3, 1).numpy()):
+            out = _canvas(z.shape[0] // cols * h, cols * w, c)
+        for offset, image in enumerate(_pixels(images)):
             row, col = divmod(start + offset, cols)
             out[row * h : (row + 1) * h, col * w : (col + 1) * w] = image
     assert out is not None
-    return out[..., 0] if out.shape[-1] == 1 else out.clip(0, 1)
+    return out
+
+
+def _tile_columns(columns: Iterable[torch.Tensor], count: int) -> np.ndarray:
+    """Lay out ``count`` batches of images ``(rows, C, H, W)`` side by side, one batch per column,
+    each copied into the tiled image as it comes (a generator need not hold them all)."""
+    out: np.ndarray | None = None
+    for j, images in enumerate(columns):
+        rows, c, h, w = images.shape
+        if out is None:
+            out = _canvas(rows * h, count * w, c)
+        out[:, j * w : (j + 1) * w] = _pixels(images).reshape(rows * h, w, *([c] if c > 1 else []))
+    assert out is not None
+    return out
 
 
 def latent_manifold(
@@ -295,19 +324,18 @@ def samples(
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
         z = model.sample_prior(n, generator=gen)
-        images = torch.stack([model.decode(z, c) for c in labels])
+        image = np.concatenate([_tile_decoded(model, z, c, n) for c in labels])  # one row per label
         fig, ax = _figure(ax, figsize or (n, len(labels)))
-        _show(ax, tile(images))
-        size = images.shape[-2]
+        _show(ax, image)
+        size = image.shape[0] // len(labels)
         ax.set_yticks(np.arange(size // 2, len(labels) * size, size), _row_names(labels))
         ax.set_xticks([])
         ax.set_ylabel("label" if conditions is None else "condition")
         ax.set_xlabel("one z per column")
         return fig
     z = model.sample_prior(rows * n, generator=gen)
-    images = model.decode(z)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
-    _show(ax, tile(images.reshape(rows, n, *images.shape[1:])))
+    _show(ax, _tile_decoded(model, z, None, n))
     ax.set_axis_off()
     return fig
 
@@ -333,11 +361,11 @@ def label_swap(
     images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device)
     if labels_in is None:
         raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
-    swapped = [evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets]
-    images = torch.stack([images_in, *swapped], dim=1)  # (inputs, 1 + targets, C, H, W)
+    swapped = (evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets)  # one at a time
+    image = _tile_columns([images_in, *swapped], len(targets) + 1)
     fig, ax = _figure(ax, figsize or (len(targets) + 1, images_in.shape[0]))
-    _show(ax, tile(images))
-    size = images.shape[-1]
+    _show(ax, image)
+    size = images_in.shape[-1]
     ax.set_xticks(np.arange(size // 2, (len(targets) + 1) * size, size), ["input", *_row_names(targets)])
     ax.set_yticks([])
     ax.set_xlabel("decoded under label" if conditions is None else "decoded under condition")
@@ -366,15 +394,13 @@ def traversal(
         raise ValueError(f"dims: expected latent dimensions in [0, {d - 1}], got {dims!r}")
     base = torch.zeros(d, dtype=model.dtype) if z is None else torch.as_tensor(z, dtype=model.dtype).reshape(d)
     values = torch.linspace(-span, span, n, dtype=model.dtype)
-    rows = []
-    for k in chosen:
-        zs = base.repeat(n, 1)
-        zs[:, k] = values
-        rows.append(model.decode(zs.to(model.device), y))
-    images = torch.stack(rows)
+    zs = base.repeat(len(chosen), n, 1)  # row r sweeps dimension chosen[r]
+    for row, k in enumerate(chosen):
+        zs[row, :, k] = values
+    image = _tile_decoded(model, zs.reshape(len(chosen) * n, d), y, n)
     fig, ax = _figure(ax, figsize or (n, len(chosen) * 1.1))
-    _show(ax, tile(images))
-    size = images.shape[-1]
+    _show(ax, image)
+    size = image.shape[0] // len(chosen)
     ax.set_yticks(np.arange(size // 2, len(chosen) * size, size), [f"z[{k}]" for k in chosen])
     ax.set_xticks(np.arange(size // 2, n * size, size), [f"{v:.1f}" for v in values.tolist()])
     return fig
