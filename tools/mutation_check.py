@@ -21,6 +21,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per test run")
     parser.add_argument("--all", action="store_true", help="run every test of a mutant (not -x): name all that fail")
     args = parser.parse_args()
+    # Started in the background (nohup, &), this process may have SIGINT ignored, and the tests would
+    # inherit that; with a handler here, they start with the default one (what the Ctrl-C tests expect).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
     if args.list or not chosen:
         for m in MUTANTS:
