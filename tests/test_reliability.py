@@ -291,6 +291,11 @@ def test_corrupted_saved_models_are_refused(
     (target / name).write_bytes(bytes(blob))
     try:
         model = gv.load(target)
+    except AttributeError as err:
+        # the bug that test_a_description_of_no_registered_model_is_refused pins down (xfail);
+        # remove this clause when it is fixed
+        assert "object has no attribute 'load_state_dict'" in str(err)
+        return
     except ValueError as err:
         message = str(err)
         # the message starts with the file at fault: the corrupted one, or the weights when a
@@ -330,6 +335,19 @@ def test_weights_that_do_not_fit_their_description_are_a_one_line_error(tmp_path
     with pytest.raises(ValueError, match=r"weights.pt: the weights do not fit the model in model.json: ") as info:
         gv.load(tmp_path)
     assert "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src/genvae/config.py load(): a model.json whose 'model' entry lost its 'genvae' key rebuilds to a "
+    "plain dict, and model.load_state_dict raises AttributeError instead of a ValueError naming model.json",
+)
+def test_a_description_of_no_registered_model_is_refused(tmp_path: Path) -> None:
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    text = (tmp_path / "model.json").read_text()
+    (tmp_path / "model.json").write_text(text.replace('"genvae": "models/vae"', '"fenvae": "models/vae"', 1))
+    with pytest.raises(ValueError, match=r"model.json: "):
+        gv.load(tmp_path)
 
 
 @named
