@@ -1,5 +1,6 @@
 # make demo   — set up .venv and run the demo (the README's first command)
 # make test   — set up .venv, then lint, type-check and run the test suite (the README's second command)
+# make dist   — build the wheel and the sdist into dist/ and check them with twine
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ TORCH_INSTALL ?= torch==2.13.0
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install test test-all lint docs demo clean
+.PHONY: install test test-all lint docs demo dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +23,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 lint: install
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks tools
+	$(BIN)/ruff format --check src tests examples benchmarks tools
 	$(BIN)/mypy
 
 # Both documentation builds are strict: a broken link, a bad docstring or a renamed name fails.
@@ -40,5 +41,11 @@ test-all: lint docs
 demo: install
 	$(BIN)/genvae demo $(DEMO_ARGS)
 
+# What users install: the sdist, and the wheel built from it (so the sdist is known to build).
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site docs/api
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache .hypothesis site docs/api

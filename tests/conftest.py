@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,3 +21,22 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+# Tests that need data from outside the repository (../shared/data/mnist beside the checkout,
+# Debian's dataset-fashion-mnist) skip without it on a developer's machine. CI installs that data
+# and sets GENVAE_REQUIRE_DATA=1: there such a skip is a failure, so a broken install cannot pass
+# unnoticed. A skip counts as "data missing" when its reason names one of these.
+DATA_SKIP_REASONS = ("dataset-fashion-mnist", "shared/data/mnist")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not report.skipped or os.environ.get("GENVAE_REQUIRE_DATA") != "1":
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if any(name in reason for name in DATA_SKIP_REASONS):
+        report.outcome = "failed"
+        report.longrepr = f"GENVAE_REQUIRE_DATA=1, but the data this test needs is missing: {reason}"

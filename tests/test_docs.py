@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 
+import genvae
 from genvae.registry import _REGISTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,12 +20,21 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 MODULES = [
     "genvae", "genvae.registry", "genvae.config", "genvae.encoders", "genvae.decoders", "genvae.conditioners",
-    "genvae.likelihoods", "genvae.models", "genvae.losses", "genvae.presets", "genvae.data", "genvae.data.base",
-    "genvae.data.idx", "genvae.data.mnist", "genvae.data.synthetic", "genvae.data.files", "genvae.training",
-    "genvae.training.trainer", "genvae.training.callbacks", "genvae.training.state", "genvae.training.checkpoint",
-    "genvae.training.distributed", "genvae.training.batches", "genvae.evaluation", "genvae.viz", "genvae.report",
-    "genvae.cli",
+    "genvae.likelihoods", "genvae.gaussian", "genvae.models", "genvae.losses", "genvae.presets", "genvae.data",
+    "genvae.data.base", "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.synthetic",
+    "genvae.data.files", "genvae.training", "genvae.training.trainer", "genvae.training.callbacks",
+    "genvae.training.state", "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.batches",
+    "genvae.evaluation", "genvae.viz", "genvae.report", "genvae.cli",
 ]  # fmt: skip
+
+
+def test_every_public_module_is_listed() -> None:
+    found = {"genvae"} | {
+        info.name
+        for info in pkgutil.walk_packages(genvae.__path__, "genvae.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    }
+    assert found == set(MODULES)
 
 
 def test_every_page_is_checked() -> None:
@@ -49,26 +60,106 @@ def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
                 _REGISTRIES[kind].unregister(name)
 
 
-def public_names(module_name: str) -> list[tuple[str, object]]:
-    module = importlib.import_module(module_name)
-    names = getattr(module, "__all__", [])
-    return [(f"{module_name}.{n}", getattr(module, n)) for n in names if not n.startswith("__")]
+def own_docstring(member: object) -> str:
+    """The docstring written on ``member`` itself. ``inspect.getdoc`` would fall back to a parent
+    class's docstring, so an override without one (or a class whose docstring is not its first
+    statement) would pass unnoticed."""
+    if isinstance(member, staticmethod | classmethod):
+        member = member.__func__
+    if isinstance(member, property):
+        return (member.__doc__ or "").strip()
+    if inspect.isclass(member):
+        return (member.__dict__.get("__doc__") or "").strip()
+    return (getattr(member, "__doc__", None) or "").strip()
 
 
-@pytest.mark.parametrize("module_name", MODULES)
-def test_every_public_name_has_a_docstring(module_name: str) -> None:
+def is_public_member(name: str, member: object) -> bool:
+    callable_kinds = (property, staticmethod, classmethod)
+    return not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, callable_kinds))
+
+
+def undocumented(module_name: str) -> list[str]:
+    """Public names of ``module_name`` without a docstring of their own; for the classes it
+    defines, also their public methods and properties (re-exported classes are checked where
+    they are defined)."""
     module = importlib.import_module(module_name)
-    assert inspect.getdoc(module), f"{module_name} has no module docstring"
     missing = []
-    for qualified, obj in public_names(module_name):
-        if inspect.ismodule(obj) or not (inspect.isclass(obj) or inspect.isfunction(obj)):
+    for name in getattr(module, "__all__", []):
+        obj = getattr(module, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
             continue
-        if not inspect.getdoc(obj):
-            missing.append(qualified)
-        if inspect.isclass(obj):
-            for attr, member in vars(obj).items():
-                if attr.startswith("_") or not inspect.isfunction(member):
-                    continue
-                if not inspect.getdoc(getattr(obj, attr)):
-                    missing.append(f"{qualified}.{attr}")
-    assert not missing, f"no docstring: {', '.join(missing)}"
+        if not own_docstring(obj):
+            missing.append(name)
+        if inspect.isclass(obj) and obj.__module__ == module_name:
+            missing += [f"{name}.{attr}" for attr, member in vars(obj).items()
+                        if is_public_member(attr, member) and not own_docstring(member)]  # fmt: skip
+    return missing
+
+
+# Public methods of src/ with no docstring of their own (each overrides a documented parent,
+# whose text the API reference shows). The lead documents them in src/; then the strict xfail
+# below turns into a failure and the entry is removed.
+KNOWN_UNDOCUMENTED = {
+    "genvae.models": ["VAE.extra_repr", "ConditionalVAE.extra_repr"],
+    "genvae.encoders": ["Encoder.forward", "MLPEncoder.forward", "ConvEncoder.forward"],
+    "genvae.decoders": ["Decoder.forward", "MLPDecoder.forward", "ConvDecoder.forward"],
+    "genvae.conditioners": [
+        "ConditionedLayer.forward", "SplitConditioner.build", "ConcatConditioner.build", "FiLMConditioner.build",
+    ],
+    "genvae.likelihoods": [f"{cls}.{m}" for cls in ("Bernoulli", "ContinuousBernoulli", "Gaussian")
+                           for m in ("log_prob", "mean", "distribution")],
+    "genvae.data.base": ["ImageDataset.image_shape"],
+    "genvae.training.callbacks": [
+        "ProgressBar.on_epoch_start", "ProgressBar.on_batch_end", "ProgressBar.on_epoch_end", "ProgressBar.on_fit_end",
+        "EarlyStopping.on_epoch_end", "EarlyStopping.state_dict", "EarlyStopping.load_state_dict",
+        "ModelCheckpoint.last_path", "ModelCheckpoint.best_path", "ModelCheckpoint.on_epoch_end",
+        "ModelCheckpoint.on_interrupt", "ModelCheckpoint.state_dict", "ModelCheckpoint.load_state_dict",
+        "CSVLogger.on_epoch_end", "KLWarmup.on_batch_start", "KLWarmup.on_epoch_end", "TerminateOnNaN.on_batch_end",
+        "LRScheduler.on_fit_start", "LRScheduler.on_batch_end", "LRScheduler.on_epoch_end", "LRScheduler.state_dict",
+        "LRScheduler.load_state_dict",
+    ],
+    "genvae.training.distributed": ["DistributedContext.enabled", "DistributedContext.is_main"],
+}  # fmt: skip
+
+
+def docstring_case(module_name: str) -> object:
+    known = KNOWN_UNDOCUMENTED.get(module_name)
+    if not known:
+        return module_name
+    reason = f"no docstring of their own in src/ (to be written): {', '.join(known)}"
+    return pytest.param(module_name, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("module_name", [docstring_case(m) for m in MODULES])
+def test_every_public_name_has_its_own_docstring(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert (module.__doc__ or "").strip(), f"{module_name} has no module docstring"
+    missing = undocumented(module_name)
+    assert not missing, f"no docstring of their own: {', '.join(missing)}"
+
+
+def test_the_known_gaps_are_exactly_the_gaps() -> None:
+    """The xfail list above names every gap and nothing else: a new undocumented name fails
+    here, even in a module already marked."""
+    found = {m: sorted(undocumented(m)) for m in MODULES if undocumented(m)}
+    assert found == {m: sorted(names) for m, names in KNOWN_UNDOCUMENTED.items()}
+
+
+class Parent:
+    """Documented."""
+
+    def hook(self) -> None:
+        """Documented."""
+
+
+class Child(Parent):
+    flag = True
+
+    def hook(self) -> None:
+        pass
+
+
+def test_own_docstring_does_not_inherit() -> None:
+    assert inspect.getdoc(Child) and inspect.getdoc(Child.hook)  # the fallback this test avoids
+    assert own_docstring(Child) == "" and own_docstring(vars(Child)["hook"]) == ""
+    assert own_docstring(Parent) == "Documented." and own_docstring(vars(Parent)["hook"]) == "Documented."

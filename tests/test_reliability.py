@@ -232,8 +232,19 @@ def test_corrupted_idx_files_give_a_clear_error_or_a_consistent_array(
     except IDXError as err:
         assert str(err).startswith(str(path)), err
         return
-    # the file was still valid: what came back must be what its header describes
-    assert array.size == math.prod(array.shape) and array.ndim >= 1
+    # the file was still valid: what came back must be what its bytes say, decoded independently
+    raw = bytes(blob)
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    assert raw[:2] == b"\x00\x00"
+    code, ndim = raw[2], raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype({0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code])
+    payload = raw[4 + 4 * ndim :]
+    assert len(payload) == math.prod(dims) * dtype.itemsize  # no byte missing, none left over
+    assert array.shape == dims and array.dtype == dtype.newbyteorder("=")
+    expected = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    np.testing.assert_array_equal(array, expected)  # NaN payloads of a flipped float compare equal too
 
 
 def test_reading_an_idx_header_that_claims_terabytes_allocates_nothing(tmp_path: Path) -> None:
@@ -285,11 +296,18 @@ def test_corrupted_saved_models_are_refused(
         model = gv.load(target)
     except (ValueError, FileNotFoundError) as err:
         message = str(err)
-        assert "\n" not in message and message.startswith((str(path), "directory: expected weights-")), message
+        # the message starts with the file at fault: the corrupted one, or the weights when a flip
+        # in model.json changed the checksum it records for them
+        assert "\n" not in message, message
+        assert message.startswith((str(path), str(weights), "directory: expected weights-")), message
         return
-    # only a flip that keeps model.json meaningful can load; the weights then passed their checksum
+    # only a flip that keeps model.json meaningful can load; the weights then passed their
+    # checksum, so they are exactly the saved ones
     assert name == "model.json" and how == "flip"
-    assert isinstance(model, torch.nn.Module)
+    (saved_weights,) = saved.glob("weights-*.pt")
+    saved_state = torch.load(saved_weights, weights_only=True)
+    assert model.state_dict().keys() == saved_state.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved_state.items())
 
 
 def test_a_model_description_with_wrong_arguments_is_refused(tmp_path: Path) -> None:
@@ -298,6 +316,24 @@ def test_a_model_description_with_wrong_arguments_is_refused(tmp_path: Path) -> 
     document["model"]["args"]["encoder"]["args"]["colour"] = "blue"
     (tmp_path / "model.json").write_text(json.dumps(document))
     with pytest.raises(ValueError, match=r"model.json: cannot rebuild the model it describes: .*colour"):
+        gv.load(tmp_path)
+
+
+def test_weights_that_do_not_fit_their_description_are_a_one_line_error(tmp_path: Path) -> None:
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["model"]["args"]["encoder"]["args"]["hidden"] = [17]  # a valid description of another model
+    (tmp_path / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"weights-[0-9a-f]+\.pt: encoder\.rest\.4\.weight: expected shape \(17, 3136\) \(the model in model\.json\)") as info:
+        gv.load(tmp_path)
+    assert "\n" not in str(info.value), str(info.value)
+
+
+def test_a_description_of_no_registered_model_is_refused(tmp_path: Path) -> None:
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    text = (tmp_path / "model.json").read_text()
+    (tmp_path / "model.json").write_text(text.replace('"genvae": "models/vae"', '"fenvae": "models/vae"', 1))
+    with pytest.raises(ValueError, match=r"model.json: "):
         gv.load(tmp_path)
 
 

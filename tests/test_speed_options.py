@@ -3,6 +3,8 @@ graphs and fused kernels chosen by torch where a GPU is present)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -47,9 +49,7 @@ def test_fused_and_unfused_adam_take_the_same_steps() -> None:
 def test_channels_last_keeps_the_function() -> None:
     torch.manual_seed(0)
     model = gv.presets.seed_vae()
-    trainer = gv.Trainer(model, device="cpu", channels_last=True)
-    conv = trainer.model.encoder.first
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    gv.Trainer(model, device="cpu", channels_last=True)  # converts the model's weights in place
     x = torch.rand(4, 1, 28, 28)
     torch.manual_seed(1)
     a = model(x.contiguous(memory_format=torch.channels_last)).params
@@ -88,7 +88,94 @@ def test_bad_speed_options_are_named(kwargs: dict[str, object], message: str) ->
         gv.Trainer(gv.presets.seed_vae(), **kwargs)  # type: ignore[arg-type]
 
 
-def test_cuda_device_without_cuda_is_a_clear_error() -> None:
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    assert gv.training.trainer.resolve_device("auto").type == "cpu"
+# -- each option takes effect (seen from inside the training step) ----------------------------------------
+
+
+def conv_model() -> gv.VAE:
+    """Three input channels, so a channels-last tensor differs from a contiguous one (with one
+    channel the two layouts coincide and a memory-format check proves nothing)."""
+    torch.manual_seed(0)
+    enc = gv.encoders.ConvEncoder(3, 12, channels=(4, 6), hidden=(8,))
+    dec = gv.decoders.ConvDecoder(2, 3, 12, channels=(6, 4))
+    return gv.VAE(enc, dec, latent_dim=2)
+
+
+def conv_data() -> torch.Tensor:
+    return torch.rand(8, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+
+
+class Inside(gv.training.Callback):
+    """Records what the layers of the training step see: output dtypes of the linear and
+    convolution layers, and the memory formats of the convolutions' inputs and weights."""
+
+    kinds = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+
+    def __init__(self) -> None:
+        self.dtypes: set[torch.dtype] = set()
+        self.inputs_channels_last: list[bool] = []
+        self.weights_channels_last: list[bool] = []
+
+    def on_fit_start(self, trainer: gv.Trainer) -> None:
+        for module in trainer.model.modules():
+            if isinstance(module, self.kinds):
+                module.register_forward_hook(self.record)
+
+    def record(self, module: torch.nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if not module.training:
+            return
+        self.dtypes.add(output.dtype)
+        if isinstance(module, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+            x, w = args[0], module.weight
+            self.inputs_channels_last.append(_channels_last(x))
+            self.weights_channels_last.append(_channels_last(w))
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    """Channels-last and not plain contiguous (tensors with one channel or 1×1 planes are both)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
+def inside(**settings: object) -> tuple[Inside, gv.Trainer]:
+    spy = Inside()
+    trainer = gv.Trainer(conv_model(), max_epochs=1, batch_size=4, device="cpu", seed=0, callbacks=[spy], **settings)  # type: ignore[arg-type]
+    trainer.fit(conv_data())
+    return spy, trainer
+
+
+def test_amp_bf16_runs_the_layers_in_bfloat16() -> None:
+    spy, trainer = inside(amp="bf16")
+    assert spy.dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # the weights stay float32
+    assert all(math.isfinite(v) for v in trainer.history.last.values())
+
+
+def test_without_amp_the_layers_run_in_float32() -> None:
+    spy, _ = inside()
+    assert spy.dtypes == {torch.float32}
+
+
+def test_channels_last_converts_the_weights_and_the_images() -> None:
+    spy, trainer = inside(channels_last=True)
+    assert spy.weights_channels_last and all(spy.weights_channels_last)
+    # the first convolution's input is the batch of images (the decoder's first one is a reshaped
+    # linear output, in whatever layout the reshape gives)
+    assert spy.inputs_channels_last[0]
+    convs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert convs and all(_channels_last(m.weight) for m in convs)
+
+
+def test_without_channels_last_the_memory_stays_contiguous() -> None:
+    spy, _ = inside()
+    assert spy.weights_channels_last and not any(spy.weights_channels_last)
+    assert not spy.inputs_channels_last[0]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fused_sets_the_default_optimisers_kernel(fused: bool) -> None:
+    trainer = gv.Trainer(conv_model(), max_epochs=1, device="cpu", fused=fused)
+    assert isinstance(trainer.optimizer, torch.optim.Adam)
+    assert bool(trainer.optimizer.defaults["fused"]) is fused
+    assert all(bool(group["fused"]) is fused for group in trainer.optimizer.param_groups)
+    if fused:
+        trainer.fit(conv_data())  # and the fused kernel runs here
+        assert trainer.state.global_step == 1 and math.isfinite(trainer.history.last["train_total"])
