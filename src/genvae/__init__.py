@@ -14,12 +14,13 @@ from genvae import (
     losses,
     models,
     presets,
+    priors,
     registry,
     training,
     viz,
 )
 from genvae.config import load, save
-from genvae.losses import ELBO, Objective
+from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.training import DivergenceError, History, Trainer
@@ -28,7 +29,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ELBO",
+    "IWAE",
     "VAE",
+    "BetaTCVAE",
     "ConditionalVAE",
     "DivergenceError",
     "History",
@@ -47,6 +50,7 @@ __all__ = [
     "losses",
     "models",
     "presets",
+    "priors",
     "registry",
     "save",
     "training",
