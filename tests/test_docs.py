@@ -18,11 +18,11 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 MODULES = [
     "genvae", "genvae.registry", "genvae.config", "genvae.encoders", "genvae.decoders", "genvae.conditioners",
-    "genvae.likelihoods", "genvae.priors", "genvae.models", "genvae.losses", "genvae.presets", "genvae.data", "genvae.data.base",
-    "genvae.data.idx", "genvae.data.mnist", "genvae.data.synthetic", "genvae.data.files", "genvae.training",
-    "genvae.training.trainer", "genvae.training.callbacks", "genvae.training.state", "genvae.training.checkpoint",
-    "genvae.training.distributed", "genvae.training.batches", "genvae.evaluation", "genvae.latent_metrics", "genvae.viz", "genvae.report",
-    "genvae.cli",
+    "genvae.likelihoods", "genvae.priors", "genvae.models", "genvae.losses", "genvae.presets", "genvae.data",
+    "genvae.data.base", "genvae.data.idx", "genvae.data.mnist", "genvae.data.synthetic", "genvae.data.files",
+    "genvae.training", "genvae.training.trainer", "genvae.training.callbacks", "genvae.training.state",
+    "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.batches", "genvae.evaluation",
+    "genvae.latent_metrics", "genvae.viz", "genvae.report", "genvae.cli",
 ]  # fmt: skip
 
 

@@ -158,7 +158,10 @@ def test_iwae_with_a_vamp_prior_under_ddp_ends_where_one_process_ends(tmp_path: 
     env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     env.pop("WORLD_SIZE", None)
     run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    for command, out in ((run + [str(WORKER), str(tmp_path / "ddp")], "ddp"), ([sys.executable, str(WORKER), str(tmp_path / "one")], "one")):
+    for command, out in (
+        ([*run, str(WORKER), str(tmp_path / "ddp")], "ddp"),
+        ([sys.executable, str(WORKER), str(tmp_path / "one")], "one"),
+    ):
         (tmp_path / out).mkdir()
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stdout + done.stderr

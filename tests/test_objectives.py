@@ -27,7 +27,9 @@ def tiny(prior: str = "normal", conditional: bool = False, latent: int = 3) -> g
 
 
 def binary(n: int = 8, seed: int = 1) -> torch.Tensor:
-    return torch.bernoulli(torch.full((n, *SHAPE), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(seed))
+    return torch.bernoulli(
+        torch.full((n, *SHAPE), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def repeated_totals(objective: gv.Objective, model: gv.VAE, x: torch.Tensor, repeats: int) -> torch.Tensor:
@@ -126,7 +128,9 @@ def test_iwae_state_and_errors() -> None:
     with pytest.raises(ValueError, match="k: expected a positive integer"):
         gv.IWAE(k=0)
     model = tiny()
-    with pytest.raises(ValueError, match=r"x: expected a tensor of the decoder's output shape \(2, 1, 4, 4\), got \(2, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"x: expected a tensor of the decoder's output shape \(2, 1, 4, 4\), got \(2, 16\)"
+    ):
         gv.IWAE(k=2)(model(binary(2), samples=2), torch.zeros(2, 16))
 
 
@@ -165,7 +169,7 @@ def test_the_three_terms_sum_to_the_kl_estimate(prior: str) -> None:
 
 
 def test_the_terms_use_the_minibatch_weighted_estimate_of_q_z() -> None:
-    model, out, x = tc_output(n=5)
+    _, out, _ = tc_output(n=5)
     n_data = 300
     mi, tc, dim_kl, _ = gv.BetaTCVAE(dataset_size=n_data).decomposition(out)
     # log q(z_i) ≈ log (1/(N·M)) Σ_j q(z_i | x_j), written out with loops
@@ -224,7 +228,7 @@ class _LossAsTotal(gv.Objective):
 
 
 def test_the_weights_weigh_their_terms() -> None:
-    model, out, x = tc_output()
+    _, out, x = tc_output()
     terms = gv.BetaTCVAE(alpha=2.0, beta=3.0, gamma=0.5)(out, x)
     e = terms.extra
     torch.testing.assert_close(terms.loss, terms.recon + 2 * e["mi"] + 3 * e["tc"] + 0.5 * e["dim_kl"])
@@ -261,7 +265,7 @@ def test_beta_tcvae_state_and_errors() -> None:
     again = gv.BetaTCVAE(alpha=1.0, beta=6.0, gamma=1.0, dataset_size=100)
     again.load_state_dict(objective.state_dict())
     assert again.weights == pytest.approx((0.25, 1.5, 0.25))
-    with pytest.raises(ValueError, match="beta 6.0 → 2.0"):
+    with pytest.raises(ValueError, match=r"beta 6\.0 → 2\.0"):
         gv.BetaTCVAE(beta=2.0, dataset_size=100).load_state_dict(objective.state_dict())
     with pytest.raises(ValueError, match="beta: expected a number >= 0, got -1"):
         gv.BetaTCVAE(beta=-1)

@@ -17,7 +17,9 @@ from genvae.gaussian import kl_per_dim, log_normal, log_normal_mixture
 SHAPE = (1, 4, 4)
 
 
-def tiny(prior: Any = "normal", conditional: bool = False, latent: int = 3, dtype: torch.dtype = torch.float64) -> gv.VAE:
+def tiny(
+    prior: Any = "normal", conditional: bool = False, latent: int = 3, dtype: torch.dtype = torch.float64
+) -> gv.VAE:
     cond = {"condition_dim": 3} if conditional else {}
     enc = gv.encoders.MLPEncoder(SHAPE, hidden=(8,), **cond)
     dec = gv.decoders.MLPDecoder(latent, SHAPE, hidden=(8,), **cond)
@@ -161,7 +163,9 @@ def test_vamp_samples_come_from_the_pseudo_inputs_posteriors() -> None:
 
 def posterior_batch(n: int = 6, latent: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(4)
-    return torch.randn(n, latent, generator=g, dtype=torch.float64), torch.randn(n, latent, generator=g, dtype=torch.float64)
+    return torch.randn(n, latent, generator=g, dtype=torch.float64), torch.randn(
+        n, latent, generator=g, dtype=torch.float64
+    )
 
 
 def test_the_normal_and_conditional_priors_kl_is_analytic_per_dimension() -> None:
@@ -248,7 +252,9 @@ def test_the_default_prior_gives_the_same_numbers_as_the_formulas() -> None:
 
 def test_the_registry_holds_the_four_priors() -> None:
     assert gv.priors.names() == ["conditional", "mog", "normal", "vamp"]
-    with pytest.raises(gv.registry.UnknownNameError, match="prior: priors: unknown name 'flat'; known names: conditional"):
+    with pytest.raises(
+        gv.registry.UnknownNameError, match="prior: priors: unknown name 'flat'; known names: conditional"
+    ):
         tiny("flat")
 
 
@@ -262,7 +268,9 @@ def test_a_user_registered_prior_is_built_by_name_and_saved(tmp_path: Any) -> No
         def log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
             return D.Laplace(0.0, self.scale).log_prob(z).sum(-1)
 
-        def sample(self, n: int, c: Any = None, *, generator: Any = None, dtype: Any = None, device: Any = None) -> torch.Tensor:
+        def sample(
+            self, n: int, c: Any = None, *, generator: Any = None, dtype: Any = None, device: Any = None
+        ) -> torch.Tensor:
             u = torch.rand(n, self.latent_dim, generator=generator, dtype=dtype) - 0.5
             return -self.scale * u.sign() * torch.log1p(-2 * u.abs())
 
@@ -353,3 +361,16 @@ def test_the_vamp_prior_needs_the_datas_shape() -> None:
 def test_bad_prior_arguments_are_named_errors(build: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+def test_a_model_saved_before_priors_existed_loads_with_the_normal_prior(tmp_path: Any) -> None:
+    import json
+
+    model = gv.presets.seed_vae()
+    folder = gv.save(model, tmp_path / "old")
+    document = json.loads((folder / "model.json").read_text())
+    assert document["model"]["args"].pop("prior") == "normal"  # what genvae 0.1 wrote had no prior
+    (folder / "model.json").write_text(json.dumps(document))
+    again = gv.load(folder)
+    assert isinstance(again.prior, priors.NormalPrior)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))

@@ -149,7 +149,9 @@ def _factor_columns(factors: Any, n: int) -> dict[str, torch.Tensor]:
         table = torch.as_tensor(np.asarray(factors))
         columns = {f"factor_{j}": table[:, j] for j in range(table.shape[1])}
     else:
-        raise TypeError(f"factors: expected a mapping of name -> values or an (N, F) array, got {type(factors).__name__}")
+        raise TypeError(
+            f"factors: expected a mapping of name -> values or an (N, F) array, got {type(factors).__name__}"
+        )
     if not columns:
         raise ValueError("factors: expected at least one factor, got none")
     for name, values in columns.items():

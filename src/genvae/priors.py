@@ -73,12 +73,15 @@ class PriorHost(Protocol):
     condition_dim: int
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None: ...
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input, or None when the model does not fix it."""
 
     @property
-    def dtype(self) -> torch.dtype: ...
+    def dtype(self) -> torch.dtype:
+        """The model's floating-point dtype."""
 
-    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z | x) (q(z | x, c)): the model's encoder."""
 
 
 class Prior(nn.Module):
