@@ -20,11 +20,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 MODULES = [
     "genvae", "genvae.registry", "genvae.config", "genvae.encoders", "genvae.decoders", "genvae.conditioners",
-    "genvae.likelihoods", "genvae.gaussian", "genvae.models", "genvae.losses", "genvae.presets", "genvae.data",
-    "genvae.data.base", "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.synthetic",
-    "genvae.data.files", "genvae.training", "genvae.training.trainer", "genvae.training.callbacks",
-    "genvae.training.state", "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.batches",
-    "genvae.evaluation", "genvae.viz", "genvae.report", "genvae.cli",
+    "genvae.cli", "genvae.data", "genvae.data.base", "genvae.data.files", "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.synthetic", "genvae.evaluation", "genvae.gaussian", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.report", "genvae.training", "genvae.training.batches", "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.state", "genvae.training.trainer", "genvae.viz",
 ]  # fmt: skip
 
 

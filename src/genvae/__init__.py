@@ -10,16 +10,18 @@ from genvae import (
     decoders,
     encoders,
     evaluation,
+    latent_metrics,
     likelihoods,
     losses,
     models,
     presets,
+    priors,
     registry,
     training,
     viz,
 )
 from genvae.config import load, save
-from genvae.losses import ELBO, Objective
+from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.training import DivergenceError, History, Trainer
@@ -28,7 +30,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ELBO",
+    "IWAE",
     "VAE",
+    "BetaTCVAE",
     "ConditionalVAE",
     "DivergenceError",
     "History",
@@ -42,11 +46,13 @@ __all__ = [
     "decoders",
     "encoders",
     "evaluation",
+    "latent_metrics",
     "likelihoods",
     "load",
     "losses",
     "models",
     "presets",
+    "priors",
     "registry",
     "save",
     "training",

@@ -8,8 +8,12 @@ Terms live in a registry, so the objective can name them:
 - ``"nll"``: −log p(x | z) under the model's own likelihood (the default reconstruction term).
 - ``"bce"``: binary cross-entropy from logits (the Bernoulli likelihood's −log p; stable).
 - ``"mse"``: squared error between the reconstruction's mean and x.
-- ``"kl"``: the analytic KL(q(z | x) ‖ N(0, I)), per latent dimension.
+- ``"kl"``: KL(q(z | x) ‖ p(z)) as the model's prior gives it: analytic, per latent dimension,
+  for the normal and conditional priors; the Monte-Carlo estimate per sample for the others.
 - ``"kl_mc"``: the single-sample Monte Carlo estimate log q(z | x) − log p(z) at the drawn z.
+
+The objectives: :class:`ELBO` (β, free bits, extra terms), :class:`IWAE` (the importance-weighted
+bound of Burda et al., 2015) and :class:`BetaTCVAE` (the KL decomposed as in Chen et al., 2018).
 
 Register your own with the decorator:
 
@@ -31,14 +35,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genvae._validation import check_finite, fmt_shape
-from genvae.gaussian import LOG_2PI, kl_per_dim
+from genvae._validation import check_finite, check_positive_int, fmt_shape
+from genvae.gaussian import LOG_2PI, kl_per_dim, log_normal
 from genvae.likelihoods import Bernoulli
 from genvae.models import VAEOutput
+from genvae.priors import GaussianPrior
 from genvae.registry import Registry
 
 __all__ = [
     "ELBO",
+    "IWAE",
+    "BetaTCVAE",
     "ELBOTerms",
     "LossTerm",
     "Objective",
@@ -123,16 +130,25 @@ def mse(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
 
 @register("kl")
 def kl(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """Analytic KL(q(z | x) ‖ N(0, I)) per latent dimension, ``(batch, latent_dim)``."""
-    return kl_per_dim(out.mean, out.logvar)  # no finiteness check: no host sync in the training step
+    """KL(q(z | x) ‖ p(z)) from the model's prior: analytic per latent dimension, ``(batch,
+    latent_dim)``, where the prior has a closed form (normal, conditional), else the one-sample
+    Monte-Carlo estimate per sample, ``(batch,)``."""
+    # no finiteness check: no host sync in the training step
+    if out.prior is None:
+        return kl_per_dim(out.mean, out.logvar)
+    return out.prior.kl(out.mean, out.logvar, out.z, out.c)
 
 
 @register("kl_mc")
 def kl_mc(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """One-sample estimate log q(z | x) − log p(z) at the drawn z, per latent dimension."""
+    """One-sample estimate log q(z | x) − log p(z) at the drawn z: per latent dimension for a
+    prior that factorises over them (normal, conditional), else per sample."""
     log_q = -0.5 * ((out.z - out.mean).pow(2) * torch.exp(-out.logvar) + out.logvar + LOG_2PI)
-    log_p = -0.5 * (out.z.pow(2) + LOG_2PI)
-    return log_q - log_p
+    if out.prior is None:
+        return log_q - -0.5 * (out.z.pow(2) + LOG_2PI)
+    if isinstance(out.prior, GaussianPrior):
+        return log_q - out.prior.log_prob_dims(out.z, out.c)
+    return log_q.sum(-1) - out.prior.log_prob(out.z, out.c)
 
 
 @dataclass
@@ -230,12 +246,13 @@ class ELBO(Objective):
 
     Args:
         reconstruction: a registered term name or a function ``(out, x) -> per-sample values``.
-        kl: the KL term, ``"kl"`` (analytic) or ``"kl_mc"``, or a function.
+        kl: the KL term, ``"kl"`` (the prior's: analytic where it exists) or ``"kl_mc"``, or a function.
         beta: weight of the KL term in ``loss`` (β-VAE). Schedules such as ``KLWarmup`` scale it
             through :meth:`~Objective.set_factor`; the weight in use is :attr:`kl_weight`.
         free_bits: minimum nats per latent dimension in ``loss`` (Kingma et al., 2016): each
             dimension's batch-mean KL below it is replaced by it. Needs a KL term that returns
-            ``(batch, latent_dim)`` values, as both built-ins do.
+            ``(batch, latent_dim)`` values, as both built-ins do with the normal and conditional
+            priors (with a mixture prior the KL is per sample, and free bits are an error).
         extra: more terms added to ``loss``, ``{name or function: weight}``.
 
     Calling it returns :class:`ELBOTerms`. ``total`` is always the true negative ELBO.
@@ -276,9 +293,15 @@ class ELBO(Objective):
         kl = _per_sample(kl_values, "kl").mean()
         if self.free_bits > 0:
             if kl_values.dim() != 2:
+                prior = (
+                    f" (the {type(out.prior).__name__}'s KL is a per-sample Monte-Carlo estimate)"
+                    if (out.prior is not None and not out.prior.per_dimension)
+                    else ""
+                )
                 raise ValueError(
-                    "free_bits: expected a KL term with values of shape (batch, latent_dim), got "
-                    f"{tuple(kl_values.shape)}"
+                    "free_bits: expected a KL term with values per latent dimension, (batch, latent_dim), got "
+                    f"{tuple(kl_values.shape)}{prior}; use free_bits=0 or a prior with an analytic KL "
+                    "('normal', 'conditional')"
                 )
             kl_for_loss = kl_values.mean(0).clamp(min=self.free_bits).sum()
         else:
@@ -305,6 +328,169 @@ class ELBO(Objective):
     def __repr__(self) -> str:
         spec = ", ".join(f"{k}={_term_name(v)!r}" for k, v in self._spec.items())
         return f"ELBO({spec}, beta={self.beta}, free_bits={self.free_bits})"
+
+
+class IWAE(Objective):
+    """The importance-weighted autoencoder's bound (Burda et al., 2015) as the training loss.
+
+    ``L_k(x) = E[log (1/k) Σ_j p(x | z_j) p(z_j) / q(z_j | x)]`` with ``z_1 … z_k ~ q(z | x)``: a
+    lower bound on log p(x) that tightens as ``k`` grows; ``L_1`` is the ELBO. Each batch is
+    encoded once and its ``k·batch`` latent vectors decoded in one batched pass, through the
+    model's forward (``forward(x, y, samples=k)``), so DDP and compilation apply as for the ELBO.
+
+    The terms, per-sample nats: ``loss`` and ``total`` are −L_k (the bound the model trains on);
+    ``recon`` and ``kl`` are the ELBO's terms averaged over the ``k`` draws (the KL as the
+    Monte-Carlo estimate log q − log p), so ``recon + kl`` is the negative ELBO, ≥ ``total``.
+    The prior is the model's (:mod:`genvae.priors`). Memory grows with ``k·batch`` decoded inputs.
+
+    Args:
+        k: importance samples per input.
+
+    Example:
+        >>> import torch, genvae as gv
+        >>> model = gv.presets.seed_vae()
+        >>> x = (torch.rand(8, 1, 28, 28) > 0.5).float()
+        >>> terms = gv.IWAE(k=5).compute(model, x, None)
+        >>> bool(terms.total <= terms.recon + terms.kl)
+        True
+    """
+
+    def __init__(self, k: int = 5) -> None:
+        super().__init__()
+        self.k = check_positive_int("k", k)
+
+    def compute(self, forward: Callable[..., VAEOutput], x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
+        """One forward pass drawing ``k`` z per input, then the bound."""
+        return self(forward(x, y, samples=self.k), x)
+
+    def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
+        log_px, log_pz, log_q = _log_joint_terms(out, x)
+        log_w = log_px + log_pz - log_q  # (k, batch)
+        bound = torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+        total = -bound.mean()
+        return ELBOTerms(loss=total, total=total, recon=-log_px.mean(), kl=(log_q - log_pz).mean())
+
+    def config(self) -> dict[str, Any]:
+        """The number of importance samples."""
+        return {"k": self.k}
+
+    def __repr__(self) -> str:
+        return f"IWAE(k={self.k})"
+
+
+def _log_joint_terms(out: VAEOutput, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log p(x | z), log p(z) and log q(z | x) of each draw, each ``(samples, batch)`` (one sample
+    for a single-sample output)."""
+    batch = out.mean.shape[0]
+    expected = out.params.shape if out.samples is None else out.params.shape[1:]
+    if not isinstance(x, torch.Tensor) or x.shape != expected:
+        got = fmt_shape(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x: expected a tensor of the decoder's output shape {fmt_shape(expected)}, got {got}")
+    z = out.z if out.samples is not None else out.z.unsqueeze(0)
+    log_px = out.log_prob(x).reshape(z.shape[0], batch, -1).sum(-1)
+    log_pz = out.prior.log_prob(z, out.c) if out.prior is not None else log_normal(z)
+    return log_px, log_pz, log_normal(z, out.mean, out.logvar)
+
+
+class BetaTCVAE(Objective):
+    """The β-TCVAE objective (Chen et al., 2018): the KL term split into the index-code mutual
+    information, the total correlation and the dimension-wise KL, each with its own weight:
+
+    ``loss = recon + α · MI + β · TC + γ · dim-KL``, where, with the aggregate posterior
+    q(z) = E_x q(z | x) and its marginals q(z_d),
+    ``MI = E[log q(z | x) − log q(z)]``, ``TC = E[log q(z) − Σ_d log q(z_d)]`` and
+    ``dim-KL = E[Σ_d log q(z_d) − log p(z)]``. The three sum to the KL estimate
+    ``E[log q(z | x) − log p(z)]`` (at the drawn z); α = β = γ = 1 is the ELBO.
+
+    log q(z) and log q(z_d) are the minibatch-weighted estimates: ``log Σ_j q(z_i | x_j) − log(N·M)``
+    over the M inputs of the batch, with N the ``dataset_size``. N only shifts the reported terms by
+    constants (the gradients do not depend on it); without it, N = 1: q(z) is estimated by the
+    batch's own mixture (1/M) Σ_j q(z | x_j). Memory grows as ``batch² × latent_dim``.
+
+    ``total`` is the negative ELBO (``recon + kl``); the History gets the three terms as ``mi``,
+    ``tc`` and ``dim_kl``. A :class:`~genvae.training.KLWarmup` ramps the whole KL: its factor
+    multiplies α, β and γ alike (see :attr:`weights`), ending at the configured values.
+
+    Args:
+        alpha: weight of the index-code mutual information.
+        beta: weight of the total correlation (the β of β-TCVAE).
+        gamma: weight of the dimension-wise KL.
+        dataset_size: N, the number of training inputs (for the terms' constants); None for 1.
+        reconstruction: the reconstruction term (a registered name or a function), as for :class:`ELBO`.
+
+    Example:
+        >>> import torch, genvae as gv
+        >>> model = gv.presets.seed_vae(latent_dim=4)
+        >>> x = (torch.rand(16, 1, 28, 28) > 0.5).float()
+        >>> terms = gv.BetaTCVAE(beta=6.0)(model(x), x)
+        >>> sorted(terms.extra)
+        ['dim_kl', 'mi', 'tc']
+    """
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        beta: float = 6.0,
+        gamma: float = 1.0,
+        dataset_size: int | None = None,
+        reconstruction: str | LossTerm = "nll",
+    ) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.gamma = (
+            _non_negative(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))
+        )
+        self.dataset_size = None if dataset_size is None else check_positive_int("dataset_size", dataset_size)
+        self.reconstruction = _term("reconstruction", reconstruction)
+        self._reconstruction_name = _term_name(reconstruction)
+
+    @property
+    def weights(self) -> tuple[float, float, float]:
+        """The weights in use, (α, β, γ) times the schedule factors."""
+        f = self.factor
+        return self.alpha * f, self.beta * f, self.gamma * f
+
+    def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
+        if out.samples is not None:
+            raise ValueError(f"out: expected one z per input for BetaTCVAE, got {out.samples} samples per input")
+        recon = _per_sample(self.reconstruction(out, x), "reconstruction").mean()
+        mi, tc, dim_kl, kl = self.decomposition(out)
+        alpha, beta, gamma = self.weights
+        loss = recon + alpha * mi + beta * tc + gamma * dim_kl
+        return ELBOTerms(loss=loss, total=recon + kl, recon=recon, kl=kl, extra={"mi": mi, "tc": tc, "dim_kl": dim_kl})
+
+    def decomposition(self, out: VAEOutput) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch means of the mutual information, the total correlation, the dimension-wise KL
+        and the KL estimate ``log q(z | x) − log p(z)`` that they sum to."""
+        z, mean, logvar = out.z, out.mean, out.logvar
+        batch = z.shape[0]
+        # log q(z_i,d | x_j) for every pair (i, j) and dimension d: (batch, batch, latent_dim)
+        pairs = -0.5 * (
+            (z.unsqueeze(1) - mean.unsqueeze(0)).pow(2) * torch.exp(-logvar.unsqueeze(0))
+            + logvar.unsqueeze(0)
+            + LOG_2PI
+        )
+        norm = math.log(batch * (self.dataset_size or 1))
+        log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm
+        log_qz_dims = (torch.logsumexp(pairs, dim=1) - norm).sum(1)
+        log_q_zx = log_normal(z, mean, logvar)
+        log_pz = out.prior.log_prob(z, out.c) if out.prior is not None else log_normal(z)
+        mi = (log_q_zx - log_qz).mean()
+        tc = (log_qz - log_qz_dims).mean()
+        dim_kl = (log_qz_dims - log_pz).mean()
+        return mi, tc, dim_kl, (log_q_zx - log_pz).mean()
+
+    def config(self) -> dict[str, Any]:
+        """α, β, γ, the data set size and the reconstruction term's name."""
+        return {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "gamma": self.gamma,
+            "dataset_size": self.dataset_size,
+            "reconstruction": self._reconstruction_name,
+        }
+
+    def __repr__(self) -> str:
+        return f"BetaTCVAE(alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, dataset_size={self.dataset_size})"
 
 
 def _term(argument: str, spec: Any) -> LossTerm:

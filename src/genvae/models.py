@@ -2,7 +2,7 @@
 
 A model is an encoder (any feature extractor), a posterior head (two linear maps to the mean
 and log-variance of q(z | x)), a decoder (z to raw distribution parameters) and a likelihood
-(raw parameters to p(x | z)). The prior is N(0, I).
+(raw parameters to p(x | z)), and a prior p(z) (:mod:`genvae.priors`; N(0, I) by default).
 
 Example:
     >>> import torch, genvae as gv
@@ -26,8 +26,9 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._validation import check_finite, check_positive_int, check_tensor, fmt_shape
-from genvae.gaussian import log_normal, reparameterize
+from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
+from genvae.priors import Prior, as_prior
 from genvae.registry import Registry
 
 __all__ = ["VAE", "ConditionalVAE", "VAEOutput", "get", "names", "register", "registry"]
@@ -48,9 +49,12 @@ class VAEOutput:
         params: the decoder's raw output (logits for a Bernoulli likelihood).
         mean: posterior means, ``(batch, latent_dim)``.
         logvar: posterior log-variances, ``(batch, latent_dim)``.
-        z: the reparameterised sample that was decoded, ``(batch, latent_dim)``.
+        z: the reparameterised sample that was decoded, ``(batch, latent_dim)``; with
+            ``model(x, samples=k)``, ``k`` samples per input, ``(k, batch, latent_dim)``, and
+            ``params`` then has the same leading sample dimension.
         likelihood: the model's likelihood, which interprets ``params``.
         c: the condition vectors of a conditional model (None otherwise).
+        prior: the model's prior, which gives the KL term and log p(z) (None: N(0, I)).
     """
 
     params: torch.Tensor
@@ -59,14 +63,23 @@ class VAEOutput:
     z: torch.Tensor
     likelihood: Likelihood
     c: torch.Tensor | None = None
+    prior: Prior | None = None
 
     @property
     def recon(self) -> torch.Tensor:
         """The reconstruction in data space: the likelihood's mean (probabilities for Bernoulli)."""
         return self.likelihood.mean(self.params)
 
+    @property
+    def samples(self) -> int | None:
+        """The number of z drawn per input when the forward pass drew several (None for one)."""
+        return int(self.z.shape[0]) if self.z.dim() > self.mean.dim() else None
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Elementwise log p(x | z) under the decoded distribution."""
+        """Elementwise log p(x | z) under the decoded distribution (``x`` is broadcast over the
+        sample dimension of a multi-sample output)."""
+        if self.samples is not None and x.dim() == self.params.dim() - 1:
+            x = x.unsqueeze(0).expand_as(self.params)
         return self.likelihood.log_prob(x, self.params)
 
 
@@ -84,6 +97,8 @@ class VAE(nn.Module):
             ``"gaussian"``) or a :class:`~genvae.likelihoods.Likelihood`.
         feature_dim: size of the encoder's feature vector, when the encoder has no
             ``out_features`` attribute.
+        prior: p(z): a registered name (``"normal"``, ``"mog"``, ``"vamp"``; see
+            :mod:`genvae.priors`) or a :class:`~genvae.priors.Prior` object of its own.
 
     Example:
         >>> import torch, genvae as gv
@@ -110,11 +125,18 @@ class VAE(nn.Module):
         latent_dim: int = 2,
         likelihood: str | Likelihood = "bernoulli",
         feature_dim: int | None = None,
+        prior: str | Prior = "normal",
     ) -> None:
         super().__init__()
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.condition_dim = 0
         self._build(encoder, decoder, likelihood, feature_dim, {})
+        self._attach_prior(prior)
+
+    def _attach_prior(self, prior: str | Prior) -> None:
+        """The prior last: it may use the finished model (the VampPrior encodes with it)."""
+        self.prior = as_prior(prior)
+        self.prior.attach(self)
 
     def _build(
         self,
@@ -229,28 +251,40 @@ class VAE(nn.Module):
 
     def prior_log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """log p(z) (log p(z | c) for a conditional prior) summed over the latent dimensions:
-        shape ``z.shape[:-1]``. The prior is N(0, I)."""
-        return log_normal(z)
+        shape ``z.shape[:-1]``, from the model's :attr:`prior`."""
+        return self.prior.log_prob(z, c)
 
     def sample_prior(
         self, n: int, c: torch.Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """``n`` latent vectors drawn from the prior, in the model's dtype and on its device.
+        """``n`` latent vectors drawn from the prior (given condition vectors ``c``, ``(n,
+        condition_dim)``, for a conditional prior), in the model's dtype and on its device.
         A generator on another device draws there and the result is moved."""
         check_positive_int("n", n)
-        device = generator.device if generator is not None else self.device
-        return torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.dtype).to(self.device)
+        return self.prior.sample(n, c, generator=generator, dtype=self.dtype, device=self.device)
 
     @staticmethod
     def sample_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The reparameterisation trick: ``mean + eps * exp(logvar / 2)`` with ``eps ~ N(0, I)``."""
         return reparameterize(mean, logvar)
 
-    def forward_condition(self, x: torch.Tensor, c: torch.Tensor | None) -> VAEOutput:
-        """A forward pass given a precomputed condition: encode, draw z, decode. No input checks."""
+    def forward_condition(self, x: torch.Tensor, c: torch.Tensor | None, samples: int | None = None) -> VAEOutput:
+        """A forward pass given a precomputed condition: encode, draw z, decode. No input checks.
+
+        With ``samples=k``, ``k`` draws of z per input, decoded in one batched decoder pass (one
+        encoder pass): ``z`` is ``(k, batch, latent_dim)`` and ``params`` ``(k, batch, ...)``."""
         mean, logvar = self.posterior(x, c)
-        z = self.sample_latent(mean, logvar)
-        return VAEOutput(self.decoder_params(z, c), mean, logvar, z, self.likelihood, c)
+        if samples is None:
+            z = self.sample_latent(mean, logvar)
+            return VAEOutput(self.decoder_params(z, c), mean, logvar, z, self.likelihood, c, self.prior)
+        check_positive_int("samples", samples)
+        shape = (samples, *mean.shape)
+        z = self.sample_latent(mean.expand(shape), logvar.expand(shape))
+        flat_c = c.repeat(samples, 1) if c is not None else None
+        params = self.decoder_params(z.reshape(-1, self.latent_dim), flat_c)
+        return VAEOutput(
+            params.reshape(samples, mean.shape[0], *params.shape[1:]), mean, logvar, z, self.likelihood, c, self.prior
+        )
 
     # -- public methods ------------------------------------------------------------------------
     # Both models share these signatures; ``y`` is the label of a conditional model and must be
@@ -275,11 +309,12 @@ class VAE(nn.Module):
         (use :meth:`decode_params` to differentiate through the decoder)."""
         return self.likelihood.mean(self.decode_params(z, y))
 
-    def forward(self, x: torch.Tensor, y: Labels | None = None) -> VAEOutput:
-        """Encode, draw z with the reparameterisation trick, decode."""
+    def forward(self, x: torch.Tensor, y: Labels | None = None, *, samples: int | None = None) -> VAEOutput:
+        """Encode, draw z with the reparameterisation trick, decode. With ``samples=k``, ``k``
+        draws per input (for importance-weighted objectives): see :meth:`forward_condition`."""
         if self.check_inputs:
             self.check_input(x)
-        return self.forward_condition(x, self.condition(y, x.shape[0]))
+        return self.forward_condition(x, self.condition(y, x.shape[0]), samples)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
@@ -319,6 +354,8 @@ class ConditionalVAE(VAE):
         condition_dim: length of the condition vector, for float conditions.
         likelihood: as for :class:`VAE`.
         feature_dim: as for :class:`VAE`.
+        prior: as for :class:`VAE`, and ``"conditional"`` for p(z | y)
+            (:class:`~genvae.priors.ConditionalPrior`).
 
     Example:
         >>> import torch, genvae as gv
@@ -341,6 +378,7 @@ class ConditionalVAE(VAE):
         condition_dim: int | None = None,
         likelihood: str | Likelihood = "bernoulli",
         feature_dim: int | None = None,
+        prior: str | Prior = "normal",
     ) -> None:
         nn.Module.__init__(self)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
@@ -358,6 +396,7 @@ class ConditionalVAE(VAE):
         self.num_classes = num_classes
         self.condition_dim = condition_dim if condition_dim is not None else int(num_classes)  # type: ignore[arg-type]
         self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim})
+        self._attach_prior(prior)
 
     def condition(self, y: Labels | None, batch: int) -> torch.Tensor:
         """The float condition vectors ``(batch, condition_dim)`` for labels ``y``, checked: integer
