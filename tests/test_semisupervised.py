@@ -20,6 +20,7 @@ from genvae.semisupervised import (
     SemiSupervisedVAE,
     accuracy,
     class_probabilities,
+    classifier_summary,
     confusion_figure,
     confusion_matrix,
     seed_m2,
@@ -368,6 +369,9 @@ def test_confusion_matrix_and_accuracy_count_the_predictions() -> None:
         for p in range(3):
             assert matrix[t, p] == int(((truth == t) & (predicted == p)).sum())
     assert accuracy(model, (x, truth)) == pytest.approx(float((predicted == truth).double().mean()))
+    summary = classifier_summary(model, (x, truth))
+    assert summary["confusion_matrix"] == matrix.tolist() and summary["classified_images"] == 30
+    assert summary["classifier_accuracy"] == pytest.approx(accuracy(model, (x, truth)))
     plain = MLPClassifier(3, SHAPE, hidden=(4,))  # any classifier module works too
     assert class_probabilities(plain, x).shape == (30, 3)
     assert accuracy(plain, (x, truth)) == pytest.approx(float((plain(x).argmax(1) == truth).double().mean()))

@@ -47,7 +47,6 @@ from genvae.likelihoods import Likelihood
 from genvae.losses import ELBOTerms, LossTerm, Objective
 from genvae.losses import registry as loss_terms
 from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
-from genvae.presets import seed_cvae
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,6 +58,7 @@ __all__ = [
     "SemiSupervisedVAE",
     "accuracy",
     "class_probabilities",
+    "classifier_summary",
     "confusion_figure",
     "confusion_matrix",
     "seed_m2",
@@ -402,6 +402,8 @@ def seed_m2(
     :func:`genvae.presets.seed_cvae` and a small convolutional classifier
     (:class:`~genvae.classifiers.ConvClassifier`: the encoder's two convolutions, then
     ``classifier_hidden`` units, then the logits)."""
+    from genvae.presets import seed_cvae  # here, so that presets may re-export this function
+
     cvae = seed_cvae(latent_dim=latent_dim, num_classes=num_classes, conditioner=conditioner, likelihood=likelihood)
     classifier = classifiers.ConvClassifier(
         num_classes, cvae.input_shape or (1, 28, 28), hidden=tuple(classifier_hidden), dropout=classifier_dropout
@@ -464,6 +466,17 @@ def accuracy(classifier: nn.Module, data: Any, batch_size: int = 1000) -> float:
     """The fraction of the labelled inputs ``data`` that ``classifier`` classifies correctly."""
     matrix = confusion_matrix(classifier, data, batch_size)
     return float(matrix.trace() / matrix.sum())
+
+
+def classifier_summary(classifier: nn.Module, data: Any, batch_size: int = 1000) -> dict[str, Any]:
+    """JSON-ready figures of a classifier on labelled ``data``: ``classifier_accuracy``,
+    ``confusion_matrix`` (rows: true class, columns: predicted) and ``classified_images``."""
+    matrix = confusion_matrix(classifier, data, batch_size)
+    return {
+        "classifier_accuracy": float(matrix.trace() / matrix.sum()),
+        "confusion_matrix": matrix.tolist(),
+        "classified_images": int(matrix.sum()),
+    }
 
 
 def confusion_figure(
