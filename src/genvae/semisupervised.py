@@ -1,0 +1,521 @@
+"""Learning from a few labels: the semi-supervised VAE (Kingma et al., 2014, "M2").
+
+M2 is a conditional VAE p(x | y, z) p(z) p(y) with a classifier q(y | x) beside its encoder
+q(z | x, y). A labelled image (x, y) contributes the CVAE bound on −log p(x, y); an unlabelled
+image contributes the bound on −log p(x), in which the unknown label is summed out exactly:
+
+    U(x) = Σ_y q(y | x) · L(x, y) − H(q(y | x)),
+
+with L(x, y) = E_q[−log p(x | y, z)] + KL(q(z | x, y) ‖ p(z)) − log p(y) and a uniform p(y).
+The classifier learns from the unlabelled images through the weights q(y | x), and from the
+labelled ones through the added cross-entropy α·(−log q(y | x)).
+
+Labels of −1 (:data:`genvae.data.partial.UNLABELLED`) mark unlabelled images, in tensors, ``(inputs, labels)`` pairs
+and datasets alike; :func:`genvae.data.partial.partially_labeled` keeps ``n`` labels of a dataset.
+
+Example:
+    >>> import torch, genvae as gv
+    >>> from genvae.semisupervised import SemiSupervisedELBO, seed_m2
+    >>> model = seed_m2(latent_dim=2)
+    >>> x, y = torch.rand(6, 1, 28, 28), torch.tensor([3, -1, -1, 7, -1, 0])
+    >>> terms = SemiSupervisedELBO().compute(model, x, y)
+    >>> sorted(terms.extra)
+    ['accuracy', 'classification', 'label', 'labelled']
+    >>> model.predict(x).shape
+    torch.Size([6])
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genvae import classifiers, decoders, encoders, models
+from genvae._validation import check_positive_int, fmt_shape
+from genvae.conditioners import Conditioner
+from genvae.data.inputs import as_tensors
+from genvae.data.partial import UNLABELLED
+from genvae.likelihoods import Likelihood
+from genvae.losses import ELBOTerms, LossTerm, Objective
+from genvae.losses import registry as loss_terms
+from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "SemiSupervisedELBO",
+    "SemiSupervisedOutput",
+    "SemiSupervisedVAE",
+    "accuracy",
+    "class_probabilities",
+    "classifier_summary",
+    "confusion_figure",
+    "confusion_matrix",
+    "seed_m2",
+]
+
+
+@dataclass
+class SemiSupervisedOutput:
+    """What :meth:`SemiSupervisedVAE.forward` returns with ``semi_supervised=True``.
+
+    Attributes:
+        vae: the conditional VAE's pass over :attr:`x`.
+        x: the inputs of that pass: the labelled inputs (with their labels), then every unlabelled
+            input once per class, classes 0 to ``num_classes − 1`` in turn.
+        logits: the classifier's logits for the batch, ``(batch, num_classes)``.
+        labelled: positions in the batch of the labelled inputs.
+        unlabelled: positions in the batch of the unlabelled inputs.
+        labels: the labels of the labelled inputs.
+    """
+
+    vae: VAEOutput
+    x: torch.Tensor
+    logits: torch.Tensor
+    labelled: torch.Tensor
+    unlabelled: torch.Tensor
+    labels: torch.Tensor
+
+
+def _integer_labels(y: Any) -> torch.Tensor | None:
+    """Integer class labels as a 1-D tensor (an int, ``(batch,)`` or ``(batch, 1)``); None for
+    anything else, which the parent's checks then judge."""
+    if isinstance(y, int) and not isinstance(y, bool):
+        return torch.tensor([y])
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        return None
+    if y.dim() == 2 and y.shape[1] == 1:
+        return y[:, 0]
+    return y if y.dim() == 1 else None
+
+
+def _prior_argument(prior: Any) -> dict[str, Any]:
+    """``{"prior": prior}`` where :class:`~genvae.ConditionalVAE` takes a prior; otherwise only the
+    standard normal is possible."""
+    if "prior" in inspect.signature(ConditionalVAE.__init__).parameters:
+        return {"prior": prior}
+    if not (isinstance(prior, str) and prior == "normal"):
+        raise ValueError(f"prior: expected 'normal' (the only prior of this genvae's models), got {prior!r}")
+    return {}
+
+
+@models.register("m2")
+class SemiSupervisedVAE(ConditionalVAE):
+    """The semi-supervised VAE (M2): a conditional VAE with a classifier q(y | x) that infers the
+    label of unlabelled inputs.
+
+    Train it with :class:`SemiSupervisedELBO` on data whose unknown labels are −1
+    (:func:`genvae.data.partial.partially_labeled`). As a conditional VAE it encodes, decodes,
+    samples per class and swaps labels like any other; :meth:`predict` classifies.
+
+    Args:
+        encoder: an encoder of ``(x, c)``, or a registered name built with ``num_classes`` and
+            ``conditioner``.
+        decoder: a decoder of ``(z, c)``, or a registered name built likewise.
+        classifier: any ``nn.Module`` mapping inputs to logits ``(batch, num_classes)``, or a name
+            in :data:`genvae.classifiers.registry` (``"conv"``, ``"mlp"``), built with
+            ``num_classes`` and the encoder's input shape.
+        latent_dim: size of z.
+        num_classes: number of classes.
+        conditioner: how the label enters encoder and decoder built from names.
+        likelihood: as for :class:`~genvae.VAE`.
+        feature_dim: as for :class:`~genvae.VAE`.
+        prior: the prior of z, passed on to :class:`~genvae.ConditionalVAE`.
+
+    Example:
+        >>> import torch, genvae as gv
+        >>> from genvae.semisupervised import SemiSupervisedVAE
+        >>> model = SemiSupervisedVAE("mlp", "mlp", "mlp", latent_dim=4, num_classes=10)
+        >>> model.predict_proba(torch.rand(3, 1, 28, 28)).shape
+        torch.Size([3, 10])
+    """
+
+    def __init__(
+        self,
+        encoder: str | nn.Module = "conv",
+        decoder: str | nn.Module = "conv",
+        classifier: str | nn.Module = "conv",
+        latent_dim: int = 2,
+        num_classes: int = 10,
+        conditioner: str | Conditioner = "split",
+        likelihood: str | Likelihood = "bernoulli",
+        feature_dim: int | None = None,
+        prior: Any = "normal",
+    ) -> None:
+        check_positive_int("latent_dim", latent_dim)
+        check_positive_int("num_classes", num_classes)
+        condition = {"condition_dim": num_classes, "conditioner": conditioner}
+        super().__init__(
+            encoders.registry.resolve(encoder, argument="encoder", **condition),
+            decoders.registry.resolve(decoder, argument="decoder", latent_dim=latent_dim, **condition),
+            latent_dim=latent_dim,
+            num_classes=num_classes,
+            likelihood=likelihood,
+            feature_dim=feature_dim,
+            **_prior_argument(prior),
+        )
+        self.num_classes: int = num_classes
+        shape = {"input_shape": self.input_shape} if self.input_shape is not None else {}
+        part = classifiers.registry.resolve(classifier, argument="classifier", num_classes=num_classes, **shape)
+        if not isinstance(part, nn.Module):
+            raise TypeError(
+                f"classifier: expected an nn.Module returning logits or a registered name "
+                f"({', '.join(classifiers.names())}), got {type(part).__name__}"
+            )
+        self.classifier = part
+
+    def condition(self, y: Labels | None, batch: int) -> torch.Tensor:
+        """As :meth:`ConditionalVAE.condition <genvae.ConditionalVAE.condition>`, and a label of
+        −1 (unlabelled) is accepted and gives the zero vector (no class): so the Trainer's check
+        of partly labelled data passes. Training never decodes with it — the semi-supervised
+        objective enumerates the classes instead — and :meth:`forward` refuses it."""
+        labels = _integer_labels(y)
+        if labels is None:
+            return super().condition(y, batch)
+        if self.check_inputs and labels.numel() and int(labels.min()) < UNLABELLED:
+            raise ValueError(
+                f"y: expected class indices in [0, {self.num_classes - 1}] or {UNLABELLED} (unlabelled), "
+                f"got {int(labels.min())}"
+            )
+        c = super().condition(labels.clamp(min=0), batch)
+        return c * (labels != UNLABELLED).to(c.device, c.dtype).unsqueeze(1)
+
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits ``(batch, num_classes)`` (unnormalised log q(y | x)). No input
+        checks; differentiable."""
+        logits = self.classifier(x)
+        if not isinstance(logits, torch.Tensor) or logits.shape != (x.shape[0], self.num_classes):
+            got = fmt_shape(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ValueError(
+                f"classifier: expected logits of shape ({x.shape[0]}, {self.num_classes}) (batch, num_classes), "
+                f"got {got}"
+            )
+        return logits
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, y: Labels | None = None, *, semi_supervised: bool = False
+    ) -> VAEOutput | SemiSupervisedOutput:
+        """The conditional VAE's pass for labelled inputs; with ``semi_supervised``, the M2 pass
+        (:meth:`forward_semi_supervised`), which :class:`SemiSupervisedELBO` asks for."""
+        if semi_supervised:
+            return self.forward_semi_supervised(x, y)
+        labels = _integer_labels(y)
+        # one host sync: a plain ELBO on partly labelled data would otherwise train on zero conditions
+        if labels is not None and labels.numel() and bool((labels == UNLABELLED).any()):
+            raise ValueError(
+                f"y: expected a label for every input, got {UNLABELLED} (unlabelled); train on partly "
+                "labelled data with SemiSupervisedELBO: gv.Trainer(model, SemiSupervisedELBO())"
+            )
+        return super().forward(x, y)
+
+    def forward_semi_supervised(self, x: torch.Tensor, y: Labels | None) -> SemiSupervisedOutput:
+        """Classify the batch, and run the conditional VAE once over the labelled inputs with their
+        labels and every unlabelled input under every class: one pass of
+        ``labelled + num_classes · unlabelled`` rows. ``y`` holds class indices and −1 for
+        unlabelled inputs (None: all unlabelled)."""
+        if self.check_inputs:
+            self.check_input(x)
+        labels = self._semi_supervised_labels(y, x.shape[0])
+        logits = self.class_logits(x)
+        known = labels != UNLABELLED
+        # the split's sizes cross to the host once per batch
+        labelled, unlabelled = known.nonzero().squeeze(1), (~known).nonzero().squeeze(1)
+        k = self.num_classes
+        rows_x = torch.cat([x[labelled], x[unlabelled].repeat_interleave(k, dim=0)])
+        every_class = torch.arange(k, device=labels.device).repeat(unlabelled.numel())
+        rows_y = torch.cat([labels[labelled], every_class])
+        out = self.forward_condition(rows_x, self.condition(rows_y, rows_x.shape[0]))
+        return SemiSupervisedOutput(out, rows_x, logits, labelled, unlabelled, labels[labelled])
+
+    def _semi_supervised_labels(self, y: Labels | None, batch: int) -> torch.Tensor:
+        if y is None:
+            return torch.full((batch,), UNLABELLED, dtype=torch.long, device=self.device)
+        labels = _integer_labels(y)
+        if labels is None or labels.shape[0] != batch:
+            got = fmt_shape(y.shape) + f" {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(
+                f"y: expected integer class indices of shape ({batch},), -1 for unlabelled inputs, got {got}"
+            )
+        labels = labels.to(self.device, torch.long)
+        if self.check_inputs and labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if low < UNLABELLED or high >= self.num_classes:
+                raise ValueError(
+                    f"y: expected class indices in [0, {self.num_classes - 1}] or {UNLABELLED} (unlabelled), "
+                    f"got {low if low < UNLABELLED else high}"
+                )
+        return labels
+
+    def predict_proba(self, x: Any, batch_size: int = 1000) -> torch.Tensor:
+        """q(y | x) for every input ``(N, num_classes)``, on the CPU (see :func:`class_probabilities`)."""
+        return class_probabilities(self, x, batch_size)
+
+    def predict(self, x: Any, batch_size: int = 1000) -> torch.Tensor:
+        """The most probable class of every input ``(N,)``, on the CPU."""
+        return self.predict_proba(x, batch_size).argmax(1)
+
+    def default_objective(self) -> SemiSupervisedELBO:
+        """The objective this model trains with: :class:`SemiSupervisedELBO` with its defaults."""
+        return SemiSupervisedELBO()
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, num_classes={self.num_classes}"
+
+
+def _term(argument: str, spec: str | LossTerm) -> LossTerm:
+    term = loss_terms.resolve(spec, argument=argument)
+    if not callable(term):
+        raise TypeError(
+            f"{argument}: expected a registered term name ({', '.join(loss_terms.names())}) or a function "
+            f"(out, x) -> per-sample values, got {type(spec).__name__}"
+        )
+    return term
+
+
+def _weight(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _per_row(values: torch.Tensor, term: str) -> torch.Tensor:
+    if values.dim() == 0:
+        raise ValueError(f"{term}: expected per-sample values (batch first), got a scalar")
+    return values.reshape(values.shape[0], -1).sum(1)
+
+
+class SemiSupervisedELBO(Objective):
+    """The M2 objective (Kingma et al., 2014, eq. 9): the negative bound of every input, labelled
+    or not, plus α times the classifier's cross-entropy on the labelled inputs.
+
+    Per batch, in per-sample nats:
+
+    - a labelled input adds L(x, y) = recon + KL(q(z | x, y) ‖ p(z)) + log K (−log p(y), K classes);
+    - an unlabelled input adds Σ_y q(y | x) · L(x, y) − H(q(y | x)), every class enumerated;
+    - ``loss`` is their mean (the KL of z weighted by ``beta`` and the schedule factors) plus
+      ``alpha`` times the mean cross-entropy −log q(y | x) of the batch's labelled inputs.
+
+    Args:
+        alpha: weight of the classification loss, in units of the training set's size N: Kingma
+            et al.'s α is ``alpha · N``, and their α = 0.1·N is the default. Per batch, it multiplies
+            the mean cross-entropy over the labelled inputs, whose bound is a per-sample mean.
+        beta: weight of the KL of z in ``loss`` (schedules such as ``KLWarmup`` scale it).
+        reconstruction: the reconstruction term, a registered name or a function (as for
+            :class:`~genvae.ELBO`).
+        kl: the KL term of z, a registered name or a function.
+
+    The terms (:class:`~genvae.losses.ELBOTerms`): ``total`` is the negative bound (on −log p(x, y)
+    for labelled inputs, on −log p(x) for unlabelled ones), ``recon + kl + label``; ``recon`` and
+    ``kl`` are expectations under q(y | x) for unlabelled inputs. The extras, per input of the
+    batch: ``label`` (log K for a labelled input, KL(q(y | x) ‖ p(y)) for an unlabelled one),
+    ``labelled`` (the fraction of labelled inputs), ``classification`` and ``accuracy`` (the
+    summed cross-entropy and the number classified correctly, of the labelled inputs, divided by
+    the batch size: on fully labelled data, such as a validation set, they are the classifier's
+    cross-entropy and accuracy; on partly labelled data divide them by ``labelled``).
+    """
+
+    def __init__(
+        self,
+        alpha: float = 0.1,
+        beta: float = 1.0,
+        reconstruction: str | LossTerm = "nll",
+        kl: str | LossTerm = "kl",
+    ) -> None:
+        super().__init__()
+        self.alpha = _weight("alpha", alpha)
+        self.beta = _weight("beta", beta)
+        self.reconstruction = _term("reconstruction", reconstruction)
+        self.kl = _term("kl", kl)
+        self._names = {
+            k: v if isinstance(v, str) else getattr(v, "__name__", repr(v))
+            for k, v in {"reconstruction": reconstruction, "kl": kl}.items()
+        }
+
+    @property
+    def kl_weight(self) -> float:
+        """The weight of the KL of z in use: ``beta`` times the schedule factors."""
+        return self.beta * self.factor
+
+    def compute(self, forward: Callable[..., Any], x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
+        """The terms of a batch, from the model's semi-supervised pass ``forward(x, y, semi_supervised=True)``."""
+        return self(forward(x, y, semi_supervised=True), x)
+
+    def __call__(self, out: Any, x: torch.Tensor) -> ELBOTerms:
+        if not isinstance(out, SemiSupervisedOutput):
+            raise TypeError(
+                "out: expected the output of SemiSupervisedVAE.forward(x, y, semi_supervised=True), got "
+                f"{type(out).__name__}; train a SemiSupervisedVAE, through SemiSupervisedELBO.compute"
+            )
+        batch, k = out.logits.shape
+        log_q = F.log_softmax(out.logits.float(), dim=1)  # float32 even when the pass ran in bf16
+        log_q_unlabelled = log_q[out.unlabelled]
+        q = log_q_unlabelled.exp()
+        n_labelled = out.labelled.numel()
+
+        def expected(term: LossTerm, name: str) -> torch.Tensor:
+            """Sum over the batch: labelled rows as they are, unlabelled ones weighted by q(y | x)."""
+            rows = _per_row(term(out.vae, out.x), name).float()
+            return rows[:n_labelled].sum() + (q * rows[n_labelled:].reshape(-1, k)).sum()
+
+        recon = expected(self.reconstruction, "reconstruction") / batch
+        kl = expected(self.kl, "kl") / batch
+        label = (n_labelled * math.log(k) + (q * (log_q_unlabelled + math.log(k))).sum()) / batch
+        cross_entropy = -log_q[out.labelled, out.labels]
+        correct = (log_q[out.labelled].argmax(1) == out.labels).sum()
+        loss = recon + self.kl_weight * kl + label + self.alpha * cross_entropy.sum() / max(n_labelled, 1)
+        extra = {
+            "label": label,
+            "labelled": torch.tensor(n_labelled / batch, device=log_q.device),
+            "classification": cross_entropy.sum() / batch,
+            "accuracy": correct.double() / batch,
+        }
+        return ELBOTerms(loss=loss, total=recon + kl + label, recon=recon, kl=kl, extra=extra)
+
+    def config(self) -> dict[str, Any]:
+        """α, β and the terms by name."""
+        return {"alpha": self.alpha, "beta": self.beta, **self._names}
+
+    def __repr__(self) -> str:
+        terms = ", ".join(f"{k}={v!r}" for k, v in self._names.items())
+        return f"SemiSupervisedELBO(alpha={self.alpha}, beta={self.beta}, {terms})"
+
+
+def seed_m2(
+    latent_dim: int = 2,
+    num_classes: int = 10,
+    conditioner: str | Conditioner = "split",
+    likelihood: str = "bernoulli",
+    classifier_hidden: Sequence[int] = (128,),
+    classifier_dropout: float = 0.0,
+) -> SemiSupervisedVAE:
+    """The semi-supervised VAE with the notebook's networks: the encoder and decoder of
+    :func:`genvae.presets.seed_cvae` and a small convolutional classifier
+    (:class:`~genvae.classifiers.ConvClassifier`: the encoder's two convolutions, then
+    ``classifier_hidden`` units, then the logits)."""
+    from genvae.presets import seed_cvae  # here, so that presets may re-export this function
+
+    cvae = seed_cvae(latent_dim=latent_dim, num_classes=num_classes, conditioner=conditioner, likelihood=likelihood)
+    classifier = classifiers.ConvClassifier(
+        num_classes, cvae.input_shape or (1, 28, 28), hidden=tuple(classifier_hidden), dropout=classifier_dropout
+    )
+    return SemiSupervisedVAE(
+        cvae.encoder, cvae.decoder, classifier, latent_dim=latent_dim, num_classes=num_classes, likelihood=likelihood
+    )
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def class_probabilities(classifier: nn.Module, data: Any, batch_size: int = 1000) -> torch.Tensor:
+    """q(y | x) for every input of ``data`` (anything :func:`genvae.data.as_tensors` takes; labels
+    are ignored): ``(N, num_classes)`` on the CPU. ``classifier`` is a :class:`SemiSupervisedVAE`
+    (its classifier, the inputs checked first) or any ``nn.Module`` returning logits. It runs in
+    eval mode (no dropout; the mode is restored), without gradients, ``batch_size`` inputs at a time."""
+    check_positive_int("batch_size", batch_size)
+    if not isinstance(classifier, nn.Module):
+        raise TypeError(f"classifier: expected an nn.Module returning logits, got {type(classifier).__name__}")
+    parameter = next(classifier.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else None
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    x, _ = as_tensors(data, argument="x", dtype=dtype)
+    if isinstance(classifier, VAE):
+        classifier.check_input(x, "x")
+    logits_of = classifier.class_logits if isinstance(classifier, SemiSupervisedVAE) else classifier
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        chunks = [
+            F.softmax(logits_of(x[i : i + batch_size].to(device)).float(), dim=1).cpu()
+            for i in range(0, x.shape[0], batch_size)
+        ]
+    finally:
+        classifier.train(was_training)
+    return torch.cat(chunks)
+
+
+def confusion_matrix(classifier: nn.Module, data: Any, batch_size: int = 1000) -> torch.Tensor:
+    """Counts ``(num_classes, num_classes)``: row = true class, column = predicted class, of the
+    labelled inputs ``data`` (every label a class index) classified by ``classifier`` (as for
+    :func:`class_probabilities`)."""
+    x, y = as_tensors(data, argument="data")
+    if y is None or y.is_floating_point() or y.dim() != 1:
+        got = "no labels" if y is None else f"labels of dtype {y.dtype} and shape {fmt_shape(y.shape)}"
+        raise ValueError(f"data: expected inputs with integer class labels, got {got}")
+    probabilities = class_probabilities(classifier, x, batch_size)
+    predicted, k = probabilities.argmax(1), probabilities.shape[1]
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= k:
+        raise ValueError(
+            f"data: expected labels in [0, {k - 1}] for every input (none unlabelled), got {low if low < 0 else high}"
+        )
+    return torch.bincount(y.cpu() * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def accuracy(classifier: nn.Module, data: Any, batch_size: int = 1000) -> float:
+    """The fraction of the labelled inputs ``data`` that ``classifier`` classifies correctly."""
+    matrix = confusion_matrix(classifier, data, batch_size)
+    return float(matrix.trace() / matrix.sum())
+
+
+def classifier_summary(classifier: nn.Module, data: Any, batch_size: int = 1000) -> dict[str, Any]:
+    """JSON-ready figures of a classifier on labelled ``data``: ``classifier_accuracy``,
+    ``confusion_matrix`` (rows: true class, columns: predicted) and ``classified_images``."""
+    matrix = confusion_matrix(classifier, data, batch_size)
+    return {
+        "classifier_accuracy": float(matrix.trace() / matrix.sum()),
+        "confusion_matrix": matrix.tolist(),
+        "classified_images": int(matrix.sum()),
+    }
+
+
+def confusion_figure(
+    classifier: nn.Module,
+    data: Any,
+    classes: Sequence[str] | None = None,
+    normalize: bool = True,
+    batch_size: int = 1000,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """The confusion matrix of ``classifier`` on ``data`` (see :func:`confusion_matrix`) as a
+    heat map: rows are the true classes, columns the predicted ones; with ``normalize`` each row
+    shows fractions of its class, otherwise counts. Returns the figure (drawn on ``ax`` if given)."""
+    matrix = confusion_matrix(classifier, data, batch_size)
+    k = matrix.shape[0]
+    names = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(f"classes: expected {k} class names, got {len(names)}")
+    values = (matrix / matrix.sum(1, keepdim=True).clamp_min(1)).numpy() if normalize else matrix.numpy()
+    if ax is None:
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("genvae's figures need matplotlib: pip install 'genvae[viz]'") from None
+        fig = Figure(figsize=figsize or (1 + 0.5 * k, 0.8 + 0.5 * k), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, label="fraction of the true class" if normalize else "count")
+    if k <= 20:  # the numbers stay legible
+        for (i, j), value in np.ndenumerate(values):
+            text = f"{value:.2f}" if normalize else str(int(value))
+            shade = "white" if value > 0.5 * values.max() else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=shade)
+    ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"accuracy {float(matrix.trace() / matrix.sum()):.3f}")
+    return fig
