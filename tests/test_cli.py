@@ -108,6 +108,63 @@ def test_every_option_reaches_the_run(tmp_path: Path) -> None:
     )
 
 
+def test_prior_objective_and_k_reach_the_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    options = ["--prior", "vamp", "--objective", "iwae", "--k", "3", "--latent-dim", "3"]
+    assert main(["train", *SMALL, "--epochs", "1", *options, "--out", str(run)]) == 0
+    model = gv.load(run)
+    assert type(model.prior) is gv.priors.VampPrior
+    checkpoint = gv.training.read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["objective"]["config"] == gv.IWAE(k=3).config()
+    config = json.loads((run / "config.json").read_text())
+    assert (config["prior"], config["objective"], config["k"]) == ("vamp", "iwae", 3)
+
+
+def test_beta_tcvae_and_a_conditional_prior_from_the_command_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    options = ["--model", "cvae", "--prior", "conditional", "--objective", "beta-tcvae"]
+    assert main(["train", *SMALL, "--epochs", "1", *options, "--out", str(run)]) == 0
+    assert type(gv.load(run).prior) is gv.priors.ConditionalPrior
+    checkpoint = gv.training.read_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["objective"]["config"] == gv.BetaTCVAE(dataset_size=256).config()
+    assert {"mi", "tc", "dim_kl"} <= set(json.loads((run / "metrics.json").read_text())["train"])
+
+
+def test_m2_trains_on_a_few_labels_from_the_command_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--model", "m2", "--labels", "20", "--out", str(run)]) == 0
+    model = gv.load(run)
+    assert type(model) is gv.SemiSupervisedVAE
+    metrics = json.loads((run / "metrics.json").read_text())
+    # half of every training batch is the 20 labelled images, oversampled; the test set is labelled
+    assert metrics["train"]["labelled"] == pytest.approx(0.5, abs=0.05) and metrics["test"]["labelled"] == 1.0
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert json.loads((run / "config.json").read_text())["labels"] == 20
+
+
+def test_tensorboard_logs_from_the_command_line(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    logs = tmp_path / "tb"
+    assert main(["train", *SMALL, "--epochs", "1", "--tensorboard", str(logs), "--out", str(tmp_path / "r")]) == 0
+    assert list(logs.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--k", "3"], "--k: only --objective iwae takes k, got --objective elbo"),
+        (["--labels", "3"], "--labels: only --model m2 learns from partly labelled data, got --model vae"),
+        (["--model", "m2", "--objective", "iwae"], "--objective: the model 'm2' trains with its own bound; expected"),
+    ],
+)
+def test_options_that_do_not_go_together_are_refused_before_anything_is_written(
+    options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", *SMALL, *options, "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err.startswith(f"genvae train: error: {message}")
+    assert not RunDir(tmp_path / "r").holds_run()
+
+
 def test_an_unavailable_device_is_a_one_line_error_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -141,10 +198,14 @@ def test_an_option_the_model_does_not_take_is_refused(tmp_path: Path, capsys: py
         (["--dataset", "cifar"], "genvae train: error: argument --dataset: invalid choice: 'cifar'"),
         (
             ["--model", "gan"],
-            "genvae train: error: argument --model: invalid choice: 'gan' (choose from 'cvae', 'vae')",
+            "genvae train: error: argument --model: invalid choice: 'gan' (choose from 'cvae', 'm2', 'vae')",
         ),
         (["--conditioner", "add"], "genvae train: error: argument --conditioner: invalid choice: 'add' (choose from"),
         (["--likelihood", "poisson"], "genvae train: error: argument --likelihood: invalid choice: 'poisson'"),
+        (["--prior", "flat"], "genvae train: error: argument --prior: invalid choice: 'flat' (choose from"),
+        (["--objective", "gan"], "genvae train: error: argument --objective: invalid choice: 'gan' (choose from"),
+        (["--k", "0"], "genvae train: error: argument --k: expected a positive integer, got '0'"),
+        (["--labels", "-1"], "genvae train: error: argument --labels: expected a non-negative integer, got '-1'"),
         (["--threads", "0"], "genvae train: error: argument --threads: expected a positive integer, got '0'"),
         (["--resume", "--overwrite"], "genvae train: error: argument --overwrite: not allowed with argument --resume"),
         (

@@ -19,8 +19,14 @@ PAGES = [*sorted(p for p in (ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 MODULES = [
-    "genvae", "genvae.registry", "genvae.config", "genvae.encoders", "genvae.decoders", "genvae.conditioners",
-    "genvae.cli", "genvae.data", "genvae.data.base", "genvae.data.files", "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.synthetic", "genvae.evaluation", "genvae.gaussian", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.report", "genvae.training", "genvae.training.batches", "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.state", "genvae.training.trainer", "genvae.viz",
+    "genvae", "genvae.classifiers", "genvae.cli", "genvae.conditioners", "genvae.config", "genvae.data",
+    "genvae.data.base", "genvae.data.digit_strokes", "genvae.data.digit_style", "genvae.data.files",
+    "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.partial", "genvae.data.synthetic",
+    "genvae.decoders", "genvae.encoders", "genvae.evaluation", "genvae.gaussian", "genvae.latent_metrics",
+    "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.registry",
+    "genvae.report", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
+    "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed", "genvae.training.state",
+    "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
 ]  # fmt: skip
 
 

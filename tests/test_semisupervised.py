@@ -21,7 +21,6 @@ from genvae.semisupervised import (
     accuracy,
     class_probabilities,
     classifier_summary,
-    confusion_figure,
     confusion_matrix,
     seed_m2,
 )
@@ -381,11 +380,11 @@ def test_confusion_matrix_and_accuracy_count_the_predictions() -> None:
         accuracy(model, x)
 
 
-def test_confusion_figure_shows_the_normalised_matrix() -> None:
+def test_viz_confusion_shows_the_normalised_matrix() -> None:
     pytest.importorskip("matplotlib")
     model = tiny(num_classes=3)
     x, truth = images(30), torch.arange(30) % 3
-    fig = confusion_figure(model, (x, truth), classes=["a", "b", "c"])
+    fig = gv.viz.confusion(model, (x, truth), classes=["a", "b", "c"])
     ax = fig.axes[0]
     shown = ax.images[0].get_array()
     matrix = confusion_matrix(model, (x, truth)).double()
@@ -394,7 +393,7 @@ def test_confusion_figure_shows_the_normalised_matrix() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
     assert ax.get_xlabel() == "predicted class"
     with pytest.raises(ValueError, match="classes: expected 3 class names, got 2"):
-        confusion_figure(model, (x, truth), classes=["a", "b"])
+        gv.viz.confusion(model, (x, truth), classes=["a", "b"])
 
 
 def test_the_existing_figures_work_for_m2() -> None:

@@ -5,6 +5,7 @@
 """
 
 from genvae import (
+    classifiers,
     conditioners,
     data,
     decoders,
@@ -17,6 +18,7 @@ from genvae import (
     presets,
     priors,
     registry,
+    semisupervised,
     training,
     viz,
 )
@@ -24,6 +26,7 @@ from genvae.config import load, save
 from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
+from genvae.semisupervised import SemiSupervisedELBO, SemiSupervisedVAE
 from genvae.training import DivergenceError, History, Trainer
 
 __version__ = "0.1.0"
@@ -38,9 +41,12 @@ __all__ = [
     "History",
     "Objective",
     "Registry",
+    "SemiSupervisedELBO",
+    "SemiSupervisedVAE",
     "Trainer",
     "VAEOutput",
     "__version__",
+    "classifiers",
     "conditioners",
     "data",
     "decoders",
@@ -55,6 +61,7 @@ __all__ = [
     "priors",
     "registry",
     "save",
+    "semisupervised",
     "training",
     "viz",
 ]

@@ -24,17 +24,20 @@ from typing import Any, NoReturn
 
 import torch
 
-from genvae import __version__, conditioners, likelihoods, models, presets
+from genvae import __version__, conditioners, likelihoods, models, presets, priors
 from genvae._io import step
-from genvae.data import DATASETS, MNIST, FashionMNIST, ImageDataset, load_dataset
+from genvae.data import DATASETS, MNIST, FashionMNIST, ImageDataset, load_dataset, partially_labeled
 from genvae.data.files import DownloadError
+from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.report import ReportSettings, write_report
 from genvae.runs import STATUS_COMPLETE, STATUS_DIVERGED, RunDir, RunLockedError
+from genvae.semisupervised import SemiSupervisedELBO, SemiSupervisedVAE
 from genvae.training import Callback, CSVLogger, DivergenceError, ModelCheckpoint, ProgressBar, Trainer, resolve_device
 from genvae.training.distributed import is_main_process, shutdown
+from genvae.training.tensorboard import TensorBoard
 
-__all__ = ["MODEL_BUILDERS", "DataChoice", "Interrupted", "TrainConfig", "build_model", "choose_dataset", "main",
-           "train_run"]  # fmt: skip
+__all__ = ["MODEL_BUILDERS", "OBJECTIVES", "DataChoice", "Interrupted", "TrainConfig", "build_model",
+           "build_objective", "choose_dataset", "main", "train_run"]  # fmt: skip
 
 
 class CLIError(ValueError):
@@ -45,8 +48,11 @@ class CLIError(ValueError):
 class TrainConfig:
     """The settings of one training run (what ``genvae train`` takes; saved as ``config.json``).
 
-    ``conditioner`` and ``likelihood`` left as None take the model's default; ``dataset="auto"``
-    picks MNIST, else Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`)."""
+    ``conditioner``, ``likelihood`` and ``prior`` left as None take the model's default;
+    ``dataset="auto"`` picks MNIST, else Fashion-MNIST, else SyntheticDigits (see
+    :func:`choose_dataset`). ``objective`` is one of :data:`OBJECTIVES` (``k``: IWAE's samples);
+    ``labels`` keeps that many training labels (balanced over the classes) for the
+    semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files."""
 
     model: str = "vae"
     dataset: str = "synthetic-digits"
@@ -63,6 +69,11 @@ class TrainConfig:
     train_size: int | None = None
     test_size: int | None = None
     threads: int | None = None
+    prior: str | None = None
+    objective: str = "elbo"
+    k: int | None = None
+    labels: int | None = None
+    tensorboard: str | None = None
 
 
 class Interrupted(Exception):
@@ -71,7 +82,9 @@ class Interrupted(Exception):
 
 # Settings a resume may change: where the data comes from and how the run executes, not what it
 # computes. `epochs` may grow. Everything else must be what the run was started with.
-_MAY_CHANGE = frozenset({"data_root", "download", "device", "threads", "imports", "genvae_version", "notes"})
+_MAY_CHANGE = frozenset(
+    {"data_root", "download", "device", "threads", "imports", "genvae_version", "notes", "tensorboard"}
+)
 _MAY_GROW = frozenset({"epochs"})
 
 
@@ -125,7 +138,15 @@ def _load_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
 #: How ``genvae train --model NAME`` builds a model: the notebook's networks for the built-in
 #: names; any other registered model is built by its class. Add a preset here to make a new
 #: registered model build like the notebook's.
-MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {"vae": presets.seed_vae, "cvae": presets.seed_cvae}
+MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
+    "vae": presets.seed_vae,
+    "cvae": presets.seed_cvae,
+    "m2": presets.seed_m2,
+}
+
+#: The objectives ``genvae train --objective`` names (the semi-supervised ``m2`` trains with its
+#: own bound, :class:`~genvae.SemiSupervisedELBO`).
+OBJECTIVES = ("elbo", "iwae", "beta-tcvae")
 
 
 def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -134,7 +155,12 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
     builder does not take is an error when it was given, and recorded as None otherwise."""
     builder = MODEL_BUILDERS.get(config.model) or models.get(config.model)
     parameters = inspect.signature(builder).parameters
-    chosen = {"latent_dim": config.latent_dim, "conditioner": config.conditioner, "likelihood": config.likelihood}
+    chosen = {
+        "latent_dim": config.latent_dim,
+        "conditioner": config.conditioner,
+        "likelihood": config.likelihood,
+        "prior": config.prior,
+    }
     for name, value in chosen.items():
         if value is not None and name not in parameters:
             flag = "--" + name.replace("_", "-")
@@ -145,6 +171,36 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
     model = builder(**arguments)
     settings = {name: arguments.get(name, _default(parameters, name)) for name in chosen}
     return model, settings
+
+
+def build_objective(config: TrainConfig, model: torch.nn.Module, train_size: int) -> Objective:
+    """The objective ``config.objective`` names for ``model`` (β-TCVAE's estimator needs the
+    training set's size); the M2 model's own bound for a :class:`~genvae.SemiSupervisedVAE`."""
+    if config.k is not None and config.objective != "iwae":
+        raise CLIError(f"--k: only --objective iwae takes k, got --objective {config.objective}")
+    if isinstance(model, SemiSupervisedVAE):
+        if config.objective != "elbo":
+            raise CLIError(
+                f"--objective: the model 'm2' trains with its own bound; expected elbo, got {config.objective}"
+            )
+        return SemiSupervisedELBO()
+    if config.objective == "iwae":
+        return IWAE(k=config.k if config.k is not None else 5)
+    if config.objective == "beta-tcvae":
+        return BetaTCVAE(dataset_size=train_size)
+    if config.objective != "elbo":
+        raise CLIError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {config.objective!r}")
+    return ELBO()
+
+
+def _partly_labelled(config: TrainConfig, model: torch.nn.Module, train: ImageDataset) -> ImageDataset:
+    """The training data with only ``config.labels`` labels kept (for M2), oversampled to half of
+    every batch as the semi-supervised papers do."""
+    if config.labels is None:
+        return train
+    if not isinstance(model, SemiSupervisedVAE):
+        raise CLIError(f"--labels: only --model m2 learns from partly labelled data, got --model {config.model}")
+    return partially_labeled(train, config.labels, seed=config.seed, labelled_share=0.5)
 
 
 def _default(parameters: Any, name: str) -> Any:
@@ -215,8 +271,11 @@ def _train(
         notes["dataset_choice"] = choice.details
     train, test = data if data is not None else _load_splits(config)
     model, settings = build_model(config, train.num_classes)
-    trainer = Trainer(model, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
-                      device=config.device, callbacks=_callbacks(run, quiet), seed=config.seed)  # fmt: skip
+    train = _partly_labelled(config, model, train)
+    objective = build_objective(config, model, len(train))
+    trainer = Trainer(model, objective, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
+                      device=config.device, callbacks=_callbacks(run, quiet, config.tensorboard),
+                      seed=config.seed)  # fmt: skip
     record, resume_from = start(_record(config, settings, train, test, notes))
     if resume_from is not None:
         _restore(trainer, resume_from)
@@ -247,9 +306,10 @@ def _record(
     }
 
 
-def _callbacks(run: RunDir, quiet: bool) -> list[Callback]:
+def _callbacks(run: RunDir, quiet: bool, tensorboard: str | None) -> list[Callback]:
     callbacks: list[Callback] = [ModelCheckpoint(run.checkpoint_dir), CSVLogger(run.live_history)]
-    # (a `--tensorboard` option adds its callback here)
+    if tensorboard is not None and is_main_process():
+        callbacks.append(TensorBoard(tensorboard))
     if not quiet:
         callbacks.append(ProgressBar(file=sys.stdout))
     if os.environ.get("GENVAE_TEST_PAUSE_AT", "").startswith("train:"):
@@ -423,8 +483,8 @@ def _add_train(commands: Any, common: argparse.ArgumentParser) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint (same settings)"
     )
     existing.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    # logging: a `--tensorboard` option belongs here, beside --quiet
     run.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    run.add_argument("--tensorboard", metavar="DIR", default=None, help="also log to TensorBoard in DIR")
     run.add_argument("--no-report", action="store_true", help="do not write report.html")
     run.add_argument("--quick-report", action="store_true", help="a report with small evaluation sizes")
 
@@ -438,6 +498,10 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
                        help="how a conditional model takes its label (default: the model's, split)")  # fmt: skip
     model.add_argument("--likelihood", choices=likelihoods.names(), default=None,
                        help="p(x given z) (default: the model's, bernoulli)")  # fmt: skip
+    model.add_argument("--prior", choices=priors.names(), default=None,
+                       help="p(z) (default: the model's, normal; conditional: p(z given y))")  # fmt: skip
+    model.add_argument("--labels", type=_non_negative_int, default=None,
+                       help="--model m2: keep only N training labels, balanced over the classes")  # fmt: skip
 
 
 def _add_training_options(train: argparse.ArgumentParser) -> None:
@@ -445,6 +509,10 @@ def _add_training_options(train: argparse.ArgumentParser) -> None:
     training.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default: 10)")
     training.add_argument("--batch-size", type=_positive_int, default=32, help="batch size (default: 32)")
     training.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    training.add_argument("--objective", choices=OBJECTIVES, default="elbo", help="the loss (default: elbo)")
+    training.add_argument(
+        "--k", type=_positive_int, default=None, help="--objective iwae: samples per image (default: 5)"
+    )
     training.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default: 0)")
     training.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
 

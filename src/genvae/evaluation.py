@@ -38,16 +38,20 @@ from genvae.models import VAE, ConditionalVAE, Labels
 
 __all__ = [
     "MEMORY_BUDGET",
+    "ActiveUnits",
     "ClassifyResult",
     "LogMeanExp",
+    "MIGResult",
     "NLLResult",
     "PriorMatch",
+    "active_units",
     "classify",
     "decode_chunk_size",
     "inference",
     "label_swap",
     "latent_probe",
     "log_importance_weights",
+    "mig",
     "nll",
     "posterior_means",
     "prior_match",
@@ -548,3 +552,8 @@ def label_swap(
             z, _ = cvae.posterior(x[i : i + step].to(cvae.device), c[i : i + step])
             out[i : i + step] = cvae.likelihood.mean(cvae.decoder_params(z, c_new[i : i + step]))
     return out
+
+
+# The latent-space metrics live in their own module, which builds on posterior_means above; they
+# are imported last so that the module they come from can import this one.
+from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig  # noqa: E402

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,8 +48,7 @@ from genvae.losses import registry as loss_terms
 from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    pass
 
 __all__ = [
     "SemiSupervisedELBO",
@@ -59,7 +57,6 @@ __all__ = [
     "accuracy",
     "class_probabilities",
     "classifier_summary",
-    "confusion_figure",
     "confusion_matrix",
     "seed_m2",
 ]
@@ -397,11 +394,12 @@ def seed_m2(
     likelihood: str = "bernoulli",
     classifier_hidden: Sequence[int] = (128,),
     classifier_dropout: float = 0.0,
+    prior: Any = "normal",
 ) -> SemiSupervisedVAE:
     """The semi-supervised VAE with the notebook's networks: the encoder and decoder of
     :func:`genvae.presets.seed_cvae` and a small convolutional classifier
     (:class:`~genvae.classifiers.ConvClassifier`: the encoder's two convolutions, then
-    ``classifier_hidden`` units, then the logits)."""
+    ``classifier_hidden`` units, then the logits). ``prior`` as for :func:`genvae.presets.seed_cvae`."""
     from genvae.presets import seed_cvae  # here, so that presets may re-export this function
 
     cvae = seed_cvae(latent_dim=latent_dim, num_classes=num_classes, conditioner=conditioner, likelihood=likelihood)
@@ -409,7 +407,13 @@ def seed_m2(
         num_classes, cvae.input_shape or (1, 28, 28), hidden=tuple(classifier_hidden), dropout=classifier_dropout
     )
     return SemiSupervisedVAE(
-        cvae.encoder, cvae.decoder, classifier, latent_dim=latent_dim, num_classes=num_classes, likelihood=likelihood
+        cvae.encoder,
+        cvae.decoder,
+        classifier,
+        latent_dim=latent_dim,
+        num_classes=num_classes,
+        likelihood=likelihood,
+        prior=prior,
     )
 
 
@@ -477,45 +481,3 @@ def classifier_summary(classifier: nn.Module, data: Any, batch_size: int = 1000)
         "confusion_matrix": matrix.tolist(),
         "classified_images": int(matrix.sum()),
     }
-
-
-def confusion_figure(
-    classifier: nn.Module,
-    data: Any,
-    classes: Sequence[str] | None = None,
-    normalize: bool = True,
-    batch_size: int = 1000,
-    ax: Axes | None = None,
-    figsize: tuple[float, float] | None = None,
-) -> Figure:
-    """The confusion matrix of ``classifier`` on ``data`` (see :func:`confusion_matrix`) as a
-    heat map: rows are the true classes, columns the predicted ones; with ``normalize`` each row
-    shows fractions of its class, otherwise counts. Returns the figure (drawn on ``ax`` if given)."""
-    matrix = confusion_matrix(classifier, data, batch_size)
-    k = matrix.shape[0]
-    names = list(classes) if classes is not None else [str(i) for i in range(k)]
-    if len(names) != k:
-        raise ValueError(f"classes: expected {k} class names, got {len(names)}")
-    values = (matrix / matrix.sum(1, keepdim=True).clamp_min(1)).numpy() if normalize else matrix.numpy()
-    if ax is None:
-        try:
-            from matplotlib.figure import Figure
-        except ImportError:  # pragma: no cover - depends on the environment
-            raise ImportError("genvae's figures need matplotlib: pip install 'genvae[viz]'") from None
-        fig = Figure(figsize=figsize or (1 + 0.5 * k, 0.8 + 0.5 * k), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
-    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(image, ax=ax, label="fraction of the true class" if normalize else "count")
-    if k <= 20:  # the numbers stay legible
-        for (i, j), value in np.ndenumerate(values):
-            text = f"{value:.2f}" if normalize else str(int(value))
-            shade = "white" if value > 0.5 * values.max() else "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=shade)
-    ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 2 else 0)
-    ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(f"accuracy {float(matrix.trace() / matrix.sum()):.3f}")
-    return fig

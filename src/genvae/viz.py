@@ -23,6 +23,7 @@ from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
 from genvae.evaluation import decode_chunk_size, posterior_means
 from genvae.models import VAE, ConditionalVAE
+from genvae.semisupervised import confusion_matrix
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "condition_name",
+    "confusion",
     "label_swap",
     "latent_manifold",
     "latent_scatter",
@@ -430,3 +432,38 @@ def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, 
         axis.set_ylabel("nats per sample")
         axis.legend()
     return fig  # type: ignore[return-value]
+
+
+def confusion(
+    classifier: torch.nn.Module,
+    data: Any,
+    classes: Sequence[str] | None = None,
+    normalize: bool = True,
+    batch_size: int = 1000,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """The confusion matrix of ``classifier`` (an M2 model or any module returning logits) on
+    labelled ``data`` (see :func:`genvae.semisupervised.confusion_matrix`) as a heat map: rows
+    are the true classes, columns the predicted ones; with ``normalize`` each row
+    shows fractions of its class, otherwise counts. Returns the figure (drawn on ``ax`` if given)."""
+    matrix = confusion_matrix(classifier, data, batch_size)
+    k = matrix.shape[0]
+    names = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise ValueError(f"classes: expected {k} class names, got {len(names)}")
+    values = (matrix / matrix.sum(1, keepdim=True).clamp_min(1)).numpy() if normalize else matrix.numpy()
+    fig, ax = _figure(ax, figsize or (1 + 0.5 * k, 0.8 + 0.5 * k))
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, label="fraction of the true class" if normalize else "count")
+    if k <= 20:  # the numbers stay legible
+        for (i, j), value in np.ndenumerate(values):
+            text = f"{value:.2f}" if normalize else str(int(value))
+            shade = "white" if value > 0.5 * values.max() else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=shade)
+    ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"accuracy {float(matrix.trace() / matrix.sum()):.3f}")
+    return fig

@@ -9,6 +9,7 @@ from genvae.data.files import DownloadError
 from genvae.data.idx import IDXError, IDXHeader, read_idx, read_idx_header, write_idx
 from genvae.data.inputs import as_tensors
 from genvae.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST
+from genvae.data.partial import UNLABELLED, PartiallyLabeledDataset, partially_labeled
 from genvae.data.synthetic import Style, SyntheticDigits
 
 #: Dataset names accepted by :func:`load_dataset` and the command line.
@@ -45,16 +46,19 @@ def load_dataset(
 __all__ = [
     "DATASETS",
     "MNIST",
+    "UNLABELLED",
     "DatasetNotFoundError",
     "DownloadError",
     "FashionMNIST",
     "IDXError",
     "IDXHeader",
     "ImageDataset",
+    "PartiallyLabeledDataset",
     "Style",
     "SyntheticDigits",
     "as_tensors",
     "load_dataset",
+    "partially_labeled",
     "read_idx",
     "read_idx_header",
     "sample_binary",
