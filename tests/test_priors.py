@@ -289,10 +289,10 @@ def test_save_and_load_keep_the_prior(tmp_path: Any, prior: str) -> None:
     model = tiny(prior, conditional=True)
     randomise(model)
     again = gv.load(gv.save(model, tmp_path / prior))
-    assert type(again.prior) is type(model.prior)
-    z = torch.randn(4, 3)
-    c = model.condition(torch.tensor([0, 1, 2, 0]), 4).float()
-    torch.testing.assert_close(again.prior_log_prob(z, c), model.prior_log_prob(z.double(), c.double()).float())
+    assert type(again.prior) is type(model.prior) and again.dtype == model.dtype == torch.float64
+    z = torch.randn(4, 3, dtype=torch.float64)
+    c = model.condition(torch.tensor([0, 1, 2, 0]), 4)
+    torch.testing.assert_close(again.prior_log_prob(z, c), model.prior_log_prob(z, c), rtol=0, atol=0)
 
 
 def test_the_vamp_prior_shares_the_models_encoder() -> None:
