@@ -60,7 +60,8 @@ class ConditionedLayer(nn.Module, ABC):
     """A first layer that also takes the condition: ``forward(h, c)``."""
 
     @abstractmethod
-    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor: ...
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """The first layer's output for input ``h`` under the condition vectors ``c`` ``(batch, condition_dim)``."""
 
 
 class Conditioner(ABC):
@@ -113,6 +114,9 @@ class SplitConditioner(Conditioner):
         out_shape: tuple[int, ...],
         condition_dim: int,
     ) -> ConditionedLayer:
+        """The unconditioned first layer plus a ``Linear(condition_dim, prod(out_shape))`` whose output,
+        reshaped to ``out_shape``, is added to the layer's output.
+        """
         return _Split(make_layer(0), out_shape, condition_dim)
 
 
@@ -138,6 +142,9 @@ class ConcatConditioner(Conditioner):
         out_shape: tuple[int, ...],
         condition_dim: int,
     ) -> ConditionedLayer:
+        """The first layer built with ``condition_dim`` extra inputs (features, or input channels for
+        images), applied to the input joined with the condition.
+        """
         return _Concat(make_layer(condition_dim))
 
 
@@ -168,6 +175,9 @@ class FiLMConditioner(Conditioner):
         out_shape: tuple[int, ...],
         condition_dim: int,
     ) -> ConditionedLayer:
+        """The unconditioned first layer, followed by a per-channel scale ``1 + γ(c)`` and shift ``β(c)``
+        (two ``Linear(condition_dim, out_shape[0])``).
+        """
         return _FiLM(make_layer(0), out_shape[0], len(out_shape) - 1, condition_dim)
 
 

@@ -46,6 +46,12 @@ class Decoder(nn.Module):
     condition_dim: int = 0
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw likelihood parameters (e.g. logits) for each z: shape ``(batch, *output_shape)``.
+
+        Args:
+            z: latent codes of shape ``(batch, latent_dim)``.
+            c: the condition vectors ``(batch, condition_dim)``; required when ``condition_dim > 0``.
+        """
         raise NotImplementedError
 
 
@@ -85,6 +91,11 @@ class MLPDecoder(Decoder, FirstLayerNetwork):
         self._setup(first, [*layers[1:], Unflatten(self.output_shape)], condition_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Runs the layers on z and reshapes: raw parameters of shape ``(batch, *output_shape)``.
+
+        Raises:
+            ValueError: ``c`` is None for a conditioned decoder.
+        """
         return self._run(z, c)
 
 
@@ -158,6 +169,12 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         self._setup(first, rest, condition_dim)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Runs the linear map and the transposed convolutions, cropped to the image size:
+        raw parameters (logits) of shape ``(batch, *output_shape)``.
+
+        Raises:
+            ValueError: ``c`` is None for a conditioned decoder.
+        """
         out = self._run(z, c)
         if self._crop is not None:
             out = out[..., : self._crop[0], : self._crop[1]]

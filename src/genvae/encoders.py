@@ -48,6 +48,12 @@ class Encoder(nn.Module):
     condition_dim: int = 0
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The feature vector of each input: shape ``(batch, out_features)``.
+
+        Args:
+            x: a batch of inputs of shape ``(batch, *input_shape)``.
+            c: the condition vectors ``(batch, condition_dim)``; required when ``condition_dim > 0``.
+        """
         raise NotImplementedError
 
 
@@ -87,6 +93,11 @@ class MLPEncoder(Encoder, FirstLayerNetwork):
         self.out_features = widths[-1]
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Flattens each input and runs the layers: features of shape ``(batch, out_features)``.
+
+        Raises:
+            ValueError: ``c`` is None for a conditioned encoder.
+        """
         return self._run(x.flatten(1), c)
 
 
@@ -158,4 +169,10 @@ class ConvEncoder(Encoder, FirstLayerNetwork):
         self.out_features = widths[-1] if widths else flat
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Runs the convolutions and the fully connected layers on images ``(batch, C, H, W)``:
+        features of shape ``(batch, out_features)``.
+
+        Raises:
+            ValueError: ``c`` is None for a conditioned encoder.
+        """
         return self._run(x, c)

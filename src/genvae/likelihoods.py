@@ -91,12 +91,17 @@ class Bernoulli(Likelihood):
     support = (0.0, 1.0)
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """``x·log σ(l) + (1 − x)·log(1 − σ(l))`` for logits ``l``, elementwise: the negative binary
+        cross-entropy, computed from the logits.
+        """
         return -F.binary_cross_entropy_with_logits(params, x, reduction="none")
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The pixel probabilities ``sigmoid(params)``."""
         return torch.sigmoid(params)
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
+        """Independent ``torch.distributions.Bernoulli`` pixels with these logits, one event per sample."""
         return D.Independent(D.Bernoulli(logits=params, validate_args=False), params.dim() - 1)
 
 
@@ -110,12 +115,15 @@ class ContinuousBernoulli(Likelihood):
         return D.ContinuousBernoulli(logits=params, validate_args=False)
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The normalised continuous Bernoulli log-density of ``x`` under these logits, elementwise."""
         return self._dist(params).log_prob(x)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The continuous Bernoulli mean, which is not ``sigmoid(params)`` (except at logit 0)."""
         return self._dist(params).mean
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
+        """Independent ``torch.distributions.ContinuousBernoulli`` pixels, one event per sample."""
         return D.Independent(self._dist(params), params.dim() - 1)
 
 
@@ -139,12 +147,19 @@ class Gaussian(Likelihood):
             self.register_buffer("log_scale", log_scale)
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The Gaussian log-density of ``x`` around mean ``params`` with the likelihood's scale,
+        elementwise.
+        """
         log_scale = self.log_scale.to(params.dtype)
         return -0.5 * ((x - params) * torch.exp(-log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """``params`` itself: the decoder gives the mean."""
         return params
 
     def distribution(self, params: torch.Tensor) -> D.Distribution:
+        """Independent ``torch.distributions.Normal`` pixels with mean ``params`` and the likelihood's
+        scale, one event per sample.
+        """
         scale = torch.exp(self.log_scale.to(params.dtype)).expand_as(params)
         return D.Independent(D.Normal(params, scale, validate_args=False), params.dim() - 1)

@@ -334,6 +334,7 @@ class VAE(nn.Module):
         return self.likelihood.mean(self.decoder_params(self.sample_prior(n, c, generator=generator), c))
 
     def extra_repr(self) -> str:
+        """The latent size, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}"
 
 
@@ -448,6 +449,7 @@ class ConditionalVAE(VAE):
         return c
 
     def extra_repr(self) -> str:
+        """The latent size and the condition length, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, condition_dim={self.condition_dim}"
 
 

@@ -168,6 +168,7 @@ class Prior(nn.Module):
         return torch.randn(shape, generator=generator, device=where, dtype=dtype_).to(device_)
 
     def extra_repr(self) -> str:
+        """The latent size, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}"
 
 
@@ -182,6 +183,7 @@ class GaussianPrior(Prior):
         raise NotImplementedError
 
     def log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """log N(z; mean(c), exp(logvar(c))) summed over the latent dimensions: shape ``z.shape[:-1]``."""
         mean, logvar = self.gaussian(c)
         return log_normal(z, mean, logvar)
 
@@ -211,6 +213,9 @@ class GaussianPrior(Prior):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
+        """``n`` draws ``mean(c) + exp(logvar(c) / 2)·ε`` with ε ~ N(0, I), ``(n, latent_dim)``, in
+        ``dtype`` on ``device`` (default: those of the prior's parameters). With ``c`` (``n`` rows),
+        row i is drawn given ``c[i]``."""
         check_positive_int("n", n)
         eps = self._noise((n, self.latent_dim), generator, dtype, device)
         mean, logvar = self.gaussian(c)
@@ -232,6 +237,7 @@ class NormalPrior(GaussianPrior):
     """
 
     def gaussian(self, c: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """``(None, None)``: mean 0 and log-variance 0 for every condition."""
         return None, None
 
 
@@ -257,6 +263,11 @@ class ConditionalPrior(GaussianPrior):
         self.activation = activation
 
     def build(self, model: PriorHost) -> None:
+        """Create the two linear heads (after the hidden layers, if any), started at zero.
+
+        Raises:
+            ValueError: the model has no condition.
+        """
         if not self.condition_dim:
             raise ValueError(
                 "prior: the 'conditional' prior p(z | y) needs a conditional model (a ConditionalVAE), got "
@@ -271,6 +282,11 @@ class ConditionalPrior(GaussianPrior):
             nn.init.zeros_(head.bias)
 
     def gaussian(self, c: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The mean and log-variance heads applied to the condition ``c``, each ``(batch, latent_dim)``.
+
+        Raises:
+            ValueError: ``c`` is None.
+        """
         if c is None:
             raise ValueError(
                 f"c: expected condition vectors (batch, {self.condition_dim}) for the conditional prior "
@@ -280,6 +296,7 @@ class ConditionalPrior(GaussianPrior):
         return self.mean_head(h), self.logvar_head(h)
 
     def extra_repr(self) -> str:
+        """The latent size, the condition length and the hidden widths, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, condition_dim={self.condition_dim}, hidden={self.hidden}"
 
 
@@ -336,11 +353,13 @@ class MixturePrior(_MixturePriorBase):
         super().__init__(components)
 
     def build(self, model: PriorHost) -> None:
+        """Create the components' means (drawn from N(0, I)), log-variances (0) and weight logits (0)."""
         self.means = nn.Parameter(torch.randn(self.components, self.latent_dim))
         self.logvars = nn.Parameter(torch.zeros(self.components, self.latent_dim))
         self.logits = nn.Parameter(torch.zeros(self.components))
 
     def mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The learned means and log-variances and the log-softmax of the weight logits."""
         return self.means, self.logvars, F.log_softmax(self.logits, dim=0)
 
 
@@ -377,6 +396,12 @@ class VampPrior(_MixturePriorBase):
         self._posterior: Posterior | None = None
 
     def build(self, model: PriorHost) -> None:
+        """Create the pseudo-inputs (and their condition vectors in a conditional model) in the shape of
+        the model's input, and keep the model's posterior function.
+
+        Raises:
+            ValueError: the model does not fix its input shape.
+        """
         shape = model.input_shape
         if shape is None:
             raise ValueError(
@@ -397,6 +422,12 @@ class VampPrior(_MixturePriorBase):
         return F.hardtanh(self.pseudo_inputs, *self.bounds)
 
     def mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The model's posterior means and log-variances at the pseudo-inputs, with equal weights
+        ``log(1/K)``.
+
+        Raises:
+            RuntimeError: the prior is not attached to a model.
+        """
         if self._posterior is None:
             raise RuntimeError("prior: this VampPrior is not attached to a model (pass it to gv.VAE(prior=...))")
         c = self.pseudo_conditions if self.condition_dim else None

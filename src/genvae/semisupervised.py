@@ -266,6 +266,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         return SemiSupervisedELBO()
 
     def extra_repr(self) -> str:
+        """The latent size and the number of classes, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, num_classes={self.num_classes}"
 
 

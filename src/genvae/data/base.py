@@ -80,6 +80,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """The shape of one image, ``(channels, height, width)``."""
         c, h, w = self.images.shape[1:]
         return (int(c), int(h), int(w))
 

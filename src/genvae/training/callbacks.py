@@ -124,6 +124,7 @@ class ProgressBar(Callback):
         return self.file if self.file is not None else sys.stderr
 
     def on_epoch_start(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Start the epoch's clock and, on a terminal, open a tqdm bar of ``trainer.steps_per_epoch`` steps."""
         self._start = time.perf_counter()
         stream = self._stream()
         if stream.isatty():
@@ -134,12 +135,16 @@ class ProgressBar(Callback):
             )
 
     def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        """Advance the bar by one step; every ``refresh_every`` steps show the batch's loss."""
         if self._bar is not None:
             self._bar.update(1)
             if step % self.refresh_every == 0:
                 self._bar.set_postfix(loss=f"{float(terms.total.detach()):.2f}")
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Close the bar and print one line: the epoch, each split's total, reconstruction and KL,
+        and the epoch's wall time.
+        """
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -152,6 +157,7 @@ class ProgressBar(Callback):
         print("  ".join(parts), file=self._stream(), flush=True)
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        """Close a bar left open (a run that stopped mid-epoch)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -187,9 +193,16 @@ class EarlyStopping(Callback):
 
     @property
     def state_key(self) -> str:
+        """``EarlyStopping{monitor=...}``: one early stop per monitored key."""
         return self._key_with(monitor=self.monitor)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Record an improvement of the monitored figure (and copy the weights to the CPU when
+        ``restore_best_weights``), or count one more epoch without one and stop the run at ``patience``.
+
+        Raises:
+            KeyError: the monitored key is not logged.
+        """
         key, value = _monitored(logs, self.monitor, "EarlyStopping")
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -205,16 +218,21 @@ class EarlyStopping(Callback):
             )
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        """With ``restore_best_weights``, load the best epoch's weights into the model (unless the run
+        was interrupted).
+        """
         if self.restore_best_weights and self.best_weights is not None and not trainer.interrupted:
             trainer.model.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
+        """The best figure, its epoch, the epochs waited, and the best weights when kept."""
         state: dict[str, Any] = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
         if self.best_weights is not None:
             state["best_weights"] = self.best_weights
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.best, self.wait = float(state["best"]), int(state["wait"])
         self.best_epoch = int(state.get("best_epoch", 0))
         self.best_weights = dict(state["best_weights"]) if "best_weights" in state else None
@@ -246,17 +264,26 @@ class ModelCheckpoint(Callback):
 
     @property
     def state_key(self) -> str:
+        """``ModelCheckpoint{directory=..., monitor=...}``: one checkpointer per folder and key."""
         return self._key_with(directory=str(self.directory), monitor=self.monitor)
 
     @property
     def last_path(self) -> Path:
+        """``directory / "last.ckpt"``, written after every epoch and on Ctrl-C."""
         return self.directory / "last.ckpt"
 
     @property
     def best_path(self) -> Path:
+        """``directory / "best.ckpt"``, written when the monitored figure improves."""
         return self.directory / "best.ckpt"
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Write ``best.ckpt`` if the monitored figure improved (and ``save_best``), then ``last.ckpt``
+        (if ``save_last``).
+
+        Raises:
+            KeyError: the monitored key is not logged.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         _, value = _monitored(logs, self.monitor, "ModelCheckpoint")
         improved = value < self.best
@@ -268,13 +295,16 @@ class ModelCheckpoint(Callback):
             trainer.save_checkpoint(self.last_path)
 
     def on_interrupt(self, trainer: Trainer) -> None:
+        """Write ``last.ckpt`` at the current step, so a resume continues mid-epoch."""
         self.directory.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(self.last_path)  # mid-epoch: a resume continues from this step
 
     def state_dict(self) -> dict[str, Any]:
+        """The best monitored figure so far."""
         return {"best": self.best}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the best monitored figure, so ``best.ckpt`` is only replaced by a better epoch."""
         self.best = float(state["best"])
 
 
@@ -288,9 +318,11 @@ class CSVLogger(Callback):
 
     @property
     def state_key(self) -> str:
+        """``CSVLogger{path=...}``: one logger per file."""
         return self._key_with(path=str(self.path))
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Rewrite the CSV file with the whole history so far (creating its folder if needed)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         trainer.history.to_csv(self.path)
 
@@ -316,6 +348,11 @@ class KLWarmup(Callback):
         self.epochs, self.start = epochs, float(start)
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        """Set the warm-up's factor for the starting step.
+
+        Raises:
+            TypeError: the objective has no KL weight ``beta`` or no ``set_factor``.
+        """
         if not hasattr(trainer.objective, "beta") or not hasattr(trainer.objective, "set_factor"):
             raise TypeError(
                 "KLWarmup: expected an objective with a KL weight beta and schedule factors (ELBO, BetaTCVAE), "
@@ -337,9 +374,12 @@ class KLWarmup(Callback):
         trainer.objective.set_factor(self.state_key, self.beta(trainer) / target if target > 0 else 1.0)
 
     def on_batch_start(self, trainer: Trainer, step: int) -> None:
+        """Set the objective's KL factor for this step."""
         self._apply(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Set the factor for the global step the epoch ended at, so a checkpoint written now (and an
+        evaluation after ``fit``) holds the current factor."""
         self._apply(trainer)
 
 
@@ -357,6 +397,9 @@ class TerminateOnNaN(Callback):
         self.check_every, self.file = check_every, file
 
     def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        """Every ``check_every`` steps, stop the run and print the reason if a loss term of this batch is
+        NaN or infinite (under torchrun, on every rank when any rank sees one).
+        """
         if step % self.check_every:
             return
         values = {"recon": terms.recon, "kl": terms.kl, **terms.extra, "loss": terms.loss}
@@ -395,6 +438,9 @@ class LRScheduler(Callback):
         self._pending: Mapping[str, Any] | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        """Build the scheduler on the trainer's optimiser (once) and load a state restored from a
+        checkpoint before it existed.
+        """
         if self.scheduler is None:
             self.scheduler = self.factory(trainer.optimizer)
         if self._pending is not None:
@@ -402,10 +448,14 @@ class LRScheduler(Callback):
             self._pending = None
 
     def on_batch_end(self, trainer: Trainer, step: int, terms: ELBOTerms) -> None:
+        """Step the scheduler when ``interval`` is ``"step"``."""
         if self.interval == "step":
             self.scheduler.step()
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Step the scheduler when ``interval`` is ``"epoch"``; a ``ReduceLROnPlateau`` gets the
+        monitored figure.
+        """
         if self.interval == "epoch":
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(_monitored(logs, self.monitor, "LRScheduler")[1])
@@ -413,9 +463,11 @@ class LRScheduler(Callback):
                 self.scheduler.step()
 
     def state_dict(self) -> dict[str, Any]:
+        """The scheduler's own state dict, under ``"scheduler"`` (empty before it is built)."""
         return {"scheduler": self.scheduler.state_dict()} if self.scheduler is not None else {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Load the scheduler's state, now or, before the scheduler is built, at :meth:`on_fit_start`."""
         if "scheduler" in state:
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])

@@ -29,10 +29,12 @@ class DistributedContext:
 
     @property
     def enabled(self) -> bool:
+        """True when the run has more than one process (``world_size > 1``)."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the only process that runs the rank-zero-only callbacks (progress, logs, checkpoints)."""
         return self.rank == 0
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -61,13 +61,18 @@ class TensorBoard(Callback):
 
     @property
     def state_key(self) -> str:
+        """``TensorBoard{log_dir=...}``: one writer per folder."""
         return self._key_with(log_dir=self.log_dir)
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        """Open an event-file writer on ``log_dir`` (:meth:`on_fit_end` closes it)."""
         if self._writer is None:
             self._writer = self._writer_class(log_dir=self.log_dir)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
+        """Write the epoch's logged figures as scalars and, every ``images_every`` epochs, the manifold
+        and sample images; then flush.
+        """
         for key, value in logs.items():
             if key == "epoch":
                 continue
@@ -91,6 +96,7 @@ class TensorBoard(Callback):
         self._writer.add_image("samples", _chw(_sample_grid(model, self.samples_n)), epoch)
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        """Close the event-file writer, if one is open."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
