@@ -264,7 +264,7 @@ def test_a_checkpoint_that_does_not_fit_the_run_is_a_clear_error(
     gv.training.write_checkpoint(last, payload)
     status, err = train(run, "--epochs", "3", "--resume", capsys=capsys)
     assert status == 1 and err.count("\n") == 1
-    assert err.startswith(f"genvae train: error: {last}: the checkpoint does not fit this run (RuntimeError: ")
+    assert err.startswith(f"genvae train: error: {last}: the checkpoint's weights do not fit this model (size mismatch")
 
 
 # -- one writer at a time --------------------------------------------------------------------------

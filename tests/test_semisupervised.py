@@ -427,8 +427,8 @@ def test_names_build_the_parts() -> None:
     model = SemiSupervisedVAE("conv", "conv", "mlp", latent_dim=3, num_classes=5, conditioner="concat")
     assert isinstance(model.classifier, MLPClassifier) and model.classifier.num_classes == 5
     assert model.encoder.condition_dim == 5 and model.decoder.latent_dim == 3
-    with pytest.raises(ValueError, match="prior: expected 'normal'"):
-        SemiSupervisedVAE("mlp", "mlp", "mlp", prior="mog")
+    with_mog = SemiSupervisedVAE("conv", "conv", "mlp", latent_dim=3, num_classes=5, prior="mog")
+    assert isinstance(with_mog.prior, gv.priors.MixturePrior)
 
 
 def test_save_and_load_rebuild_the_model(tmp_path: Path) -> None:

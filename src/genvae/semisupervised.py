@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,16 +95,6 @@ def _integer_labels(y: Any) -> torch.Tensor | None:
     return y if y.dim() == 1 else None
 
 
-def _prior_argument(prior: Any) -> dict[str, Any]:
-    """``{"prior": prior}`` where :class:`~genvae.ConditionalVAE` takes a prior; otherwise only the
-    standard normal is possible."""
-    if "prior" in inspect.signature(ConditionalVAE.__init__).parameters:
-        return {"prior": prior}
-    if not (isinstance(prior, str) and prior == "normal"):
-        raise ValueError(f"prior: expected 'normal' (the only prior of this genvae's models), got {prior!r}")
-    return {}
-
-
 @models.register("m2")
 class SemiSupervisedVAE(ConditionalVAE):
     """The semi-supervised VAE (M2): a conditional VAE with a classifier q(y | x) that infers the
@@ -159,7 +148,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             num_classes=num_classes,
             likelihood=likelihood,
             feature_dim=feature_dim,
-            **_prior_argument(prior),
+            prior=prior,
         )
         self.num_classes: int = num_classes
         shape = {"input_shape": self.input_shape} if self.input_shape is not None else {}
