@@ -374,7 +374,7 @@ def _summary_rows(views: Sequence[_RunView], settings: ReportSettings) -> list[t
         ("data", lambda v: _esc(v.config.get("dataset", "—"))),
         ("latent size", lambda v: str(v.latent_dim)),
     ]
-    for key, label in (("prior", "prior"), ("objective", "objective"), ("k", "objective's k (samples)")):
+    for key, label in (("prior", "prior"), ("objective", "objective"), ("k", "objective k (samples)")):
         if any(v.config.get(key) is not None for v in views):
             rows.append((label, _optional(key)))
     rows += [
