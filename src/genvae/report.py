@@ -279,10 +279,10 @@ def _manifolds(model: VAE, test: ImageDataset) -> list[_Shown]:
         ]
     shown = []
     for label, name in enumerate(_class_names(test, model.num_classes or 0)):
-        fig = viz.latent_manifold(model, y=label, n=15, figsize=size)
+        fig = viz.latent_manifold(model, y=label, n=15, figsize=(3.2, 3.2))  # a cell of the finer grid
         look = _LOOK["manifold-label"] if label == 0 else "Compare with the other labels' grids."
         title = f"Latent manifold for label {label} ({name})"
-        shown.append(_Shown(f"manifold-label-{label}", title, look, _png(fig, 120)))
+        shown.append(_Shown(f"manifold-label-{label}", title, look, _png(fig, 150)))
     return shown
 
 
@@ -636,12 +636,29 @@ def _metrics_rows(view: _RunView) -> dict[str, Any]:
     return rows
 
 
+def _grid_html(view: _RunView) -> str:
+    """The run's figures in a grid; the per-label manifolds of a conditional model share one row
+    of the grid, in a finer grid of their own."""
+    cells: list[str] = []
+    labels: list[str] = []
+    for shown in view.shown:
+        if shown.key.startswith("manifold-label-"):
+            if not labels:
+                cells.append("")  # their place in the grid
+            labels.append(_figure_html(view.slug, shown))
+        else:
+            cells.append(_figure_html(view.slug, shown))
+    if labels:
+        cells[cells.index("")] = f'<div class="labels">{"".join(labels)}</div>'
+    return f'<div class="grid">{"".join(cells)}</div>'
+
+
 def _section_html(view: _RunView) -> str:
-    figures = "".join(_figure_html(view.slug, shown) for shown in view.shown)
+    figures = _grid_html(view)
     training = {k: v for k, v in view.metrics.items() if k not in ("train", "test")}
     return (
         f'<section id="{view.slug}"><h2>{_esc(view.kind)}: {_esc(view.run.path)}</h2>{_status_html(view.metrics)}'
-        f'<div class="grid">{figures}</div>'
+        f"{figures}"
         f"<h3>Metrics</h3>{_table(_metrics_rows(view))}"
         f"<details><summary>Configuration and training record</summary>"
         f"<h3>Configuration</h3>{_table(view.config)}<h3>Training</h3>{_table(training)}</details></section>"
@@ -669,6 +686,8 @@ ul.data li { overflow-wrap: anywhere; }
         align-items: start; }
 figure { margin: 0; min-width: 0; }
 figure.wide { grid-column: 1 / -1; }
+.labels { grid-column: 1 / -1; display: grid; gap: 0.8em;
+          grid-template-columns: repeat(auto-fill, minmax(min(100%, 220px), 1fr)); }
 figure img { display: block; width: 100%; height: auto; border: 1px solid #eee; }
 figure.wide img { max-width: 980px; }
 figure:target { outline: 3px solid #4a7fb5; outline-offset: 4px; }
