@@ -64,7 +64,7 @@ def test_report_command_combines_runs(tmp_path: Path, capsys: pytest.CaptureFixt
     out = tmp_path / "both.html"
     assert main(["report", *runs, "--out", str(out), "--k", "5", "--eval-size", "100"]) == 0
     page = out.read_text()
-    assert page.count("<section id=") == 2 and "Conditional VAE" in page
+    assert page.count("<section>") == 2 and "Conditional VAE" in page
     assert capsys.readouterr().out.strip().endswith(f"genvae report: wrote {out}")
 
 
@@ -121,7 +121,7 @@ def test_the_summary_puts_the_runs_side_by_side_and_answers_the_questions_from_t
     page = write_report(list(runs.values()), tmp_path / "report.html", TINY).read_text()
     figures = {name: json.loads((run / "evaluation.json").read_text()) for name, run in runs.items()}
     metrics = {name: RunDir(run).metrics() for name, run in runs.items()}
-    assert page.index("Summary") < page.index("notebook") < page.index("<section id=")  # the summary on top
+    assert page.index("Summary") < page.index("notebook") < page.index("<section>")  # the summary on top
     assert summary_row(page, "model") == ["VAE", "Conditional VAE", "VAE"]
     assert summary_row(page, "active units") == [f"{figures[n]['active_units']['count']} of {d}" for n, d in
                                                  (("vae", 2), ("cvae", 2), ("vae4", 4))]  # fmt: skip

@@ -657,7 +657,7 @@ def _section_html(view: _RunView) -> str:
     figures = _grid_html(view)
     training = {k: v for k, v in view.metrics.items() if k not in ("train", "test")}
     return (
-        f'<section id="{view.slug}"><h2>{_esc(view.kind)}: {_esc(view.run.path)}</h2>{_status_html(view.metrics)}'
+        f'<section><h2 id="{view.slug}">{_esc(view.kind)}: {_esc(view.run.path)}</h2>{_status_html(view.metrics)}'
         f"{figures}"
         f"<h3>Metrics</h3>{_table(_metrics_rows(view))}"
         f"<details><summary>Configuration and training record</summary>"
