@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
+import genvae as gv
 from genvae.cli import main
-from genvae.data import files
+from genvae.data import SyntheticDigits, files
+from genvae.data.partial import partially_labeled
+from genvae.report import ReportSettings, write_report
+from genvae.runs import RunDir
+from genvae.semisupervised import SemiSupervisedELBO, seed_m2
 
 SMALL = ["--dataset", "synthetic-digits", "--train-size", "300", "--test-size", "120", "--epochs", "1", "--quiet"]
 
@@ -84,3 +91,97 @@ def test_the_report_of_a_run_is_published_with_it(tmp_path: Path) -> None:
         assert (run / name).is_symlink() and (run / name).resolve().parent == (run / "model.json").resolve().parent
     assert main(["train", *SMALL, "--no-report", "--seed", "2", "--overwrite", "--out", str(run)]) == 0
     assert not (run / "report.html").exists()  # a new publication shows no stale report
+
+
+TINY = ReportSettings(eval_size=100, probe_size=300, k=5, classify_k=3, classify_size=40)
+
+
+def summary_row(page: str, label: str) -> list[str]:
+    """The cells of one row of the summary table."""
+    table = page.split('<table class="summary">')[1].split("</table>")[0]
+    row = re.search(rf'<th scope="row">{re.escape(label)}</th>(.*?)</tr>', table)
+    assert row is not None, label
+    return re.findall(r"<td>(.*?)</td>", row.group(1))
+
+
+def answer(page: str, number: str) -> str:
+    """The answer to one of the notebook's questions (its sentence and link)."""
+    found = re.search(rf"<strong>{re.escape(number)}</strong>.*?</p><p>(.*?)</p></li>", page)
+    assert found is not None, number
+    return found.group(1)
+
+
+@pytest.mark.slow  # three runs trained and reported: about 10 s
+def test_the_summary_puts_the_runs_side_by_side_and_answers_the_questions_from_them(tmp_path: Path) -> None:
+    runs = {name: tmp_path / name for name in ("vae", "cvae", "vae4")}
+    options = {"vae": ["--dataset", "auto"], "cvae": ["--model", "cvae"], "vae4": ["--latent-dim", "4"]}
+    for name, run in runs.items():
+        small = SMALL[2:] if name == "vae" else SMALL  # "vae" lets the data be chosen (--dataset auto)
+        assert main(["train", *small, *options[name], "--no-report", "--out", str(run)]) == 0
+    page = write_report(list(runs.values()), tmp_path / "report.html", TINY).read_text()
+    figures = {name: json.loads((run / "evaluation.json").read_text()) for name, run in runs.items()}
+    metrics = {name: RunDir(run).metrics() for name, run in runs.items()}
+    assert page.index("Summary") < page.index("notebook") < page.index("<section>")  # the summary on top
+    assert summary_row(page, "model") == ["VAE", "Conditional VAE", "VAE"]
+    assert summary_row(page, "active units") == [f"{figures[n]['active_units']['count']} of {d}" for n, d in
+                                                 (("vae", 2), ("cvae", 2), ("vae4", 4))]  # fmt: skip
+    assert summary_row(page, "Bayes-rule accuracy (conditional)") == [
+        "—",
+        f"{100 * figures['cvae']['bayes_accuracy']:.1f}%",
+        "—",
+    ]
+    assert summary_row(page, "test KL (nats/image)") == [f"{metrics[n]['test']['kl']:.2f}" for n in runs]
+    assert summary_row(page, "seconds per epoch")[1] == f"{metrics['cvae']['seconds_per_epoch'][0]:.1f}"
+    # 10.4c compares the latent sizes it is given, in the direction the numbers went
+    kl2, kl4 = metrics["vae"]["test"]["kl"], metrics["vae4"]["test"]["kl"]
+    assert f"the KL {'fell' if kl4 < kl2 else 'rose'} by {abs(kl4 - kl2):.2f} nats" in answer(page, "10.4c")
+    assert f"{100 * figures['vae']['latent_probe_accuracy']:.1f}%" in answer(page, "10.5b")
+    assert f"{figures['vae']['prior_match']['kl_moment_matched']:.2f} nats from N(0, I)" in answer(page, "10.5g–h")
+    kl_cvae = metrics["cvae"]["test"]["kl"]
+    assert f"{abs(kl_cvae - kl2):.2f} nats {'lower' if kl_cvae < kl2 else 'higher'} than the VAE" in answer(
+        page, "10.6g"
+    )
+    assert f"{100 * figures['cvae']['bayes_accuracy']:.1f}% of 40 test images" in answer(page, "10.6h")
+    assert f"{100 * figures['cvae']['label_swap_accuracy']:.1f}% of 40 swaps" in answer(page, "10.6i")
+    for number in ("10.4c", "10.5b", "10.5g–h", "10.6g", "10.6h", "10.6i"):  # each links to a figure on the page
+        anchor = re.search(r'href="#([^"]+)"', answer(page, number))
+        assert anchor is not None and f'<figure id="{anchor.group(1)}"' in page, number
+    why = json.loads((runs["vae"] / "config.json").read_text())["notes"]["dataset_choice"]
+    assert "downloading is off" in why and html.escape(why) in page  # the data choice, in full
+
+
+def test_the_questions_say_when_the_runs_cannot_answer_them(tmp_path: Path) -> None:
+    run = tmp_path / "cvae"
+    assert main(["train", *SMALL, "--model", "cvae", "--no-report", "--out", str(run)]) == 0
+    page = write_report([run], tmp_path / "report.html", TINY).read_text()
+    assert "Not measured here: every run has latent size 2" in answer(page, "10.4c")
+    assert answer(page, "10.5b") == "No unconditional VAE in this report."
+    assert "No VAE run" not in page and "Bayes&#x27; rule" not in answer(page, "10.6h")
+
+
+def publish_m2(path: Path, train: SyntheticDigits) -> None:
+    """A tiny semi-supervised run directory, published as `genvae train` would publish one."""
+    torch.manual_seed(0)
+    model = seed_m2(latent_dim=2, classifier_hidden=(16,))
+    trainer = gv.Trainer(model, SemiSupervisedELBO(), max_epochs=1, batch_size=50, seed=0)
+    trainer.fit(partially_labeled(train, 50))
+    config = {"model": "m2", "dataset": "synthetic-digits", "latent_dim": 2, "seed": 0, "prior": "normal",
+              "objective": "semi-supervised elbo", "k": 1, "notes": {}}  # fmt: skip
+    metrics = {"status": "complete", "epochs": 1, "seconds_per_epoch": [trainer.history.last["time"]]}
+    run = RunDir(path)
+    with run.lock():
+        run.publish(model, config, trainer.history, metrics)
+
+
+def test_a_semi_supervised_run_shows_its_classifier(tmp_path: Path) -> None:
+    train, test = SyntheticDigits(200, seed=1), SyntheticDigits(100, seed=2)
+    publish_m2(tmp_path / "m2", train)
+    page = write_report([tmp_path / "m2"], tmp_path / "report.html", TINY, data=(train, test)).read_text()
+    figures = json.loads((tmp_path / "m2" / "evaluation.json").read_text())
+    assert figures["classified_images"] == 100 and len(figures["confusion_matrix"]) == 10
+    assert summary_row(page, "model") == ["Semi-supervised VAE (M2)"]
+    assert summary_row(page, "classifier q(y | x) accuracy") == [f"{100 * figures['classifier_accuracy']:.1f}%"]
+    assert summary_row(page, "prior") == ["normal"] and summary_row(page, "objective k (samples)") == ["1"]
+    assert "Confusion matrix of the classifier q(y | x), 100 test images" in images_in(page)
+    assert "and its classifier q(y | x)" in answer(page, "10.6h") and 'href="#run1-confusion"' in answer(page, "10.6h")
+    assert summary_row(page, "test KL (nats/image)") == ["—"]  # no test figures were recorded
