@@ -35,7 +35,7 @@ from genvae.data import ImageDataset, load_dataset
 from genvae.latent_metrics import active_units
 from genvae.models import VAE, ConditionalVAE
 from genvae.runs import STATUS_COMPLETE, RunDir
-from genvae.semisupervised import SemiSupervisedVAE, classifier_summary, confusion_figure
+from genvae.semisupervised import SemiSupervisedVAE, classifier_summary
 from genvae.training.state import History
 
 __all__ = ["ReportSettings", "evaluate_run", "write_report"]
@@ -258,7 +258,7 @@ def _figures(model: VAE, history: History, test: ImageDataset, settings: ReportS
     if isinstance(model, SemiSupervisedVAE):
         n = min(settings.eval_size, len(test))
         names = _class_names(test, model.num_classes or 0)
-        matrix = _png(confusion_figure(model, test.subset(slice(0, n)), classes=names, figsize=(5.5, 5)), 110)
+        matrix = _png(viz.confusion(model, test.subset(slice(0, n)), classes=names, figsize=(5.5, 5)), 110)
         title = f"Confusion matrix of the classifier q(y | x), {n} test images"
         shown.append(_Shown("confusion", title, _LOOK["confusion"], matrix))
     return shown
