@@ -351,6 +351,7 @@ def test_integer_images_are_refused() -> None:
         (torch.tensor([-1, 2]), ValueError, r"y: expected class indices in \[0, 9\], got -1"),
         (torch.tensor([1, 2, 3]), ValueError, r"y: expected 2 labels \(one per input\) or one, got 3"),
         (torch.zeros(2, 9), ValueError, r"y: expected float condition vectors of shape \(batch, 10\), got \(2, 9\)"),
+        (torch.tensor([1.0, 2.0]), ValueError, r"got \(2,\); for class indices pass y\.long\(\)$"),
         (torch.tensor([True, False]), TypeError, r"y: expected integer class indices or float vectors"),
         ("three", TypeError, r"y: expected a tensor or an int, got str"),
     ],

@@ -380,6 +380,14 @@ def test_confusion_matrix_and_accuracy_count_the_predictions() -> None:
         accuracy(model, x)
 
 
+def test_a_vae_is_not_taken_for_a_classifier() -> None:
+    x = torch.rand(4, 1, 28, 28)
+    expected = "classifier: expected a SemiSupervisedVAE or an nn.Module returning logits, got "
+    for model in (gv.presets.seed_vae(), gv.presets.seed_cvae()):
+        with pytest.raises(TypeError, match=expected + type(model).__name__ + "$"):
+            gv.viz.confusion(model, (x, torch.zeros(4, dtype=torch.long)))
+
+
 def test_viz_confusion_shows_the_normalised_matrix() -> None:
     pytest.importorskip("matplotlib")
     model = tiny(num_classes=3)

@@ -465,3 +465,13 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resumes_mid_epoch(tmp_path: Path) -
     assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed_model), strict=True))
     strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
     assert strip(history) == strip(full_history)
+
+
+@pytest.mark.parametrize("objective", [gv.IWAE, gv.ELBO, "elbo"])
+def test_an_objective_that_is_not_an_instance_is_a_named_error(objective: object) -> None:
+    if isinstance(objective, type):
+        message = rf"objective: expected an Objective instance, got the class {objective.__name__}; construct it"
+    else:
+        message = r"objective: expected an Objective or a function \(out, x\) -> ELBOTerms, got 'elbo'"
+    with pytest.raises(TypeError, match=message):
+        gv.Trainer(gv.presets.seed_vae(), objective)

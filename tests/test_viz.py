@@ -114,6 +114,27 @@ def test_cvae_samples_share_z_down_a_column(models: dict[str, gv.VAE]) -> None:
     np.testing.assert_allclose(image[0:28, 56:84], cvae.decode(z[2:3], 1)[0, 0].detach().numpy(), atol=1e-6)
 
 
+def test_samples_under_a_conditional_prior_draw_each_row_from_its_own_prior() -> None:
+    """p(z | y) differs per label: each row passes the same noise through its label's prior."""
+    torch.manual_seed(0)
+    cvae = gv.presets.seed_cvae(prior="conditional").eval()
+    with torch.no_grad():  # make the labels' priors far apart, so a shared z would be caught
+        for p in cvae.prior.parameters():
+            p.normal_(0, 2.0)
+    image = shown(viz.samples(cvae, n=3, classes=[1, 7], seed=5))
+    for row, label in enumerate([1, 7]):
+        c = cvae.condition(torch.full((3,), label), 3)
+        z = cvae.sample_prior(3, c, generator=torch.Generator().manual_seed(5))
+        expected = cvae.decode(z[2:3], label)[0, 0].numpy()
+        np.testing.assert_allclose(image[28 * row : 28 * (row + 1), 56:84], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("prior", ["normal", "mog", "vamp", "conditional"])
+def test_samples_of_an_m2_model_under_every_prior(prior: str) -> None:
+    image = shown(viz.samples(gv.presets.seed_m2(prior=prior), n=2))
+    assert image.shape == (10 * 28, 2 * 28)
+
+
 def test_label_swap_figure_starts_with_the_inputs(models: dict[str, gv.VAE]) -> None:
     data = gv.data.SyntheticDigits(3, seed=0)
     image = shown(viz.label_swap(models["cvae"], data.images, data.labels, classes=[0, 5]))

@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -234,6 +235,7 @@ def train_run(
     :class:`~genvae.DivergenceError`."""
     if resume and overwrite:
         raise CLIError("--resume, --overwrite: expected at most one of them, got both")
+    config = _effective(config)
     resolve_device(config.device)  # an unusable device is an error before anything is written
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -249,6 +251,16 @@ def train_run(
         _train(config, run, data, notes, quiet, lambda record: run.start(
             record, resume=resume, overwrite=overwrite, may_change=_MAY_CHANGE, may_grow=_MAY_GROW))  # fmt: skip
     return run.path
+
+
+def _effective(config: TrainConfig) -> TrainConfig:
+    """``config`` with the defaults it implies spelled out (IWAE's k), so that ``config.json``
+    says what trained the model and a resume compares like with like; and checked paths."""
+    if config.tensorboard is not None and Path(config.tensorboard).exists() and not Path(config.tensorboard).is_dir():
+        raise CLIError(f"--tensorboard: expected a folder, got an existing file: {config.tensorboard!r}")
+    if config.objective == "iwae" and config.k is None:
+        return dataclasses.replace(config, k=5)
+    return config
 
 
 _Start = Callable[[dict[str, Any]], tuple[dict[str, Any], Path | None]]
@@ -422,6 +434,15 @@ def _number(parse: Callable[[str], Any], minimum: float, inclusive: bool, what: 
 _positive_int = _number(int, 1, True, "a positive integer")
 _non_negative_int = _number(int, 0, True, "a non-negative integer")
 _positive_float = _number(float, 0, False, "a positive number")
+#: More threads than this only slows torch down (and a huge count crashes its thread pool).
+MAX_THREADS = 1024
+
+
+def _threads(text: str) -> int:
+    value: int = _positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_THREADS}, got {text!r}")
+    return value
 
 
 def _folder(text: str) -> str:
@@ -437,7 +458,7 @@ def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import a module (a name or a .py file) first, e.g. one that registers parts")  # fmt: skip
-    common.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch (default: torch's)")
+    common.add_argument("--threads", type=_threads, default=None, help="CPU threads for torch (default: torch's)")
     return common
 
 
@@ -583,6 +604,8 @@ def _import_modules(argv: Sequence[str] | None) -> None:
 
 
 def _check_out(path: str) -> None:
+    if not path.strip():
+        raise CLIError(f"--out: expected a folder name, got {path!r}")
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise CLIError(f"--out: expected a folder, got an existing file: {path!r}")
@@ -612,6 +635,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
 def _command_report(args: argparse.Namespace) -> int:
     settings = ReportSettings(eval_size=args.eval_size, k=args.k)
+    if args.out is not None and Path(args.out).is_dir():
+        raise CLIError(f"--out: expected the report's file name, got a folder: {args.out!r}")
     target = Path(args.out) if args.out else RunDir(args.runs[0]).report_file()
     write_report(args.runs, target, settings)
     print(f"genvae report: wrote {args.out or RunDir(args.runs[0]).report_path}", flush=True)
@@ -642,6 +667,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
+    except (MemoryError, torch.OutOfMemoryError) as err:
+        print(f"{command}: error: out of memory ({_short(err)}); try smaller sizes", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        if "tried to allocate" not in str(err) and "not enough memory" not in str(err):
+            raise
+        print(f"{command}: error: out of memory ({_short(err)}); try smaller sizes", file=sys.stderr)
+        return 1
     except Interrupted as err:
         print(f"{command}: {err}", file=sys.stderr, flush=True)
         return 130
@@ -650,6 +683,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         shutdown()
+
+
+def _short(err: BaseException) -> str:
+    """The gist of an allocation error: torch's message names the bytes it tried to allocate."""
+    text = " ".join(str(err).split())
+    found = re.search(r"tried to allocate (\d+) bytes", text)
+    if found:
+        return f"an allocation of {int(found.group(1)) / 2**30:,.1f} GiB failed"
+    return text[:200]
 
 
 if __name__ == "__main__":  # pragma: no cover

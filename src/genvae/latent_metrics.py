@@ -64,8 +64,13 @@ def active_units(model: Any, data: Any, threshold: float = 0.01, batch_size: int
         threshold: the variance above which a dimension counts as active.
         batch_size: inputs encoded at once.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
-        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+        or threshold < 0
+    ):  # a variance is never negative: a negative threshold would count every dimension
+        raise ValueError(f"threshold: expected a finite number >= 0, got {threshold!r}")
     check_positive_int("batch_size", batch_size)
     means, _ = evaluation.posterior_means(model, data, batch_size)
     if means.shape[0] < 2:
@@ -98,8 +103,8 @@ def mig(model: Any, data: Any, factors: Any, bins: int = 20, batch_size: int = 1
     known factors of variation.
 
     Each latent dimension's posterior means are discretised into ``bins`` equal-width bins, and so
-    is each factor with more than ``bins`` distinct values (a factor with fewer, such as a font
-    index, is used as it is); mutual information and entropies come from the histograms (the
+    is each factor with more than ``bins`` distinct values (a factor with fewer, such as a digit's
+    written variant, is used as it is); mutual information and entropies come from the histograms (the
     estimator of Locatello et al., 2019). A factor that is constant on the data (entropy 0) is
     left out of the score.
 
@@ -116,7 +121,7 @@ def mig(model: Any, data: Any, factors: Any, bins: int = 20, batch_size: int = 1
         >>> digits = gv.data.SyntheticDigits(200, seed=0)
         >>> result = gv.latent_metrics.mig(gv.presets.seed_vae(latent_dim=4), digits, digits.factors)
         >>> 0 <= result.score <= 1, sorted(result.per_factor)[:2]
-        (True, ['font', 'rotation'])
+        (True, ['aspect', 'elastic'])
     """
     check_positive_int("bins", bins)
     if bins < 2:

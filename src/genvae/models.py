@@ -416,12 +416,14 @@ class ConditionalVAE(VAE):
         if y.dtype == torch.bool or y.is_complex():
             raise TypeError(f"y: expected integer class indices or float vectors, got dtype {y.dtype}")
         if y.is_floating_point():
+            given, one_per_input = fmt_shape(y.shape), y.dim() == 1
             if y.dim() == 1:  # one condition vector for the batch, or one scalar per input
                 y = y.unsqueeze(1) if self.condition_dim == 1 else y.unsqueeze(0)
             if y.dim() != 2 or y.shape[1] != self.condition_dim:
+                # float class indices are a common slip (labels stored as floats)
+                hint = "; for class indices pass y.long()" if self.num_classes is not None and one_per_input else ""
                 raise ValueError(
-                    f"y: expected float condition vectors of shape (batch, {self.condition_dim}), "
-                    f"got {fmt_shape(y.shape)}"
+                    f"y: expected float condition vectors of shape (batch, {self.condition_dim}), got {given}{hint}"
                 )
             if self.check_inputs:
                 check_finite("y", y)

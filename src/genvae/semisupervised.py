@@ -417,8 +417,15 @@ def class_probabilities(classifier: nn.Module, data: Any, batch_size: int = 1000
     (its classifier, the inputs checked first) or any ``nn.Module`` returning logits. It runs in
     eval mode (no dropout; the mode is restored), without gradients, ``batch_size`` inputs at a time."""
     check_positive_int("batch_size", batch_size)
-    if not isinstance(classifier, nn.Module):
-        raise TypeError(f"classifier: expected an nn.Module returning logits, got {type(classifier).__name__}")
+    if not isinstance(classifier, nn.Module) or (
+        isinstance(classifier, VAE) and not isinstance(classifier, SemiSupervisedVAE)
+    ):
+        # a VAE or CVAE has no classifier of its own (a CVAE classifies by Bayes' rule:
+        # genvae.evaluation.classify)
+        raise TypeError(
+            "classifier: expected a SemiSupervisedVAE or an nn.Module returning logits, "
+            f"got {type(classifier).__name__}"
+        )
     parameter = next(classifier.parameters(), None)
     dtype = parameter.dtype if parameter is not None else None
     device = parameter.device if parameter is not None else torch.device("cpu")

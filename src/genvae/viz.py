@@ -305,6 +305,16 @@ def _row_names(rows: list[Any]) -> list[str]:
     return [str(r) if isinstance(r, int) else condition_name(r).removeprefix("condition ") for r in rows]
 
 
+def _row_latents(model: VAE, label: Any, n: int, seed: int) -> torch.Tensor:
+    """The ``n`` latents of one row of :func:`samples`: the same draws for every row, so a column
+    shares its z; under a conditional prior p(z | y), the same noise through each row's p(z | y)."""
+    gen = torch.Generator().manual_seed(seed)
+    if not model.prior.conditional:
+        return model.sample_prior(n, generator=gen)
+    y = torch.full((n,), label) if isinstance(label, int) else torch.as_tensor(label).reshape(1, -1).expand(n, -1)
+    return model.sample_prior(n, model.condition(y, n), generator=gen)
+
+
 @torch.no_grad()
 def samples(
     model: VAE,
@@ -325,8 +335,7 @@ def samples(
     gen = torch.Generator().manual_seed(seed)
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
-        z = model.sample_prior(n, generator=gen)
-        image = np.concatenate([_tile_decoded(model, z, c, n) for c in labels])  # one row per label
+        image = np.concatenate([_tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, image)
         size = image.shape[0] // len(labels)

@@ -149,6 +149,11 @@ class Trainer:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.objective = objective if objective is not None else ELBO()
+        if isinstance(objective, type):  # gv.IWAE for gv.IWAE(k=...): a class is callable too
+            raise TypeError(
+                f"objective: expected an Objective instance, got the class {objective.__name__}; "
+                f"construct it, e.g. gv.{objective.__name__}()"
+            )
         if not callable(self.objective):
             raise TypeError(f"objective: expected an Objective or a function (out, x) -> ELBOTerms, got {objective!r}")
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
