@@ -121,23 +121,7 @@ def test_the_figures_work_with_every_prior(prior: str, conditioning: str) -> Non
     assert units.variances.shape == (2,) and 0 <= units.count <= 2
 
 
-@pytest.mark.parametrize(
-    "prior",
-    [
-        "normal",
-        "mog",
-        "vamp",
-        pytest.param(
-            "conditional",
-            marks=pytest.mark.xfail(
-                raises=ValueError,
-                strict=True,
-                reason="viz.samples draws one z per column with sample_prior(n) and no condition; a conditional "
-                "prior needs the row's condition (a change in viz.py, which this branch does not own)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("prior", ["normal", "mog", "vamp", "conditional"])
 def test_class_conditional_samples_with_every_prior(prior: str) -> None:
     from matplotlib import pyplot as plt
 

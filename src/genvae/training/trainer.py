@@ -71,6 +71,20 @@ class DivergenceError(FloatingPointError):
         )
 
 
+def _checked_objective(objective: Any) -> Any:
+    """The objective to train with: ``objective``, checked, or the ELBO."""
+    if objective is None:
+        return ELBO()
+    if isinstance(objective, type):  # gv.IWAE for gv.IWAE(k=...): a class is callable too
+        raise TypeError(
+            f"objective: expected an Objective instance, got the class {objective.__name__}; "
+            f"construct it, e.g. gv.{objective.__name__}()"
+        )
+    if not callable(objective):
+        raise TypeError(f"objective: expected an Objective or a function (out, x) -> ELBOTerms, got {objective!r}")
+    return objective
+
+
 class Trainer:
     """Fits a model by minimising an objective over mini-batches, with callbacks.
 
@@ -148,14 +162,7 @@ class Trainer:
         self.model: Any = model.to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.objective = objective if objective is not None else ELBO()
-        if isinstance(objective, type):  # gv.IWAE for gv.IWAE(k=...): a class is callable too
-            raise TypeError(
-                f"objective: expected an Objective instance, got the class {objective.__name__}; "
-                f"construct it, e.g. gv.{objective.__name__}()"
-            )
-        if not callable(self.objective):
-            raise TypeError(f"objective: expected an Objective or a function (out, x) -> ELBOTerms, got {objective!r}")
+        self.objective = _checked_objective(objective)
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
         self._initial_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
         self.callbacks = _checked_callbacks(callbacks, quiet)
