@@ -17,7 +17,7 @@ posterior-mean variance > 0.01) and seconds per epoch.
 
 Then disentanglement on SyntheticDigits (20,000 training images, seed 0; 5,000 held out, seed 1,
 grey images): a VAE and a β-TCVAE (β = 6), 10-D latent, the same MLP, scored by the MIG against the
-seven known style factors, for ``--seeds`` seeds each.
+known style factors (``SyntheticDigits.factors``), for ``--seeds`` seeds each.
 
     python benchmarks/model_families.py --mnist-root ../shared/data/mnist            # the full run (about an hour)
     python benchmarks/model_families.py --mnist-root ../shared/data/mnist --quick    # a smoke test
@@ -150,7 +150,9 @@ def disentanglement(args: argparse.Namespace) -> list[dict[str, Any]]:
     """VAE vs β-TCVAE on SyntheticDigits, MIG against the style factors."""
     n_train, n_test = (2000, 500) if args.quick else (20_000, 5000)
     train, test = gv.data.SyntheticDigits(n_train, seed=0), gv.data.SyntheticDigits(n_test, seed=1)
-    args.disentanglement_data = f"{n_train} training images, seed 0 / {n_test} held out, seed 1"
+    args.disentanglement_data = (
+        f"{n_train} training images, seed 0 / {n_test} held out, seed 1; {len(test.factors)} style factors"
+    )
     results = []
     for seed in range(args.seeds):
         for name, make in (("VAE", gv.ELBO), ("β-TCVAE β=6", lambda: gv.BetaTCVAE(beta=6.0, dataset_size=n_train))):
@@ -199,7 +201,7 @@ def table(document: dict[str, Any]) -> str:
         lines.append("")
     if document.get("disentanglement"):
         sizes = document.get("disentanglement_data", "")
-        lines.append(f"SyntheticDigits (grey, {sizes}): MIG against the 7 style factors, 10-D latent")
+        lines.append(f"SyntheticDigits (grey, {sizes}): MIG against the style factors, 10-D latent")
         for r in document["disentanglement"]:
             lines.append(
                 f"{r['model']:<16} seed {r['seed']}  MIG {r['mig']:.4f}  AU {r['active_units']:2d}  "
