@@ -194,3 +194,10 @@ def test_a_200_by_200_manifold_adds_under_300_mb() -> None:
     setup = "torch.manual_seed(0)\nmodel = gv.presets.seed_vae()"
     grown = added_mb(setup, "gv.viz.latent_manifold(model, n=3)", "gv.viz.latent_manifold(model, n=200)")
     assert grown < 300
+
+
+def test_loss_curves_of_one_epoch_tick_that_epoch_only() -> None:
+    history = gv.History()
+    history.append({"epoch": 1, "train_total": 3.0, "train_recon": 2.0, "train_kl": 1.0})
+    fig = viz.loss_curves(history)
+    assert all(list(ax.get_xticks()) == [1] for ax in fig.axes)

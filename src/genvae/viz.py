@@ -420,7 +420,7 @@ def traversal(
 def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, float] = (12, 3.6)) -> Figure:
     """Train and validation total, reconstruction and KL per epoch (the notebook's live plot);
     three panels, or every line on ``ax`` when one is given."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     epochs = history["epoch"]
     terms = ("total", "recon", "kl")
@@ -437,7 +437,8 @@ def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, 
             if key in history:
                 axis.plot(epochs, history[key], style, marker="o", label=f"{split} {term}")
         axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # integer epochs; with a single epoch the locator has no integer range to place, so name it
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True) if len(epochs) > 1 else FixedLocator(list(epochs)))
         axis.set_ylabel("nats per sample")
         axis.legend()
     return fig  # type: ignore[return-value]
