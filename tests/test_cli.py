@@ -237,7 +237,7 @@ def test_an_out_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--out: expected a folder, got an existing file" in capsys.readouterr().err
 
 
-def test_demo_quick_writes_two_runs_and_announces_its_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_quick_writes_its_runs_and_announces_its_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--quick", "--no-download", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (
@@ -245,10 +245,15 @@ def test_demo_quick_writes_two_runs_and_announces_its_data(tmp_path: Path, capsy
         == "genvae demo: data: SyntheticDigits (rendered offline; neither MNIST nor Fashion-MNIST is available)"
     )
     assert len(lines[0]) < 120
-    assert lines[1].endswith(f"report {tmp_path / 'report.html'} (written at the end)")
+    assert lines[1] == (
+        f"genvae demo: runs in {tmp_path}: vae, cvae, vae-8d; report {tmp_path / 'report.html'} (written at the end)"
+    )
     assert lines[-1] == f"genvae demo: wrote {tmp_path / 'report.html'}"
-    assert (tmp_path / "report.html").read_text().count("<section>") == 2
-    for kind in ("vae", "cvae"):
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("<section>") == 3
+    assert "Not measured here" not in report  # the 8-D VAE answers question 10.4c
+    assert gv.load(tmp_path / "vae-8d").latent_dim == 8
+    for kind in ("vae", "cvae", "vae-8d"):
         config = json.loads((tmp_path / kind / "config.json").read_text())
         assert config["dataset"] == "synthetic-digits"
         assert config["notes"]["dataset_choice"] == (
