@@ -185,3 +185,28 @@ def test_a_semi_supervised_run_shows_its_classifier(tmp_path: Path) -> None:
     assert "Confusion matrix of the classifier q(y | x), 100 test images" in images_in(page)
     assert "and its classifier q(y | x)" in answer(page, "10.6h") and 'href="#run1-confusion"' in answer(page, "10.6h")
     assert summary_row(page, "test KL (nats/image)") == ["—"]  # no test figures were recorded
+
+
+def test_a_run_on_synthetic_digits_is_scored_against_their_style_factors(tmp_path: Path) -> None:
+    run = tmp_path / "vae"
+    assert main(["train", *SMALL, "--latent-dim", "3", "--quick-report", "--out", str(run)]) == 0
+    figures = json.loads((run / "evaluation.json").read_text())
+    n = figures["mig"]["images"]
+    test = gv.data.load_dataset("synthetic-digits", "test", limit=120)
+    factors = {name: values[:n] for name, values in test.factors.items()}
+    expected = gv.evaluation.mig(gv.load(run), test.images[:n], factors)
+    assert figures["mig"]["score"] == pytest.approx(expected.score)
+    assert set(figures["mig"]["per_factor"]) == set(test.factors)
+    page = (run / "report.html").read_text()
+    assert summary_row(page, "MIG (style factors)") == [f"{expected.score:.3f}"]
+
+
+def test_data_without_known_factors_gets_no_mig(tmp_path: Path) -> None:
+    train, test = SyntheticDigits(200, seed=0), SyntheticDigits(60, seed=1)
+    real_like = (gv.data.ImageDataset(train.images, train.labels), gv.data.ImageDataset(test.images, test.labels))
+    run = tmp_path / "vae"
+    assert main(["train", *SMALL, "--no-report", "--out", str(run)]) == 0
+    write_report([run], tmp_path / "r.html", ReportSettings(eval_size=50, probe_size=100, k=5), data=real_like)
+    assert "mig" not in json.loads((run / "evaluation.json").read_text())
+    page = (tmp_path / "r.html").read_text()
+    assert "MIG (style factors)" not in page and "MIG against" not in page

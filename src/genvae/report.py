@@ -32,7 +32,7 @@ import torch
 from genvae import evaluation, viz
 from genvae._io import atomic_write
 from genvae.data import ImageDataset, load_dataset
-from genvae.latent_metrics import active_units
+from genvae.latent_metrics import active_units, mig
 from genvae.models import VAE, ConditionalVAE
 from genvae.runs import STATUS_COMPLETE, RunDir
 from genvae.semisupervised import SemiSupervisedVAE, classifier_summary
@@ -107,7 +107,19 @@ def evaluate_run(
         figures.update(_bayes_figures(model, test, settings))
     if isinstance(model, SemiSupervisedVAE):
         figures.update(classifier_summary(model, test_eval))
+    figures.update(_mig_figures(model, test, len(test_eval)))
     return figures
+
+
+def _mig_figures(model: VAE, test: ImageDataset, n: int) -> dict[str, Any]:
+    """The MIG against the data's known style factors (SyntheticDigits has them; real data does
+    not), on the first ``n`` test images; nothing for data without factors."""
+    factors = getattr(test, "factors", None)
+    if not factors or model.latent_dim < 2 or n < 2:
+        return {}
+    data = (test.images[:n], test.labels[:n])  # a conditional model encodes with the labels
+    result = mig(model, data, {name: values[:n] for name, values in factors.items()})
+    return {"mig": {"score": result.score, "per_factor": result.per_factor, "images": n}}
 
 
 def _bayes_figures(model: ConditionalVAE, test: ImageDataset, settings: ReportSettings) -> dict[str, Any]:
@@ -389,6 +401,10 @@ def _summary_rows(views: Sequence[_RunView], settings: ReportSettings) -> list[t
     ]
     if any(v.semi for v in views):
         rows.append(("classifier q(y | x) accuracy", _accuracy("classifier_accuracy")))
+    if any("mig" in v.figures for v in views):
+        rows.append(
+            ("MIG (style factors)", lambda v: f"{v.figures['mig']['score']:.3f}" if "mig" in v.figures else "—")
+        )
     rows.append(("seconds per epoch", _seconds_per_epoch))
     if any(v.metrics.get("status", STATUS_COMPLETE) != STATUS_COMPLETE for v in views):
         rows.append(("status", lambda v: _esc(v.metrics.get("status", STATUS_COMPLETE))))
@@ -633,6 +649,9 @@ def _metrics_rows(view: _RunView) -> dict[str, Any]:
         )
     if "classifier_accuracy" in figures:
         rows[f"classifier q(y | x) accuracy, {figures['classified_images']} images"] = figures["classifier_accuracy"]
+    if "mig" in figures:
+        rows[f"MIG against the style factors, {figures['mig']['images']} images"] = figures["mig"]["score"]
+        rows["MIG per factor"] = figures["mig"]["per_factor"]
     return rows
 
 
