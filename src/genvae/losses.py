@@ -54,6 +54,8 @@ __all__ = [
     "names",
     "register",
     "registry",
+    "resolve_term",
+    "term_name",
 ]
 
 LossTerm = Callable[[VAEOutput, torch.Tensor], torch.Tensor]
@@ -275,11 +277,11 @@ class ELBO(Objective):
         extra: Mapping[str | LossTerm, float] | None = None,
     ) -> None:
         super().__init__()
-        self.reconstruction = _term("reconstruction", reconstruction)
-        self.kl = _term("kl", kl)
+        self.reconstruction = resolve_term("reconstruction", reconstruction)
+        self.kl = resolve_term("kl", kl)
         self.beta = _non_negative("beta", beta)
         self.free_bits = _non_negative("free_bits", free_bits)
-        self.extra = {_term_name(k): (_term("extra", k), _finite("extra", w)) for k, w in (extra or {}).items()}
+        self.extra = {term_name(k): (resolve_term("extra", k), _finite("extra", w)) for k, w in (extra or {}).items()}
         self._spec = {"reconstruction": reconstruction, "kl": kl}
 
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
@@ -322,11 +324,11 @@ class ELBO(Objective):
     def config(self) -> dict[str, Any]:
         """β, free bits, the terms by name and the extra terms' weights."""
         extra = {name: weight for name, (_, weight) in self.extra.items()}
-        terms = {k: _term_name(v) for k, v in self._spec.items()}
+        terms = {k: term_name(v) for k, v in self._spec.items()}
         return {"beta": self.beta, "free_bits": self.free_bits, **terms, "extra": extra}
 
     def __repr__(self) -> str:
-        spec = ", ".join(f"{k}={_term_name(v)!r}" for k, v in self._spec.items())
+        spec = ", ".join(f"{k}={term_name(v)!r}" for k, v in self._spec.items())
         return f"ELBO({spec}, beta={self.beta}, free_bits={self.free_bits})"
 
 
@@ -440,8 +442,8 @@ class BetaTCVAE(Objective):
             _non_negative(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))
         )
         self.dataset_size = None if dataset_size is None else check_positive_int("dataset_size", dataset_size)
-        self.reconstruction = _term("reconstruction", reconstruction)
-        self._reconstruction_name = _term_name(reconstruction)
+        self.reconstruction = resolve_term("reconstruction", reconstruction)
+        self._reconstruction_name = term_name(reconstruction)
 
     @property
     def weights(self) -> tuple[float, float, float]:
@@ -493,7 +495,9 @@ class BetaTCVAE(Objective):
         return f"BetaTCVAE(alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, dataset_size={self.dataset_size})"
 
 
-def _term(argument: str, spec: Any) -> LossTerm:
+def resolve_term(argument: str, spec: Any) -> LossTerm:
+    """The loss term ``spec`` names (a registered name) or is (a function ``(out, x) -> per-sample
+    values``); a TypeError naming ``argument`` otherwise. Every objective resolves its terms here."""
     term = registry.resolve(spec, argument=argument)
     if not callable(term):
         raise TypeError(
@@ -503,7 +507,9 @@ def _term(argument: str, spec: Any) -> LossTerm:
     return term
 
 
-def _term_name(spec: Any) -> str:
+def term_name(spec: Any) -> str:
+    """How a term is recorded in an objective's ``config()``: its registered name, else the
+    function's ``__name__``."""
     return spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
 
 

@@ -42,8 +42,7 @@ from genvae.conditioners import Conditioner
 from genvae.data.inputs import as_tensors
 from genvae.data.partial import UNLABELLED
 from genvae.likelihoods import Likelihood
-from genvae.losses import ELBOTerms, LossTerm, Objective
-from genvae.losses import registry as loss_terms
+from genvae.losses import ELBOTerms, LossTerm, Objective, resolve_term, term_name
 from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
 
 if TYPE_CHECKING:
@@ -259,16 +258,6 @@ class SemiSupervisedVAE(ConditionalVAE):
         return f"latent_dim={self.latent_dim}, num_classes={self.num_classes}"
 
 
-def _term(argument: str, spec: str | LossTerm) -> LossTerm:
-    term = loss_terms.resolve(spec, argument=argument)
-    if not callable(term):
-        raise TypeError(
-            f"{argument}: expected a registered term name ({', '.join(loss_terms.names())}) or a function "
-            f"(out, x) -> per-sample values, got {type(spec).__name__}"
-        )
-    return term
-
-
 def _weight(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
@@ -321,12 +310,9 @@ class SemiSupervisedELBO(Objective):
         super().__init__()
         self.alpha = _weight("alpha", alpha)
         self.beta = _weight("beta", beta)
-        self.reconstruction = _term("reconstruction", reconstruction)
-        self.kl = _term("kl", kl)
-        self._names = {
-            k: v if isinstance(v, str) else getattr(v, "__name__", repr(v))
-            for k, v in {"reconstruction": reconstruction, "kl": kl}.items()
-        }
+        self.reconstruction = resolve_term("reconstruction", reconstruction)
+        self.kl = resolve_term("kl", kl)
+        self._names = {"reconstruction": term_name(reconstruction), "kl": term_name(kl)}
 
     @property
     def kl_weight(self) -> float:
