@@ -120,6 +120,15 @@ def test_prior_objective_and_k_reach_the_run(tmp_path: Path) -> None:
     assert (config["prior"], config["objective"], config["k"]) == ("vamp", "iwae", 3)
 
 
+def test_iwae_records_the_k_it_trains_with_so_a_resume_can_name_it(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--objective", "iwae", "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["k"] == 5
+    again = ["train", *SMALL, "--epochs", "2", "--objective", "iwae", "--k", "5", "--resume", "--out", str(run)]
+    assert main(again) == 0
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
 def test_beta_tcvae_and_a_conditional_prior_from_the_command_line(tmp_path: Path) -> None:
     run = tmp_path / "run"
     options = ["--model", "cvae", "--prior", "conditional", "--objective", "beta-tcvae"]
@@ -207,6 +216,10 @@ def test_an_option_the_model_does_not_take_is_refused(tmp_path: Path, capsys: py
         (["--k", "0"], "genvae train: error: argument --k: expected a positive integer, got '0'"),
         (["--labels", "-1"], "genvae train: error: argument --labels: expected a non-negative integer, got '-1'"),
         (["--threads", "0"], "genvae train: error: argument --threads: expected a positive integer, got '0'"),
+        (
+            ["--threads", "100000"],
+            "genvae train: error: argument --threads: expected a positive integer up to 1024, got '100000'",
+        ),
         (["--resume", "--overwrite"], "genvae train: error: argument --overwrite: not allowed with argument --resume"),
         (
             ["--data-root", "/no/such/folder"],
@@ -235,6 +248,35 @@ def test_an_out_path_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "f").write_text("")
     assert main(["train", *SMALL, "--out", str(tmp_path / "f")]) == 1
     assert "--out: expected a folder, got an existing file" in capsys.readouterr().err
+
+
+def test_paths_that_cannot_hold_what_is_asked_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "f").write_text("")
+    cases = [
+        (["train", *SMALL, "--out", ""], "genvae train: error: --out: expected a folder name, got ''"),
+        (
+            ["train", *SMALL, "--tensorboard", str(tmp_path / "f"), "--out", str(tmp_path / "r")],
+            f"genvae train: error: --tensorboard: expected a folder, got an existing file: {str(tmp_path / 'f')!r}",
+        ),
+        (
+            ["report", str(tmp_path), "--out", str(tmp_path)],
+            f"genvae report: error: --out: expected the report's file name, got a folder: {str(tmp_path)!r}",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 1
+        assert capsys.readouterr().err == message + "\n"
+    assert not RunDir(tmp_path / "r").holds_run()
+
+
+def test_a_model_too_large_for_memory_is_a_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # the decoder's first layer alone would need about 1.2 TB: the allocation fails at once
+    assert main(["train", *SMALL, "--latent-dim", "100000000", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("genvae train: error: out of memory (an allocation of ") and err.count("\n") == 1
+    assert err.endswith(" GiB failed); try smaller sizes\n")
 
 
 def test_demo_quick_writes_its_runs_and_announces_its_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

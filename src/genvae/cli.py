@@ -679,11 +679,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         print(f"{command}: error: {' '.join(message.split())}", file=sys.stderr)
         return 1
-    except (MemoryError, torch.OutOfMemoryError) as err:
-        print(f"{command}: error: out of memory ({_short(err)}); try smaller sizes", file=sys.stderr)
-        return 1
-    except RuntimeError as err:
-        if "tried to allocate" not in str(err) and "not enough memory" not in str(err):
+    except (MemoryError, RuntimeError) as err:
+        # torch.OutOfMemoryError is a RuntimeError; a CPU allocation failure is a plain one
+        out_of_memory = isinstance(err, MemoryError | torch.OutOfMemoryError) or any(
+            text in str(err) for text in ("tried to allocate", "not enough memory")
+        )
+        if not out_of_memory:
             raise
         print(f"{command}: error: out of memory ({_short(err)}); try smaller sizes", file=sys.stderr)
         return 1
