@@ -4,6 +4,7 @@ KL terms of the test loss.
     python examples/03_latent_size.py [--epochs 10] [--quick]
 """
 
+import torch
 from common import options, splits
 
 import genvae as gv
@@ -14,6 +15,7 @@ train, test = splits(args)
 sizes = (1, 2, 8) if args.quick else (1, 2, 4, 8, 16, 32)
 print(f"{'latent':>6}  {'total':>8}  {'recon':>8}  {'KL':>6}   (test, nats per image)")
 for size in sizes:
+    torch.manual_seed(0)  # the initialisation too, not only the training (Trainer's seed), is reproducible
     model = gv.presets.seed_vae(latent_dim=size)
     trainer = gv.Trainer(model, max_epochs=args.epochs, seed=0)
     trainer.fit(train)
