@@ -231,14 +231,19 @@ def test_ctrl_c_stops_the_evaluation_and_restores_the_model() -> None:
 
 def test_bf16_decodes_in_bfloat16_and_scores_in_full_precision() -> None:
     model, x = gv.presets.seed_vae(), torch.rand(3, 1, 28, 28)
-    seen = []
-    handle = model.decoder.rest[-1].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    seen, last = [], []  # the hidden transposed convolution's outputs, and the logits'
+    handles = [
+        model.decoder.rest[2].register_forward_hook(lambda m, i, out: seen.append(out.dtype)),
+        model.decoder.rest[-1].register_forward_hook(lambda m, i, out: last.append(out.dtype)),
+    ]
     torch.manual_seed(2)
     full = evaluation.nll(model, x, k=64).per_sample
     torch.manual_seed(2)
     half = evaluation.nll(model, x, k=64, bf16=True).per_sample
-    handle.remove()
+    for handle in handles:
+        handle.remove()
     assert torch.float32 in seen and torch.bfloat16 in seen
+    assert set(last) == {torch.float32}  # the last layer adds up its bf16 products in float32
     assert full.dtype == half.dtype == torch.float64
     assert 0 < float((half - full).abs().max()) < 0.5  # rounded, not broken (the benchmark measures it)
 

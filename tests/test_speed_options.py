@@ -116,8 +116,11 @@ class Inside(gv.training.Callback):
         self.weights_channels_last: list[bool] = []
 
     def on_fit_start(self, trainer: gv.Trainer) -> None:
+        self.first_decoder_layer: set[torch.dtype] = set()
+        first = trainer.model.decoder.first
+        first.register_forward_hook(lambda module, args, output: self.first_decoder_layer.add(output.dtype))
         for module in trainer.model.modules():
-            if isinstance(module, self.kinds):
+            if isinstance(module, self.kinds) and module is not first:
                 module.register_forward_hook(self.record)
 
     def record(self, module: torch.nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -144,7 +147,8 @@ def inside(**settings: object) -> tuple[Inside, gv.Trainer]:
 
 def test_amp_bf16_runs_the_layers_in_bfloat16() -> None:
     spy, trainer = inside(amp="bf16")
-    assert spy.dtypes == {torch.bfloat16}
+    assert spy.dtypes == {torch.bfloat16}  # every layer but the decoder's first, below
+    assert spy.first_decoder_layer == {torch.float32}  # latent code → width, kept in full precision
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # the weights stay float32
     assert all(math.isfinite(v) for v in trainer.history.last.values())
 

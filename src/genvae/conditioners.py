@@ -57,7 +57,15 @@ LayerFactory = Callable[[int], nn.Module]
 
 
 class ConditionedLayer(nn.Module, ABC):
-    """A first layer that also takes the condition: ``forward(h, c)``."""
+    """A first layer that also takes the condition: ``forward(h, c)``.
+
+    Attributes:
+        fresh_output: True when ``forward`` always returns a new tensor that nothing else holds,
+            so the network may apply the activation after it in place (the built-in layers do;
+            the default False is always safe).
+    """
+
+    fresh_output: bool = False
 
     @abstractmethod
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -89,6 +97,8 @@ class Conditioner(ABC):
 
 
 class _Split(ConditionedLayer):
+    fresh_output = True
+
     def __init__(self, layer: nn.Module, out_shape: tuple[int, ...], condition_dim: int) -> None:
         super().__init__()
         self.layer = layer
@@ -121,6 +131,8 @@ class SplitConditioner(Conditioner):
 
 
 class _Concat(ConditionedLayer):
+    fresh_output = True
+
     def __init__(self, layer: nn.Module) -> None:
         super().__init__()
         self.layer = layer
@@ -149,6 +161,8 @@ class ConcatConditioner(Conditioner):
 
 
 class _FiLM(ConditionedLayer):
+    fresh_output = True
+
     def __init__(self, layer: nn.Module, channels: int, spatial_dims: int, condition_dim: int) -> None:
         super().__init__()
         self.layer = layer

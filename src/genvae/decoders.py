@@ -20,6 +20,7 @@ from torch import nn
 
 from genvae._layers import FirstLayerNetwork, Unflatten, image_shape, int_sequence, mlp, per_layer
 from genvae._layers import activation as make_activation
+from genvae._transposed_conv import ConvTranspose2d
 from genvae._validation import check_positive_int
 from genvae.conditioners import Conditioner, first_layer
 from genvae.registry import Registry
@@ -67,6 +68,8 @@ class MLPDecoder(Decoder, FirstLayerNetwork):
         condition_dim: length of the condition vector (0 for an unconditioned decoder).
         conditioner: how the condition enters the first layer.
     """
+
+    first_in_full_precision = True
 
     def __init__(
         self,
@@ -125,6 +128,8 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         conditioner: how the condition enters the first linear layer.
     """
 
+    first_in_full_precision = True
+
     def __init__(
         self,
         latent_dim: int = 2,
@@ -161,7 +166,7 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         rest: list[nn.Module] = [*layers[1:], Unflatten(start)]
         outs = (*chans[1:], out_channels)
         for i in range(n):
-            rest.append(nn.ConvTranspose2d(chans[i], outs[i], kernels[i], steps[i], pads[i], out_pads[i]))
+            rest.append(ConvTranspose2d(chans[i], outs[i], kernels[i], steps[i], pads[i], out_pads[i]))
             if i < n - 1:
                 rest.append(make_activation(activation))
         self._crop = (height, width) if start[1] * scale != height or start[2] * scale != width else None

@@ -60,9 +60,9 @@ __all__ = [
 
 #: Default bytes one chunk of decoded latents may take (the decoder's activations, the decoded
 #: parameters and their log-densities); every ``memory_budget`` argument overrides it. Larger
-#: chunks are slower on a CPU once they spill out of the cache: 32 MiB (334 latents of the seed
-#: VAE, 1,777 of the 50-dimensional MLP VAE) was as fast as any budget tried for both, and 256 MiB
-#: 1.2× slower on the seed VAE (benchmarks/eval_throughput.py). A GPU may want more.
+#: chunks are slower on a CPU once they spill out of the cache: 32 MiB (668 latents of the seed
+#: VAE, 2,131 of the 50-dimensional MLP VAE) was as fast as any budget from 16 to 64 MiB, and
+#: 128 MiB 1.5× slower on the seed VAE (benchmarks/eval_throughput.py). A GPU may want more.
 MEMORY_BUDGET = 32 * 2**20
 
 _MEMORY_FORMATS = ("auto", "channels_last", "keep")
@@ -134,11 +134,12 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
     log-density and its sum.
     """
     check_positive_int("memory_budget", memory_budget)
-    sizes: list[int] = []
+    sizes: dict[int, int] = {}  # by storage: an in-place activation's output is its input
 
     def record(module: nn.Module, inputs: Any, output: Any) -> None:
         if isinstance(output, torch.Tensor):
-            sizes.append(output.numel() * output.element_size())
+            key = output.untyped_storage().data_ptr()
+            sizes[key] = max(sizes.get(key, 0), output.numel() * output.element_size())
 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]  # only the decoder's will run
     handles = [m.register_forward_hook(record) for m in leaves]
@@ -152,7 +153,7 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    per_latent = sum(sizes) + 3 * params.numel() * max(params.element_size(), 4)
+    per_latent = sum(sizes.values()) + 3 * params.numel() * max(params.element_size(), 4)
     return max(1, memory_budget // per_latent)
 
 

@@ -1,0 +1,227 @@
+"""The inference-speed layers: the product-form transposed convolution and in-place activations
+give the same numbers as PyTorch's own layers, in training and in evaluation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import genvae as gv
+from genvae import _transposed_conv
+from genvae._layers import activations_in_place
+from genvae._transposed_conv import ConvTranspose2d, conv_transpose2d_col2im
+from genvae.conditioners import ConditionedLayer, Conditioner
+
+
+@st.composite
+def transposed_convs(draw: st.DrawFn) -> dict:
+    kernel = draw(st.integers(1, 5))
+    stride = draw(st.integers(1, 3))
+    return {
+        "cin": draw(st.integers(1, 6)),
+        "cout": draw(st.integers(1, 4)),
+        "kernel": kernel,
+        "stride": stride,
+        "padding": draw(st.integers(0, kernel - 1)),
+        "output_padding": draw(st.integers(0, stride - 1)),
+        "size": (draw(st.integers(1, 6)), draw(st.integers(1, 6))),
+        "bias": draw(st.booleans()),
+        "dtype": draw(st.sampled_from([torch.float32, torch.float64])),
+        "channels_last": draw(st.booleans()),
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(transposed_convs())
+def test_the_product_form_equals_torchs_transposed_convolution(case: dict) -> None:
+    torch.manual_seed(0)
+    dtype = case["dtype"]
+    x = torch.randn(3, case["cin"], *case["size"], dtype=dtype)
+    if case["channels_last"]:
+        x = x.contiguous(memory_format=torch.channels_last)
+    k, s, p, op = case["kernel"], case["stride"], case["padding"], case["output_padding"]
+    assume(all((n - 1) * s - 2 * p + k + op >= 1 for n in case["size"]))  # an output at all
+    weight = torch.randn(case["cin"], case["cout"], k, k, dtype=dtype)
+    bias = torch.randn(case["cout"], dtype=dtype) if case["bias"] else None
+    expected = F.conv_transpose2d(x, weight, bias, s, p, op)
+    got = conv_transpose2d_col2im(x, weight, bias, (s, s), (p, p), (op, op))
+    assert got.shape == expected.shape and got.dtype == dtype
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def _layer(out_channels: int = 1) -> tuple[ConvTranspose2d, nn.ConvTranspose2d]:
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(8, out_channels, 3, stride=2, padding=1, output_padding=1)
+    theirs = nn.ConvTranspose2d(8, out_channels, 3, stride=2, padding=1, output_padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+def _count_product_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    original = _transposed_conv.conv_transpose2d_col2im
+
+    def spy(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_transposed_conv, "conv_transpose2d_col2im", spy)
+    return calls
+
+
+def test_the_layer_takes_the_product_form_only_without_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, theirs = _layer()
+    calls = _count_product_calls(monkeypatch)
+    x = torch.randn(4, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+    assert len(calls) == 1
+    x.requires_grad_(True)
+    ours(x).square().sum().backward()  # PyTorch's kernel, with its backward
+    assert len(calls) == 1 and x.grad is not None
+    with torch.inference_mode():
+        ours(x.detach())
+    assert len(calls) == 2
+
+
+def test_many_output_channels_or_an_output_size_keep_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_product_calls(monkeypatch)
+    wide, wide_torch = _layer(out_channels=_transposed_conv.COL2IM_MAX_OUT_CHANNELS + 1)
+    narrow, narrow_torch = _layer()
+    x = torch.randn(2, 8, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(x), wide_torch(x))
+        torch.testing.assert_close(narrow(x, output_size=[9, 9]), narrow_torch(x, output_size=[9, 9]))
+    assert calls == []
+
+
+def test_the_layer_has_torchs_parameters_and_state_dict() -> None:
+    ours, theirs = _layer()
+    assert isinstance(ours, nn.ConvTranspose2d)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert repr(ours) == repr(theirs)
+
+
+def test_under_bf16_autocast_the_last_layer_returns_float32_close_to_the_exact_result() -> None:
+    ours, theirs = _layer()
+    x = torch.randn(4, 8, 5, 5)
+    with torch.no_grad():
+        exact = theirs(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            approximate = ours(x)
+    assert approximate.dtype == torch.float32
+    torch.testing.assert_close(approximate, exact, rtol=0.05, atol=0.05)
+
+
+def test_the_seed_decoder_decodes_the_same_with_and_without_gradients() -> None:
+    torch.manual_seed(0)
+    decoder = gv.presets.seed_vae().decoder
+    z = torch.randn(16, 2)
+    with torch.no_grad():
+        fast = decoder(z)
+    slow = decoder(z)  # gradients on: PyTorch's kernels and out-of-place autograd records
+    torch.testing.assert_close(fast, slow.detach())
+    assert fast.is_contiguous(memory_format=torch.channels_last) or fast.shape[1] == 1
+
+
+# -- in-place activations --------------------------------------------------------------------------
+
+
+def _out_of_place(module: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(module)
+    for layer in twin.modules():
+        if hasattr(layer, "inplace"):
+            layer.inplace = False
+    return twin
+
+
+@pytest.mark.parametrize("conditioner", ["split", "concat", "film"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
+def test_in_place_activations_train_to_the_same_gradients(conditioner: str, activation: str) -> None:
+    torch.manual_seed(0)
+    decoder = gv.decoders.ConvDecoder(
+        latent_dim=3, image_size=12, channels=(8, 4), hidden=(16,), activation=activation,
+        condition_dim=5, conditioner=conditioner,
+    )  # fmt: skip
+    assert any(getattr(m, "inplace", False) for m in decoder.modules())
+    twin = _out_of_place(decoder)
+    z, c = torch.randn(6, 3), torch.eye(5)[torch.arange(6) % 5]
+    for net in (decoder, twin):
+        net(z, c).sigmoid().sum().backward()
+    for (name, a), (_, b) in zip(decoder.named_parameters(), twin.named_parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None, name
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+class _Passthrough(ConditionedLayer):
+    """A user's conditioned layer that hands back its input (so it is not a fresh tensor)."""
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return h
+
+
+class _PassthroughConditioner(Conditioner):
+    def build(self, make_layer, in_shape, out_shape, condition_dim):  # type: ignore[no-untyped-def]
+        return _Passthrough()
+
+
+def test_an_activation_after_an_unknown_layer_stays_out_of_place_and_leaves_the_input_alone() -> None:
+    encoder = gv.encoders.MLPEncoder(4, hidden=(4, 3), condition_dim=2, conditioner=_PassthroughConditioner())
+    assert encoder.rest[0].inplace is False  # after the user's layer
+    assert encoder.rest[2].inplace is True  # after a Linear
+    h = torch.randn(5, 4) - 1
+    before = h.clone()
+    with torch.no_grad():
+        encoder(h, torch.zeros(5, 2))
+    torch.testing.assert_close(h, before)
+
+
+def test_activations_in_place_needs_a_fresh_output_before_the_activation() -> None:
+    chain = [nn.Linear(2, 2), nn.ReLU(), nn.Identity(), nn.ReLU(), nn.Conv2d(1, 1, 1), nn.Tanh()]
+    activations_in_place(chain)
+    assert chain[1].inplace is True and chain[3].inplace is False  # type: ignore[union-attr]
+
+
+def test_the_chunk_size_counts_an_in_place_output_once() -> None:
+    model = gv.presets.seed_vae()
+    twin = copy.deepcopy(model)
+    twin.decoder = _out_of_place(model.decoder)
+    budget = 8 * 2**20
+    in_place, out_of_place = (gv.evaluation.decode_chunk_size(m, budget) for m in (model, twin))
+    # the seed decoder's outputs: 3,136 (linear, relu in place, reshaped) + 6,272 (convolution,
+    # relu in place) + 784 floats, plus three times the 784 parameters for the log-density
+    assert in_place == budget // (4 * (3136 + 6272 + 784 + 3 * 784))
+    assert out_of_place < in_place
+
+
+# -- precision under autocast --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [gv.presets.seed_vae, gv.presets.seed_cvae])
+def test_under_autocast_a_decoder_takes_the_latent_code_in_full_precision(build) -> None:  # type: ignore[no-untyped-def]
+    model = build()
+    decoder = model.decoder
+    dtypes: dict[str, torch.dtype] = {}
+    for name, layer in (("first", decoder.first), ("hidden", decoder.rest[2])):
+        layer.register_forward_hook(lambda m, i, out, name=name: dtypes.update({name: out.dtype}))
+    z = torch.randn(4, 2, dtype=torch.bfloat16)  # a low-precision code is widened, not refused
+    c = model.condition(torch.arange(4) % 10, 4) if model.conditional else None
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.decoder_params(z, c)
+    assert dtypes == {"first": torch.float32, "hidden": torch.bfloat16}
+    assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+
+
+def test_an_encoder_keeps_autocast_in_its_first_layer() -> None:
+    encoder = gv.presets.seed_vae().encoder
+    seen: list[torch.dtype] = []
+    encoder.first.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        encoder(torch.rand(2, 1, 28, 28))
+    assert seen == [torch.bfloat16]
