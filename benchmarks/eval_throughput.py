@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import genvae as gv
-from genvae._transposed_conv import ConvTranspose2d
 from genvae.gaussian import LOG_2PI, log_normal
 
 # -- the baseline: genvae's estimator before streaming (main at 0dffa20), unchanged ---------------
@@ -169,7 +168,7 @@ def torch_layers(model: gv.VAE, channels_last: bool = False) -> gv.VAE:
             for name, child in parent.named_children():
                 if isinstance(child, torch.nn.ReLU):
                     child.inplace = False
-                if type(child) is ConvTranspose2d:
+                if isinstance(child, torch.nn.ConvTranspose2d) and type(child) is not torch.nn.ConvTranspose2d:
                     plain = torch.nn.ConvTranspose2d(child.in_channels, child.out_channels, child.kernel_size,
                                                      child.stride, child.padding, child.output_padding)  # fmt: skip
                     plain.load_state_dict(child.state_dict())
