@@ -65,7 +65,12 @@ def test_report_command_combines_runs(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["report", *runs, "--out", str(out), "--k", "5", "--eval-size", "100"]) == 0
     page = out.read_text()
     assert page.count("<section>") == 2 and "Conditional VAE" in page
-    assert capsys.readouterr().out.strip().endswith(f"genvae report: wrote {out}")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"genvae report: wrote {out}"
+    # a line as each run's evaluation starts, so a long one is not silent off a terminal
+    assert lines[-3:-1] == [
+        f"genvae report: evaluating {run}: IW-NLL with k=5 on 100 test images (500 decodes)" for run in runs
+    ]
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -650,7 +650,7 @@ def _command_report(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).is_dir():
         raise CLIError(f"--out: expected the report's file name, got a folder: {args.out!r}")
     target = Path(args.out) if args.out else RunDir(args.runs[0]).report_file()
-    write_report(args.runs, target, settings)
+    write_report(args.runs, target, settings, log=lambda line: print(f"genvae report: {line}", flush=True))
     print(f"genvae report: wrote {args.out or RunDir(args.runs[0]).report_path}", flush=True)
     return 0
 

@@ -197,7 +197,11 @@ def _kind(model: VAE) -> str:
 
 
 def _view(
-    index: int, run: RunDir, settings: ReportSettings, data: tuple[ImageDataset, ImageDataset] | None
+    index: int,
+    run: RunDir,
+    settings: ReportSettings,
+    data: tuple[ImageDataset, ImageDataset] | None,
+    log: Callable[[str], None],
 ) -> _RunView:
     config, metrics, history = run.config(), run.metrics(), run.history()
     model = run.load_model()
@@ -207,6 +211,9 @@ def _view(
     else:
         train = _data_for(config, "train", settings.probe_size)
         test = _data_for(config, "test", max(settings.eval_size, settings.classify_size))
+    images = min(settings.eval_size, len(test))
+    work = f"IW-NLL with k={settings.k:,} on {images:,} test images ({images * settings.k:,} decodes)"
+    log(f"evaluating {run.path}: {work}")
     figures = evaluate_run(model, train, test, settings, seed=int(config.get("seed", 0)))
     run.write_evaluation(figures)
     return _RunView(
@@ -721,17 +728,19 @@ def write_report(
     out: str | os.PathLike[str],
     settings: ReportSettings | None = None,
     data: tuple[ImageDataset, ImageDataset] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Write one self-contained HTML report of ``runs`` (run directories written by
     ``genvae train``) to ``out``. Returns the path.
 
     The evaluation uses each run's own dataset (from its ``config.json``), or ``data``, a
-    ``(train, test)`` pair, when given."""
+    ``(train, test)`` pair, when given. ``log``, if given, receives a line as each run's
+    evaluation starts (what it computes and how many decoder passes that is)."""
     settings = settings or ReportSettings()
     dirs = [RunDir(r) for r in runs]
     for run in dirs:
         run.require_published()
-    views = [_view(i, run, settings, data) for i, run in enumerate(dirs)]
+    views = [_view(i, run, settings, data, log or (lambda line: None)) for i, run in enumerate(dirs)]
     from genvae import __version__
 
     document = (
