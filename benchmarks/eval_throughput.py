@@ -169,8 +169,9 @@ def torch_layers(model: gv.VAE, channels_last: bool = False) -> gv.VAE:
                 if isinstance(child, torch.nn.ReLU):
                     child.inplace = False
                 if isinstance(child, torch.nn.ConvTranspose2d) and type(child) is not torch.nn.ConvTranspose2d:
-                    plain = torch.nn.ConvTranspose2d(child.in_channels, child.out_channels, child.kernel_size,
-                                                     child.stride, child.padding, child.output_padding)  # fmt: skip
+                    shape = (child.in_channels, child.out_channels, child.kernel_size)
+                    layout = (child.stride, child.padding, child.output_padding)
+                    plain = torch.nn.ConvTranspose2d(*shape, *layout, dtype=child.weight.dtype)  # type: ignore[misc]
                     plain.load_state_dict(child.state_dict())
                     setattr(parent, name, plain)
         _TORCH_COPIES[key] = twin.to(memory_format=torch.channels_last) if channels_last else twin

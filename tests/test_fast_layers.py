@@ -225,3 +225,37 @@ def test_an_encoder_keeps_autocast_in_its_first_layer() -> None:
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         encoder(torch.rand(2, 1, 28, 28))
     assert seen == [torch.bfloat16]
+
+
+# -- end to end: the estimates are those of PyTorch's own layers -------------------------------------
+
+
+def _torch_layers(model: gv.VAE) -> gv.VAE:
+    """``model`` with out-of-place activations and torch.nn.ConvTranspose2d (same weights)."""
+    twin = _out_of_place(model)
+    for parent in twin.modules():
+        for name, child in parent.named_children():
+            if type(child) is ConvTranspose2d:
+                shape = (child.in_channels, child.out_channels, child.kernel_size)
+                layout = (child.stride, child.padding, child.output_padding)
+                plain = nn.ConvTranspose2d(*shape, *layout, dtype=child.weight.dtype)  # type: ignore[misc]
+                plain.load_state_dict(child.state_dict())
+                setattr(parent, name, plain)
+    assert not any(type(m) is ConvTranspose2d for m in twin.modules())
+    return twin  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nll_and_classify_equal_those_of_pytorchs_layers_on_the_same_draws(dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    vae, cvae = gv.presets.seed_vae().to(dtype), gv.presets.seed_cvae().to(dtype)
+    x = torch.rand(3, 1, 28, 28)
+    # one chunk for both (the in-place model fits more latents in a budget, which changes the draws' order)
+    for model, run in ((vae, lambda m: gv.evaluation.nll(m, x, k=40, chunk=4096).per_sample),
+                       (cvae, lambda m: gv.evaluation.classify(m, x, k=8, chunk=4096).scores)):  # fmt: skip
+        twin = _torch_layers(model)
+        torch.manual_seed(1)
+        fast = run(model)
+        torch.manual_seed(1)
+        reference = run(twin)
+        torch.testing.assert_close(fast, reference, rtol=0, atol=1e-3 if dtype == torch.float32 else 1e-9)
