@@ -4,6 +4,7 @@ give the same numbers as PyTorch's own layers, in training and in evaluation."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from torch import nn
 
 import genvae as gv
 from genvae import _transposed_conv
-from genvae._layers import activations_in_place
+from genvae._layers import activations_to_run_in_place
 from genvae._transposed_conv import ConvTranspose2d, conv_transpose2d_col2im
 from genvae.conditioners import ConditionedLayer, Conditioner
 
@@ -55,10 +56,10 @@ def test_the_product_form_equals_torchs_transposed_convolution(case: dict) -> No
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def _layer(out_channels: int = 1) -> tuple[ConvTranspose2d, nn.ConvTranspose2d]:
+def _layer(cin: int = 32, cout: int = 1, kernel: int = 3) -> tuple[ConvTranspose2d, nn.ConvTranspose2d]:
     torch.manual_seed(0)
-    ours = ConvTranspose2d(8, out_channels, 3, stride=2, padding=1, output_padding=1)
-    theirs = nn.ConvTranspose2d(8, out_channels, 3, stride=2, padding=1, output_padding=1)
+    ours = ConvTranspose2d(cin, cout, kernel, stride=2, padding=1, output_padding=1)
+    theirs = nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=1, output_padding=1)
     theirs.load_state_dict(ours.state_dict())
     return ours, theirs
 
@@ -78,7 +79,7 @@ def _count_product_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_the_layer_takes_the_product_form_only_without_gradients(monkeypatch: pytest.MonkeyPatch) -> None:
     ours, theirs = _layer()
     calls = _count_product_calls(monkeypatch)
-    x = torch.randn(4, 8, 5, 5)
+    x = torch.randn(4, 32, 5, 5)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x))
     assert len(calls) == 1
@@ -90,15 +91,40 @@ def test_the_layer_takes_the_product_form_only_without_gradients(monkeypatch: py
     assert len(calls) == 2
 
 
-def test_many_output_channels_or_an_output_size_keep_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "product"),
+    [(32, 1, 3, True), (32, 3, 3, True), (27, 3, 3, True), (26, 3, 3, False), (8, 4, 5, False), (64, 8, 3, False)],
+)
+def test_the_product_form_is_taken_while_the_taps_are_no_more_than_the_input(
+    monkeypatch: pytest.MonkeyPatch, cin: int, cout: int, kernel: int, product: bool
+) -> None:
     calls = _count_product_calls(monkeypatch)
-    wide, wide_torch = _layer(out_channels=_transposed_conv.COL2IM_MAX_OUT_CHANNELS + 1)
-    narrow, narrow_torch = _layer()
-    x = torch.randn(2, 8, 5, 5)
+    ours, theirs = _layer(cin, cout, kernel)
+    x = torch.randn(2, cin, 5, 5)
     with torch.no_grad():
-        torch.testing.assert_close(wide(x), wide_torch(x))
-        torch.testing.assert_close(narrow(x, output_size=[9, 9]), narrow_torch(x, output_size=[9, 9]))
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    assert bool(calls) is product  # out_channels · kernel² ≤ in_channels
+
+
+def test_an_output_size_keeps_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_product_calls(monkeypatch)
+    ours, theirs = _layer()
+    x = torch.randn(2, 32, 5, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, output_size=[9, 9]), theirs(x, output_size=[9, 9]))
     assert calls == []
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_output_has_the_memory_format_of_the_input(channels_last: bool) -> None:
+    ours, theirs = _layer(cout=3)
+    x = torch.randn(2, 32, 5, 5)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    with torch.no_grad():
+        out, expected = ours(x), theirs(x)
+    torch.testing.assert_close(out, expected)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert out.is_contiguous() is (not channels_last)
 
 
 def test_the_layer_has_torchs_parameters_and_state_dict() -> None:
@@ -110,7 +136,7 @@ def test_the_layer_has_torchs_parameters_and_state_dict() -> None:
 
 def test_under_bf16_autocast_the_last_layer_returns_float32_close_to_the_exact_result() -> None:
     ours, theirs = _layer()
-    x = torch.randn(4, 8, 5, 5)
+    x = torch.randn(4, 32, 5, 5)
     with torch.no_grad():
         exact = theirs(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -141,22 +167,40 @@ def _out_of_place(module: nn.Module) -> nn.Module:
     return twin
 
 
+def _flags(model: nn.Module) -> list[bool]:
+    return [m.inplace for m in model.modules() if isinstance(m, nn.ReLU | nn.LeakyReLU | nn.ELU)]
+
+
 @pytest.mark.parametrize("conditioner", ["split", "concat", "film"])
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
-def test_in_place_activations_train_to_the_same_gradients(conditioner: str, activation: str) -> None:
+def test_evaluation_runs_activations_in_place_and_restores_them(conditioner: str, activation: str) -> None:
     torch.manual_seed(0)
     decoder = gv.decoders.ConvDecoder(
         latent_dim=3, image_size=12, channels=(8, 4), hidden=(16,), activation=activation,
         condition_dim=5, conditioner=conditioner,
     )  # fmt: skip
-    assert any(getattr(m, "inplace", False) for m in decoder.modules())
-    twin = _out_of_place(decoder)
+    model = gv.ConditionalVAE(gv.encoders.MLPEncoder((1, 12, 12), condition_dim=5), decoder, 3, num_classes=5)
+    assert not any(_flags(model))  # out of place outside evaluation: training and hooks as with torch's layers
     z, c = torch.randn(6, 3), torch.eye(5)[torch.arange(6) % 5]
-    for net in (decoder, twin):
-        net(z, c).sigmoid().sum().backward()
-    for (name, a), (_, b) in zip(decoder.named_parameters(), twin.named_parameters(), strict=True):
-        assert a.grad is not None and b.grad is not None, name
-        torch.testing.assert_close(a.grad, b.grad, msg=name)
+    with torch.no_grad():
+        expected = decoder(z, c)
+    with gv.evaluation.inference(model):
+        inside = _flags(model)
+        got = decoder(z, c)
+    # the decoder's activations follow its first layer, a hidden linear layer and a convolution
+    assert sum(inside) >= 3 and not any(_flags(model))
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_full_backward_hooks_work_on_the_built_in_networks() -> None:
+    model = gv.presets.seed_vae()
+    seen: list[int] = []
+    for layer in (model.decoder.first, model.encoder.first, model.decoder.rest[0]):
+        layer.register_full_backward_hook(lambda module, grad_in, grad_out: seen.append(1))
+    x = torch.rand(4, 1, 28, 28)
+    (-model(x).log_prob(x).sum()).backward()
+    assert len(seen) == 3
 
 
 class _Passthrough(ConditionedLayer):
@@ -173,31 +217,37 @@ class _PassthroughConditioner(Conditioner):
 
 def test_an_activation_after_an_unknown_layer_stays_out_of_place_and_leaves_the_input_alone() -> None:
     encoder = gv.encoders.MLPEncoder(4, hidden=(4, 3), condition_dim=2, conditioner=_PassthroughConditioner())
-    assert encoder.rest[0].inplace is False  # after the user's layer
-    assert encoder.rest[2].inplace is True  # after a Linear
-    h = torch.randn(5, 4) - 1
-    before = h.clone()
-    with torch.no_grad():
-        encoder(h, torch.zeros(5, 2))
-    torch.testing.assert_close(h, before)
+    chosen = activations_to_run_in_place(encoder)
+    assert encoder.rest[0] not in chosen  # after the user's layer
+    assert encoder.rest[2] in chosen  # after a Linear
+    model = gv.ConditionalVAE(encoder, gv.decoders.MLPDecoder(2, 4, hidden=(), condition_dim=2), 2, num_classes=2)
+    x = torch.randn(5, 4) - 1
+    before = x.clone()
+    with gv.evaluation.inference(model):
+        encoder(x, torch.zeros(5, 2))
+    torch.testing.assert_close(x, before)
 
 
-def test_activations_in_place_needs_a_fresh_output_before_the_activation() -> None:
-    chain = [nn.Linear(2, 2), nn.ReLU(), nn.Identity(), nn.ReLU(), nn.Conv2d(1, 1, 1), nn.Tanh()]
-    activations_in_place(chain)
-    assert chain[1].inplace is True and chain[3].inplace is False  # type: ignore[union-attr]
+def test_only_activations_after_a_fresh_output_and_used_once_run_in_place() -> None:
+    shared = nn.ReLU()
+    chain = nn.Sequential(nn.ReLU(), nn.Linear(2, 2), nn.ReLU(), nn.Identity(), nn.ReLU(), nn.Conv2d(1, 1, 1))
+    chain.append(nn.Tanh())
+    model = nn.ModuleDict({"a": chain, "b": nn.Sequential(nn.Linear(2, 2), shared), "c": nn.Sequential(shared)})
+    assert activations_to_run_in_place(model) == [chain[2]]  # not the first (the caller's input), not a shared one
 
 
-def test_the_chunk_size_counts_an_in_place_output_once() -> None:
-    model = gv.presets.seed_vae()
-    twin = copy.deepcopy(model)
-    twin.decoder = _out_of_place(model.decoder)
+def test_the_chunk_size_counts_an_in_place_output_once_and_is_the_same_every_time() -> None:
     budget = 8 * 2**20
-    in_place, out_of_place = (gv.evaluation.decode_chunk_size(m, budget) for m in (model, twin))
+    relu = gv.presets.seed_vae()
+    sizes = {gv.evaluation.decode_chunk_size(relu, budget) for _ in range(5)}
     # the seed decoder's outputs: 3,136 (linear, relu in place, reshaped) + 6,272 (convolution,
     # relu in place) + 784 floats, plus three times the 784 parameters for the log-density
-    assert in_place == budget // (4 * (3136 + 6272 + 784 + 3 * 784))
-    assert out_of_place < in_place
+    assert sizes == {budget // (4 * (3136 + 6272 + 784 + 3 * 784))}
+    gelu = gv.VAE(gv.encoders.MLPEncoder((1, 28, 28)), gv.decoders.MLPDecoder(activation="gelu"), latent_dim=2)
+    # out of place: every output its own (held, so no two share a freed address)
+    assert {gv.evaluation.decode_chunk_size(gelu, budget) for _ in range(10)} == {
+        budget // (4 * (2 * 256 + 2 * 512 + 784 + 3 * 784))
+    }
 
 
 # -- precision under autocast --------------------------------------------------------------------
@@ -216,6 +266,14 @@ def test_under_autocast_a_decoder_takes_the_latent_code_in_full_precision(build)
         out = model.decoder_params(z, c)
     assert dtypes == {"first": torch.float32, "hidden": torch.bfloat16}
     assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
+
+
+def test_a_half_precision_model_evaluates_under_autocast() -> None:
+    model = gv.presets.seed_vae().to(torch.bfloat16)  # parameters in bfloat16: nothing to widen to
+    result = gv.evaluation.nll(model, torch.rand(3, 1, 28, 28, dtype=torch.bfloat16), k=10, bf16=True)
+    assert math.isfinite(result.nats)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.decode(torch.randn(2, 2, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_an_encoder_keeps_autocast_in_its_first_layer() -> None:

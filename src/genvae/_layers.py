@@ -91,20 +91,30 @@ class Unflatten(nn.Module):
 #: Layers whose output is a new tensor that only the next module sees, so an activation after them
 #: may overwrite it (a ConditionedLayer says so with ``fresh_output = True``).
 _FRESH_OUTPUT = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-#: Activations whose in-place form autograd supports (their backward reads the output, not the
-#: input; for LeakyReLU and ELU while the slope is positive, as with the names' defaults).
 _IN_PLACE_CAPABLE = (nn.ReLU, nn.LeakyReLU, nn.ELU)
 
 
-def activations_in_place(modules: Sequence[nn.Module]) -> None:
-    """Let each activation in ``modules`` (a chain, each feeding the next) overwrite its input
-    when the module before it returns a fresh tensor. That saves an allocation and a pass over
-    memory per activation, which is a sixth of the seed decoder's inference time; a layer the
-    library does not know (a user's conditioner) keeps an out-of-place activation after it."""
-    for before, module in itertools.pairwise(modules):
-        fresh = isinstance(before, _FRESH_OUTPUT) or getattr(before, "fresh_output", False) is True
-        if fresh and isinstance(module, _IN_PLACE_CAPABLE):
-            module.inplace = True
+def activations_to_run_in_place(model: nn.Module) -> list[nn.ReLU | nn.LeakyReLU | nn.ELU]:
+    """The activations of ``model`` that may overwrite their input while no gradient is recorded:
+    each out-of-place ReLU, LeakyReLU or ELU that directly follows, in an ``nn.Sequential`` (or
+    after a built-in network's first layer), a layer whose output is a fresh tensor, and that
+    appears in the model only once. In place, they save an allocation and a pass over memory each,
+    a sixth of the seed decoder's inference time. A layer the library does not know (a user's
+    conditioned layer without ``fresh_output``) keeps the activation after it out of place."""
+    paths: dict[int, int] = {}
+    for _, module in model.named_modules(remove_duplicate=False):
+        paths[id(module)] = paths.get(id(module), 0) + 1
+    found: list[nn.ReLU | nn.LeakyReLU | nn.ELU] = []
+    for module in model.modules():
+        chains: list[list[nn.Module]] = [list(module)] if isinstance(module, nn.Sequential) else []
+        if isinstance(module, FirstLayerNetwork) and len(module.rest):
+            chains.append([module.first, module.rest[0]])
+        for chain in chains:
+            for before, act in itertools.pairwise(chain):
+                fresh = isinstance(before, _FRESH_OUTPUT) or getattr(before, "fresh_output", False) is True
+                if fresh and isinstance(act, _IN_PLACE_CAPABLE) and not act.inplace and paths[id(act)] == 1:
+                    found.append(act)
+    return found
 
 
 class FirstLayerNetwork(nn.Module):
@@ -118,7 +128,6 @@ class FirstLayerNetwork(nn.Module):
 
     def _setup(self, first: nn.Module, rest: Sequence[nn.Module], condition_dim: int) -> None:
         self.condition_dim = condition_dim
-        activations_in_place([first, *rest])
         self.first = first
         self.rest = nn.Sequential(*rest)
 
@@ -130,6 +139,7 @@ class FirstLayerNetwork(nn.Module):
             )
         device = h.device.type
         full = self.first_in_full_precision and device in ("cpu", "cuda") and torch.is_autocast_enabled(device)
+        full = full and all(p.dtype == torch.float32 for p in self.first.parameters())  # not a half-precision model
         if full:
             h, c = _widen(h), None if c is None else _widen(c)
         with torch.autocast(device, enabled=False) if full else contextlib.nullcontext():

@@ -60,9 +60,10 @@ class ConditionedLayer(nn.Module, ABC):
     """A first layer that also takes the condition: ``forward(h, c)``.
 
     Attributes:
-        fresh_output: True when ``forward`` always returns a new tensor that nothing else holds,
-            so the network may apply the activation after it in place (the built-in layers do;
-            the default False is always safe).
+        fresh_output: True when ``forward`` always returns a new tensor that nothing else
+            holds (not its input, nor a tensor it keeps), so that evaluation may apply the
+            activation after it in place (see :func:`genvae.evaluation.inference`). The built-in
+            layers set it; the default False is always safe.
     """
 
     fresh_output: bool = False

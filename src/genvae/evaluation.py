@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genvae._layers import activations_to_run_in_place
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
 from genvae.gaussian import log_normal
@@ -104,22 +105,30 @@ def _resolve_memory_format(model: VAE, memory_format: str) -> torch.memory_forma
 def inference(model: VAE, memory_format: str = "auto") -> Iterator[None]:
     """Run a block in eval mode, under :func:`torch.inference_mode`, with the model's convolution
     weights in the fastest measured memory format (``"auto"``: channels-last on CPU for a model
-    with convolutions; ``"channels_last"``; ``"keep"``: the model's own layout).
+    with convolutions; ``"channels_last"``; ``"keep"``: the model's own layout), and with the
+    activations that directly follow a linear or convolution layer (in an ``nn.Sequential`` or a
+    built-in network) applied in place: a forward hook on such a layer sees its output
+    overwritten by the activation, so a hook that keeps it should clone it.
 
     Afterwards, also after an exception or Ctrl-C, the model is exactly as it was: the same
-    weight tensors (hence layout) and the same training flag. Tensors made inside the block are
-    inference tensors: clone them outside it before using them with autograd.
+    weight tensors (hence layout), activations and training flag. Tensors made inside the block
+    are inference tensors: clone them outside it before using them with autograd.
     """
     target = _resolve_memory_format(model, memory_format)
     was_training = model.training
     saved = [(p, p.data) for p in model.parameters() if p.dim() == 4] if target is not None else []
+    in_place = activations_to_run_in_place(model)
     try:
         model.eval()
         for p, data in saved:
             p.data = data.contiguous(memory_format=target)  # type: ignore[arg-type]
+        for act in in_place:
+            act.inplace = True
         with torch.inference_mode():
             yield
     finally:
+        for act in in_place:
+            act.inplace = False
         for p, data in saved:
             p.data = data
         model.train(was_training)
@@ -128,31 +137,33 @@ def inference(model: VAE, memory_format: str = "auto") -> Iterator[None]:
 def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.Tensor | None = None) -> int:
     """How many latents to decode at once within ``memory_budget`` bytes.
 
-    The cost of one latent is measured by decoding one (under condition ``c[:1]`` for a
-    conditional model): every output of a leaf module during :meth:`~genvae.VAE.decoder_params`
-    (an upper bound on what is alive at once) plus the decoded parameters, their elementwise
-    log-density and its sum.
+    The cost of one latent is measured by decoding one as evaluation does (under
+    :func:`inference`, and condition ``c[:1]`` for a conditional model): the memory of every
+    output of a leaf module during :meth:`~genvae.VAE.decoder_params`, each storage once (an
+    activation run in place returns its input), which bounds what is alive at once, plus the
+    decoded parameters, their elementwise log-density and its sum. A layer's own scratch space is
+    not seen; the built-in transposed convolution's is at most its input and output again.
     """
     check_positive_int("memory_budget", memory_budget)
-    sizes: dict[int, int] = {}  # by storage: an in-place activation's output is its input
+    outputs: list[torch.Tensor] = []  # held until the end, so that no two share a freed address
 
     def record(module: nn.Module, inputs: Any, output: Any) -> None:
         if isinstance(output, torch.Tensor):
-            key = output.untyped_storage().data_ptr()
-            sizes[key] = max(sizes.get(key, 0), output.numel() * output.element_size())
+            outputs.append(output)
 
     leaves = [m for m in model.modules() if next(m.children(), None) is None]  # only the decoder's will run
     handles = [m.register_forward_hook(record) for m in leaves]
-    was_training = model.training
     try:
-        model.eval()  # one latent: a batch norm in training mode would refuse it
-        with torch.inference_mode():
+        with inference(model):  # as evaluation runs it (eval mode: a batch norm would refuse one latent)
             z = torch.zeros(1, model.latent_dim, device=model.device, dtype=model.dtype)
             params = model.decoder_params(z, None if c is None else c[:1])
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
+    sizes: dict[int, int] = {}  # by storage: an activation run in place returns its input
+    for out in outputs:
+        key = out.untyped_storage().data_ptr()
+        sizes[key] = max(sizes.get(key, 0), out.untyped_storage().nbytes())
     per_latent = sum(sizes.values()) + 3 * params.numel() * max(params.element_size(), 4)
     return max(1, memory_budget // per_latent)
 
