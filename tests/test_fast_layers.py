@@ -106,6 +106,18 @@ def test_the_product_form_is_taken_while_the_taps_are_no_more_than_the_input(
     assert bool(calls) is product  # out_channels · kernel² ≤ in_channels
 
 
+def test_half_precision_weights_or_an_empty_output_keep_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_product_calls(monkeypatch)
+    ours, theirs = _layer()
+    with torch.no_grad():
+        x = torch.randn(2, 32, 5, 5, dtype=torch.bfloat16)
+        torch.testing.assert_close(ours.bfloat16()(x), theirs.bfloat16()(x))  # torch adds up in float32
+        shrinking = ConvTranspose2d(32, 1, 3, stride=1, padding=2)  # a 1×1 input would give −1×−1
+        with pytest.raises(RuntimeError, match="too small"):
+            shrinking(torch.randn(1, 32, 1, 1))
+    assert calls == []
+
+
 def test_an_output_size_keeps_torchs_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _count_product_calls(monkeypatch)
     ours, theirs = _layer()
@@ -234,6 +246,38 @@ def test_only_activations_after_a_fresh_output_and_used_once_run_in_place() -> N
     chain.append(nn.Tanh())
     model = nn.ModuleDict({"a": chain, "b": nn.Sequential(nn.Linear(2, 2), shared), "c": nn.Sequential(shared)})
     assert activations_to_run_in_place(model) == [chain[2]]  # not the first (the caller's input), not a shared one
+
+
+class _Residual(nn.Sequential):
+    """A Sequential subclass whose forward reuses each input: not a chain of its children."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self:
+            x = x + module(x)
+        return x
+
+
+def test_a_sequential_subclass_with_its_own_forward_keeps_its_activations_out_of_place() -> None:
+    torch.manual_seed(0)
+    residual = _Residual(nn.Linear(16, 16), nn.ReLU())
+    decoder = nn.Sequential(nn.Linear(2, 16), residual, nn.Linear(16, 784), nn.Unflatten(1, (1, 28, 28)))
+    model = gv.VAE("mlp", decoder, latent_dim=2)
+    assert residual[1] not in activations_to_run_in_place(model)
+    z = torch.randn(5, 2)
+    with torch.no_grad():
+        expected = decoder(z)
+    with gv.evaluation.inference(model):
+        torch.testing.assert_close(decoder(z), expected)
+
+
+def test_a_subclass_of_a_built_in_network_keeps_the_activation_after_its_first_layer_out_of_place() -> None:
+    class Skip(gv.decoders.MLPDecoder):  # a user's forward that reuses the first layer's output
+        def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+            h = self.first(z)
+            return self.rest(h) + h.sum()
+
+    decoder = Skip(2, (1, 4, 4), hidden=(8,))
+    assert decoder.rest[0] not in activations_to_run_in_place(decoder)
 
 
 def test_the_chunk_size_counts_an_in_place_output_once_and_is_the_same_every_time() -> None:

@@ -95,26 +95,37 @@ _IN_PLACE_CAPABLE = (nn.ReLU, nn.LeakyReLU, nn.ELU)
 
 
 def activations_to_run_in_place(model: nn.Module) -> list[nn.ReLU | nn.LeakyReLU | nn.ELU]:
-    """The activations of ``model`` that may overwrite their input while no gradient is recorded:
-    each out-of-place ReLU, LeakyReLU or ELU that directly follows, in an ``nn.Sequential`` (or
-    after a built-in network's first layer), a layer whose output is a fresh tensor, and that
-    appears in the model only once. In place, they save an allocation and a pass over memory each,
-    a sixth of the seed decoder's inference time. A layer the library does not know (a user's
-    conditioned layer without ``fresh_output``) keeps the activation after it out of place."""
+    """The activations of ``model`` that may overwrite their input while no gradient is recorded.
+
+    That is each out-of-place ReLU, LeakyReLU or ELU that directly follows a layer whose output
+    is a fresh tensor, in a plain ``nn.Sequential`` (not a subclass with its own ``forward``) or
+    after a built-in network's first layer, and that is registered in the model only once (an
+    activation that hand-written ``forward`` code also calls elsewhere is the one case this
+    cannot see). In place, they save an allocation and a pass over memory each, a sixth of the
+    seed decoder's inference time. A layer the library does not know (a user's conditioned layer
+    without ``fresh_output``) keeps the activation after it out of place.
+    """
     paths: dict[int, int] = {}
     for _, module in model.named_modules(remove_duplicate=False):
         paths[id(module)] = paths.get(id(module), 0) + 1
     found: list[nn.ReLU | nn.LeakyReLU | nn.ELU] = []
     for module in model.modules():
-        chains: list[list[nn.Module]] = [list(module)] if isinstance(module, nn.Sequential) else []
-        if isinstance(module, FirstLayerNetwork) and len(module.rest):
-            chains.append([module.first, module.rest[0]])
+        # a Sequential subclass with its own forward may reuse an input (a residual block): not a chain
+        chains: list[list[nn.Module]] = []
+        if isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward:
+            chains.append([module[i] for i in range(len(module))])  # in order, repeats included
+        if isinstance(module, FirstLayerNetwork) and _built_in(module) and len(module.rest):
+            chains.append([module.first, module.rest[0]])  # as _run calls them (a subclass may not)
         for chain in chains:
             for before, act in itertools.pairwise(chain):
                 fresh = isinstance(before, _FRESH_OUTPUT) or getattr(before, "fresh_output", False) is True
                 if fresh and isinstance(act, _IN_PLACE_CAPABLE) and not act.inplace and paths[id(act)] == 1:
                     found.append(act)
     return found
+
+
+def _built_in(module: nn.Module) -> bool:
+    return type(module).__module__ in ("genvae.encoders", "genvae.decoders")
 
 
 class FirstLayerNetwork(nn.Module):

@@ -22,8 +22,8 @@ from torch import nn
 
 class ConvTranspose2d(nn.ConvTranspose2d):
     """:class:`torch.nn.ConvTranspose2d` (same arguments, parameters and state dict) that, with
-    gradients off on the CPU, computes a layer whose taps are no more numbers than its input
-    (``out_channels · kh · kw ≤ in_channels``, groups 1, dilation 1) as a 1×1 convolution and
+    gradients off on the CPU, computes a float32 or float64 layer whose taps are no more numbers
+    than its input (``out_channels · kh · kw ≤ in_channels``, groups 1, dilation 1) as a 1×1 convolution and
     strided additions: the same result to float rounding, in the memory format of the input.
 
     Under autocast that product form computes in the weights' dtype (float32 for a float32
@@ -48,10 +48,19 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             and input.device.type == "cpu"
             and input.dim() == 4
             and self.out_channels * kh * kw <= self.in_channels
+            # half-precision weights would add the taps up in half precision: PyTorch's kernel
+            # accumulates in float32
+            and self.weight.dtype in (torch.float32, torch.float64)
             and self.groups == 1
             and self.dilation == (1, 1)
             and self.padding_mode == "zeros"
+            and all(self._output_length(input, i) > 0 for i in (0, 1))  # else PyTorch's error
         )
+
+    def _output_length(self, input: torch.Tensor, dim: int) -> int:
+        size, stride, kernel = input.shape[2 + dim], self.stride[dim], self.kernel_size[dim]
+        padding = self.padding[dim] if isinstance(self.padding, tuple) else 0
+        return (size - 1) * stride - 2 * padding + kernel + self.output_padding[dim]
 
 
 def conv_transpose2d_col2im(
