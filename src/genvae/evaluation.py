@@ -106,8 +106,8 @@ def inference(model: VAE, memory_format: str = "auto") -> Iterator[None]:
     """Run a block in eval mode, under :func:`torch.inference_mode`, with the model's convolution
     weights in the fastest measured memory format (``"auto"``: channels-last on CPU for a model
     with convolutions; ``"channels_last"``; ``"keep"``: the model's own layout), and with the
-    activations that directly follow a linear or convolution layer (in an ``nn.Sequential`` or a
-    built-in network) applied in place: a forward hook on such a layer sees its output
+    activations that directly follow a linear or convolution layer (in a plain ``nn.Sequential``
+    or a built-in network) applied in place: a forward hook on such a layer sees its output
     overwritten by the activation, so a hook that keeps it should clone it.
 
     Afterwards, also after an exception or Ctrl-C, the model is exactly as it was: the same
@@ -160,10 +160,8 @@ def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.T
     finally:
         for handle in handles:
             handle.remove()
-    sizes: dict[int, int] = {}  # by storage: an activation run in place returns its input
-    for out in outputs:
-        key = out.untyped_storage().data_ptr()
-        sizes[key] = max(sizes.get(key, 0), out.untyped_storage().nbytes())
+    # by storage: an activation run in place returns its input
+    sizes = {out.untyped_storage().data_ptr(): out.untyped_storage().nbytes() for out in outputs}
     per_latent = sum(sizes.values()) + 3 * params.numel() * max(params.element_size(), 4)
     return max(1, memory_budget // per_latent)
 
