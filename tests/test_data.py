@@ -193,7 +193,8 @@ def test_image_dataset_rejects_bad_tensors() -> None:
 def test_load_dataset_by_name() -> None:
     ds = gv.data.load_dataset("synthetic-digits", "test", limit=100)
     assert len(ds) == 100
-    with pytest.raises(KeyError, match="name: expected one of mnist, fashion-mnist, synthetic-digits, got 'cifar'"):
+    known = "fashion-mnist, mnist, synthetic-digits"
+    with pytest.raises(KeyError, match=f"name: datasets: unknown name 'cifar'; known names: {known}"):
         gv.data.load_dataset("cifar")
     with pytest.raises(ValueError, match=r"limit: expected a positive integer or None, got -5"):
         gv.data.load_dataset("synthetic-digits", limit=-5)

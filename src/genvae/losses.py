@@ -52,6 +52,7 @@ __all__ = [
     "get",
     "kl_normal",
     "names",
+    "objectives",
     "register",
     "registry",
     "resolve_term",
@@ -238,11 +239,18 @@ class Objective:
         self.factors = {str(k): float(v) for k, v in state.get("factors", {}).items()}
 
 
+#: The objectives a run can name (``genvae train --objective NAME``, ``TrainConfig.objective``): a
+#: class built with those of the run's options (``beta``, ``k``, ``dataset_size``, ...) that its
+#: constructor declares. Register your own with ``@gv.losses.objectives.register("mine")``.
+objectives: Registry[type[Objective]] = Registry("objectives")
+
+
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     keys = sorted(set(old) | set(new))
     return "; ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
+@objectives.register("elbo")
 class ELBO(Objective):
     """The negative evidence lower bound, ``E_q[−log p(x | z)] + β · KL(q(z | x) ‖ p(z))``.
 
@@ -332,6 +340,7 @@ class ELBO(Objective):
         return f"ELBO({spec}, beta={self.beta}, free_bits={self.free_bits})"
 
 
+@objectives.register("iwae")
 class IWAE(Objective):
     """The importance-weighted autoencoder's bound (Burda et al., 2015) as the training loss.
 
@@ -394,6 +403,7 @@ def _log_joint_terms(out: VAEOutput, x: torch.Tensor) -> tuple[torch.Tensor, tor
     return log_px, log_pz, log_normal(z, out.mean, out.logvar)
 
 
+@objectives.register("beta-tcvae")
 class BetaTCVAE(Objective):
     """The β-TCVAE objective (Chen et al., 2018): the KL term split into the index-code mutual
     information, the total correlation and the dimension-wise KL, each with its own weight:

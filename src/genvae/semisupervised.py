@@ -42,7 +42,7 @@ from genvae.conditioners import Conditioner
 from genvae.data.inputs import as_tensors
 from genvae.data.partial import UNLABELLED
 from genvae.likelihoods import Likelihood
-from genvae.losses import ELBOTerms, LossTerm, Objective, resolve_term, term_name
+from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_term, term_name
 from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
 
 if TYPE_CHECKING:
@@ -270,6 +270,7 @@ def _per_row(values: torch.Tensor, term: str) -> torch.Tensor:
     return values.reshape(values.shape[0], -1).sum(1)
 
 
+@objectives.register("m2")
 class SemiSupervisedELBO(Objective):
     """The M2 objective (Kingma et al., 2014, eq. 9): the negative bound of every input, labelled
     or not, plus α times the classifier's cross-entropy on the labelled inputs.
