@@ -22,14 +22,13 @@ from genvae import (
     training,
     viz,
 )
+from genvae._version import __version__
 from genvae.config import load, save
 from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.semisupervised import SemiSupervisedELBO, SemiSupervisedVAE
 from genvae.training import DivergenceError, History, Trainer
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ELBO",

@@ -22,9 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -37,8 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
 from genvae._validation import check_finite, fmt_shape
+from genvae._version import __version__
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
@@ -63,41 +63,6 @@ _SAVE_TEMPORARY = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.pt)\..+\.tmp
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
 _SPEC_KEY = "genvae"  # marks a nested part in a config: {"genvae": "kind/name", "args": {...}}
-_CONFIG_ATTR = "_genvae_init_arguments"
-
-
-def record_init_arguments(cls: type) -> None:
-    """Wrap ``cls.__init__`` so that instances remember the arguments they were built with.
-
-    Only the arguments of the outermost ``__init__`` (the instance's own class) are kept: a
-    registered parent's ``__init__`` called through ``super()`` does not overwrite them.
-    """
-    own = cls.__dict__.get("__init__")
-    if own is not None and getattr(own, "_genvae_records", False):
-        return
-    init = cls.__init__  # type: ignore[misc]  # the class's own, or the inherited one (then wrapped for this class)
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if type(self) is cls:
-            bound = signature.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments: dict[str, Any] = {}
-            for pname, value in list(bound.arguments.items())[1:]:
-                kind = signature.parameters[pname].kind
-                if kind is inspect.Parameter.VAR_KEYWORD:
-                    arguments.update(value)
-                elif kind is inspect.Parameter.VAR_POSITIONAL:
-                    if value:
-                        arguments[f"*{pname}"] = list(value)
-                else:
-                    arguments[pname] = value
-            object.__setattr__(self, _CONFIG_ATTR, arguments)
-        init(self, *args, **kwargs)
-
-    __init__._genvae_records = True  # type: ignore[attr-defined]
-    cls.__init__ = __init__  # type: ignore[misc]
 
 
 def _unsaveable(path: str, obj: Any) -> ValueError:
@@ -123,7 +88,7 @@ def get_config(obj: Any, path: str = "model") -> Any:
             raise ValueError(f"{path}: cannot save a dict with non-string keys")
         return {k: get_config(v, f"{path}.{k}") for k, v in obj.items()}
     name = registered_name(type(obj))
-    arguments = getattr(obj, _CONFIG_ATTR, None)
+    arguments = getattr(obj, INIT_ARGUMENTS_ATTR, None)
     if name is None or arguments is None:
         if isinstance(obj, nn.Module | type) or callable(obj):
             raise _unsaveable(path, obj)
@@ -233,8 +198,6 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     torch.save(state, buffer)
     weights = buffer.getvalue()
     sha = hashlib.sha256(weights).hexdigest()
-    from genvae import __version__
-
     document = {"format": FORMAT_VERSION, "genvae_version": __version__, "dtype": _dtype_name(dtype),
                 "weights": f"weights-{sha[:16]}.pt", "weights_sha256": sha, "model": config}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)

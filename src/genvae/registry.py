@@ -20,6 +20,8 @@ import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
+from genvae._init_arguments import record_init_arguments
+
 T = TypeVar("T")
 
 __all__ = ["Registry", "UnknownNameError", "registry_of"]
@@ -103,8 +105,6 @@ class Registry(Generic[T]):
                     "choose another name or pass override=True"
                 )
             if self.record_config and isinstance(target, type):
-                from genvae.config import record_init_arguments
-
                 record_init_arguments(target)
                 _CLASS_NAMES[target] = (self.kind, name)
             self._entries[name] = target

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae import classifiers, decoders, encoders, models
+from genvae._seed_networks import seed_decoder, seed_encoder
 from genvae._validation import check_positive_int, fmt_shape
 from genvae.conditioners import Conditioner
 from genvae.data.inputs import as_tensors
@@ -377,9 +378,15 @@ def seed_m2(
     :func:`genvae.presets.seed_cvae` and a small convolutional classifier
     (:class:`~genvae.classifiers.ConvClassifier`: the encoder's two convolutions, then
     ``classifier_hidden`` units, then the logits). ``prior`` as for :func:`genvae.presets.seed_cvae`."""
-    from genvae.presets import seed_cvae  # here, so that presets may re-export this function
-
-    cvae = seed_cvae(latent_dim=latent_dim, num_classes=num_classes, conditioner=conditioner, likelihood=likelihood)
+    # built whole, as presets.seed_cvae builds it, though only its encoder and decoder are kept:
+    # its heads draw from the random stream, so a seeded seed_m2 gets the weights it always had
+    cvae = ConditionalVAE(
+        encoder=seed_encoder(num_classes, conditioner),
+        decoder=seed_decoder(latent_dim, num_classes, conditioner),
+        latent_dim=latent_dim,
+        num_classes=num_classes,
+        likelihood=likelihood,
+    )
     classifier = classifiers.ConvClassifier(
         num_classes, cvae.input_shape or (1, 28, 28), hidden=tuple(classifier_hidden), dropout=classifier_dropout
     )
