@@ -208,8 +208,8 @@ def test_user_registered_term_is_used_by_name() -> None:
             {"reconstruction": "bec"},
             r"reconstruction: losses: unknown name 'bec'; known names: bce, kl, kl_mc, mse, nll",
         ),
-        ({"beta": -1.0}, r"beta: expected a number >= 0, got -1.0"),
-        ({"free_bits": math.nan}, r"free_bits: expected a finite number, got nan"),
+        ({"beta": -1.0}, r"beta: expected a finite number >= 0, got -1.0"),
+        ({"free_bits": math.nan}, r"free_bits: expected a finite number >= 0, got nan"),
         ({"kl": 3}, r"kl: expected a registered term name"),
     ],
 )

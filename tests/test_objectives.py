@@ -267,7 +267,7 @@ def test_beta_tcvae_state_and_errors() -> None:
     assert again.weights == pytest.approx((0.25, 1.5, 0.25))
     with pytest.raises(ValueError, match=r"beta 6\.0 → 2\.0"):
         gv.BetaTCVAE(beta=2.0, dataset_size=100).load_state_dict(objective.state_dict())
-    with pytest.raises(ValueError, match="beta: expected a number >= 0, got -1"):
+    with pytest.raises(ValueError, match="beta: expected a finite number >= 0, got -1"):
         gv.BetaTCVAE(beta=-1)
     with pytest.raises(ValueError, match="dataset_size: expected a positive integer"):
         gv.BetaTCVAE(dataset_size=0)

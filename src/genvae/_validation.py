@@ -11,7 +11,17 @@ from typing import Any
 
 import torch
 
-__all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_range", "check_tensor", "fmt_shape"]
+__all__ = [
+    "as_size_tuple",
+    "check_finite",
+    "check_finite_number",
+    "check_labels",
+    "check_non_negative",
+    "check_positive_int",
+    "check_range",
+    "check_tensor",
+    "fmt_shape",
+]
 
 
 def fmt_shape(shape: Sequence[int | str]) -> str:
@@ -85,3 +95,45 @@ def as_size_tuple(name: str, value: Any, length: int) -> tuple[int, ...]:
     for item in items:
         check_positive_int(name, item)
     return tuple(items)
+
+
+def check_finite_number(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite int or float (not a bool); else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def check_non_negative(name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite number ≥ 0 (not a bool); else a ValueError naming ``name``.
+
+    The one check behind every weight, threshold, rate and tolerance that may be zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_labels(
+    name: str,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    unlabelled: int | None = None,
+    what: str = "class indices",
+    note: str = "",
+) -> None:
+    """Raise a ValueError naming ``name`` unless every value of the integer tensor ``labels`` is a
+    class index in ``[0, num_classes − 1]`` (or, when given, the marker ``unlabelled``, e.g. −1).
+    ``what`` names the values in the message and ``note`` follows the range there.
+
+    One host sync (``aminmax``) for the whole tensor; an empty tensor passes. The message names the
+    first offending bound: the smallest value when it is too small, else the largest."""
+    if labels.numel() == 0:
+        return
+    low_bound = 0 if unlabelled is None else min(0, unlabelled)
+    lo, hi = (int(v) for v in torch.aminmax(labels))
+    if lo < low_bound or hi >= num_classes:
+        accepted = f" or {unlabelled} (unlabelled)" if unlabelled is not None else ""
+        raise ValueError(
+            f"{name}: expected {what} in [0, {num_classes - 1}]{accepted}{note}, got {lo if lo < low_bound else hi}"
+        )

@@ -8,7 +8,11 @@
 
 ``data`` arguments take what :meth:`Trainer.fit <genvae.Trainer.fit>` takes (see
 :func:`genvae.data.as_tensors`): tensors or numpy arrays, ``(inputs, labels)`` pairs, datasets and
-loaders. Evaluation uses only the model's public methods.
+loaders. Evaluation uses only the model's public methods. It runs through the helpers of
+:mod:`genvae.inference` (:func:`~genvae.inference.inference`,
+:func:`~genvae.inference.decode_chunk_size`, :func:`~genvae.inference.posterior_means`,
+:data:`~genvae.inference.MEMORY_BUDGET`), which stay reachable here as before; the latent-space
+metrics of :mod:`genvae.latent_metrics` are re-exported here too.
 
 Example:
     >>> import torch, genvae as gv
@@ -29,16 +33,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from genvae._layers import activations_to_run_in_place
 from genvae._validation import check_positive_int
-from genvae.data.inputs import as_tensors
-from genvae.gaussian import log_normal
+from genvae.gaussian import log_normal, reparameterize
+from genvae.inference import MEMORY_BUDGET as MEMORY_BUDGET
+from genvae.inference import decode_chunk_size as decode_chunk_size
+from genvae.inference import importance_log_weights, labels_for, model_inputs, posteriors
+from genvae.inference import inference as inference
+from genvae.inference import posterior_means as posterior_means
+from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig
 from genvae.models import VAE, ConditionalVAE, Labels
 
 __all__ = [
-    "MEMORY_BUDGET",
     "ActiveUnits",
     "ClassifyResult",
     "LogMeanExp",
@@ -47,123 +53,13 @@ __all__ = [
     "PriorMatch",
     "active_units",
     "classify",
-    "decode_chunk_size",
-    "inference",
     "label_swap",
     "latent_probe",
     "log_importance_weights",
     "mig",
     "nll",
-    "posterior_means",
     "prior_match",
 ]
-
-
-#: Default bytes one chunk of decoded latents may take (the decoder's activations, the decoded
-#: parameters and their log-densities); every ``memory_budget`` argument overrides it. Larger
-#: chunks are slower on a CPU once they spill out of the cache: 32 MiB (668 latents of the seed
-#: VAE, 2,131 of the 50-dimensional MLP VAE) was as fast as any budget from 16 to 64 MiB, and
-#: 128 MiB 1.5× slower on the seed VAE (benchmarks/eval_throughput.py). A GPU may want more.
-MEMORY_BUDGET = 32 * 2**20
-
-_MEMORY_FORMATS = ("auto", "channels_last", "keep")
-
-
-def _inputs(
-    model: VAE, data: Any, argument: str = "data", limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``data`` as tensors in the model's dtype (see :func:`genvae.data.as_tensors`), checked once."""
-    x, y = as_tensors(data, argument=argument, dtype=model.dtype, limit=limit)
-    model.check_input(x, argument)
-    return x, y
-
-
-def _labels_for(model: VAE, y: torch.Tensor | None, argument: str = "data") -> torch.Tensor | None:
-    if model.conditional and y is None:
-        raise ValueError(f"{argument}: expected labels for a conditional model, got images only")
-    return y if model.conditional else None
-
-
-# -- the fast inference path ---------------------------------------------------------------------
-
-
-def _resolve_memory_format(model: VAE, memory_format: str) -> torch.memory_format | None:
-    if memory_format not in _MEMORY_FORMATS:
-        raise ValueError(f"memory_format: expected one of {', '.join(_MEMORY_FORMATS)}, got {memory_format!r}")
-    if memory_format == "keep":
-        return None
-    has_conv = any(p.dim() == 4 for p in model.parameters())
-    if memory_format == "auto":
-        # Measured (benchmarks/eval_throughput.py): channels-last weights make the seed VAE's nll
-        # 1.2× faster on CPU (oneDNN's channels-last kernels); on other devices the model's own
-        # layout is kept, as nothing was measured there.
-        return torch.channels_last if has_conv and model.device.type == "cpu" else None
-    return torch.channels_last
-
-
-@contextmanager
-def inference(model: VAE, memory_format: str = "auto") -> Iterator[None]:
-    """Run a block in eval mode, under :func:`torch.inference_mode`, with the model's convolution
-    weights in the fastest measured memory format (``"auto"``: channels-last on CPU for a model
-    with convolutions; ``"channels_last"``; ``"keep"``: the model's own layout), and with the
-    activations that directly follow a linear or convolution layer (in a plain ``nn.Sequential``
-    or a built-in network) applied in place: a forward hook on such a layer sees its output
-    overwritten by the activation, so a hook that keeps it should clone it.
-
-    Afterwards, also after an exception or Ctrl-C, the model is exactly as it was: the same
-    weight tensors (hence layout), activations and training flag. Tensors made inside the block
-    are inference tensors: clone them outside it before using them with autograd.
-    """
-    target = _resolve_memory_format(model, memory_format)
-    was_training = model.training
-    saved = [(p, p.data) for p in model.parameters() if p.dim() == 4] if target is not None else []
-    in_place = activations_to_run_in_place(model)
-    try:
-        model.eval()
-        for p, data in saved:
-            p.data = data.contiguous(memory_format=target)  # type: ignore[arg-type]
-        for act in in_place:
-            act.inplace = True
-        with torch.inference_mode():
-            yield
-    finally:
-        for act in in_place:
-            act.inplace = False
-        for p, data in saved:
-            p.data = data
-        model.train(was_training)
-
-
-def decode_chunk_size(model: VAE, memory_budget: int = MEMORY_BUDGET, c: torch.Tensor | None = None) -> int:
-    """How many latents to decode at once within ``memory_budget`` bytes.
-
-    The cost of one latent is measured by decoding one as evaluation does (under
-    :func:`inference`, and condition ``c[:1]`` for a conditional model): the memory of every
-    output of a leaf module during :meth:`~genvae.VAE.decoder_params`, each storage once (an
-    activation run in place returns its input), which bounds what is alive at once, plus the
-    decoded parameters, their elementwise log-density and its sum. A layer's own scratch space is
-    not seen; the built-in transposed convolution's is at most its input and output again.
-    """
-    check_positive_int("memory_budget", memory_budget)
-    outputs: list[torch.Tensor] = []  # held until the end, so that no two share a freed address
-
-    def record(module: nn.Module, inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
-            outputs.append(output)
-
-    leaves = [m for m in model.modules() if next(m.children(), None) is None]  # only the decoder's will run
-    handles = [m.register_forward_hook(record) for m in leaves]
-    try:
-        with inference(model):  # as evaluation runs it (eval mode: a batch norm would refuse one latent)
-            z = torch.zeros(1, model.latent_dim, device=model.device, dtype=model.dtype)
-            params = model.decoder_params(z, None if c is None else c[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-    # by storage: an activation run in place returns its input
-    sizes = {out.untyped_storage().data_ptr(): out.untyped_storage().nbytes() for out in outputs}
-    per_latent = sum(sizes.values()) + 3 * params.numel() * max(params.element_size(), 4)
-    return max(1, memory_budget // per_latent)
 
 
 class LogMeanExp:
@@ -210,7 +106,7 @@ def _chunk_log_weights(
     """``log p(x, z) − log q(z | x)`` for ``m`` fresh draws per row of ``x``: shape ``(m, batch)``."""
     batch = x.shape[0]
     eps = torch.randn(m, *mean.shape, device=mean.device, dtype=mean.dtype)
-    z = mean + eps * torch.exp(0.5 * logvar)  # (m, batch, latent)
+    z = reparameterize(mean, logvar, eps)  # (m, batch, latent)
     log_q = log_normal(z, mean, logvar)
     flat_z = z.reshape(m * batch, -1)
     flat_c = c.repeat(m, 1) if c is not None else None
@@ -220,7 +116,7 @@ def _chunk_log_weights(
     # the likelihood sees x broadcast over the m draws (a view, no copy) and full-precision parameters
     params = params.to(x.dtype).reshape(m, batch, *params.shape[1:])
     log_px = model.likelihood.log_prob(x.expand(m, *x.shape), params).sum(dim=tuple(range(2, params.dim())))
-    return log_px + log_p_z - log_q
+    return importance_log_weights(log_px, log_p_z, log_q)
 
 
 def _log_marginal(
@@ -316,8 +212,8 @@ def nll(
         k: importance samples per image.
         batch_size: images encoded at once (fewer when one chunk cannot hold a draw for each).
         chunk: latents decoded at once; default: as many as fit in ``memory_budget``.
-        memory_budget: bytes one chunk may take (see :func:`decode_chunk_size`).
-        memory_format: the layout of the convolution weights while evaluating (see :func:`inference`).
+        memory_budget: bytes one chunk may take (see :func:`~genvae.inference.decode_chunk_size`).
+        memory_format: the layout of the convolution weights while evaluating (see :func:`~genvae.inference.inference`).
         bf16: decode under bfloat16 autocast; the log-densities stay in the model's dtype.
         progress: a progress bar with images/s on stderr; default: only when stderr is a terminal.
 
@@ -345,8 +241,8 @@ def _checked_data(model: VAE, data: Any, k: int, batch_size: int) -> tuple[torch
     """``data``'s inputs, checked, and their condition vectors (None for an unconditional model)."""
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
-    x, y = _inputs(model, data)
-    y = _labels_for(model, y)
+    x, y = model_inputs(model, data)
+    y = labels_for(model, y)
     return x, model.condition(y, x.shape[0]) if y is not None else None
 
 
@@ -417,7 +313,7 @@ def classify(
     log_prior = _log_class_prior(cvae, prior)
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
-    x, _ = _inputs(cvae, x, "x")
+    x, _ = model_inputs(cvae, x, "x")
     classes = log_prior.shape[0]
     scores = []
     with inference(cvae, memory_format), _progress(x.shape[0], progress, f"classify k={k}") as bar:
@@ -433,38 +329,6 @@ def classify(
             bar.update(n)
     result = torch.cat(scores).clone() + log_prior
     return ClassifyResult(predictions=result.argmax(1), scores=result)
-
-
-@torch.no_grad()
-def _posteriors(
-    model: VAE, data: Any, batch_size: int, limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Posterior means and log-variances of ``data`` (on the CPU, in eval mode) and its labels.
-    A conditional model encodes each image with its own label."""
-    x_all, y_all = _inputs(model, data, limit=limit)
-    y_cond = _labels_for(model, y_all)
-    was_training = model.training
-    model.eval()
-    means, logvars = [], []
-    try:
-        for i in range(0, x_all.shape[0], batch_size):
-            y = y_cond[i : i + batch_size] if y_cond is not None else None
-            x = x_all[i : i + batch_size].to(model.device)
-            mean, logvar = model.posterior(x, model.condition(y, x.shape[0]))
-            means.append(mean.cpu())
-            logvars.append(logvar.cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(means), torch.cat(logvars), y_all
-
-
-def posterior_means(
-    model: VAE, data: Any, batch_size: int = 1000, limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Posterior means of ``data`` (on the CPU) and its labels, if any; with ``limit``, of its
-    first ``limit`` inputs only. A conditional model encodes each input with its own label."""
-    means, _, labels = _posteriors(model, data, batch_size, limit)
-    return means, labels
 
 
 def latent_probe(model: VAE, train: Any, test: Any, steps: int = 200) -> float:
@@ -522,7 +386,7 @@ class PriorMatch:
 @torch.no_grad()
 def prior_match(model: VAE, data: Any, batch_size: int = 1000) -> PriorMatch:
     """How close the aggregate posterior is to N(0, I) (the notebook's questions 10.5 g–h)."""
-    means, logvars, _ = _posteriors(model, data, batch_size)
+    means, logvars, _ = posteriors(model, data, batch_size)
     mu, var = means.double(), logvars.double().exp()
     mean = mu.mean(0)
     centred = mu - mean
@@ -549,10 +413,10 @@ def label_swap(
 ) -> torch.Tensor:
     """Encode ``x`` with its label ``y`` (posterior mean), decode the same z under ``new_y``:
     the style of ``x`` with the content of ``new_y`` (the notebook's question 10.6i). In eval
-    mode, in chunks that fit ``memory_budget`` bytes (see :func:`decode_chunk_size`)."""
+    mode, in chunks that fit ``memory_budget`` bytes (see :func:`~genvae.inference.decode_chunk_size`)."""
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
-    x, _ = _inputs(cvae, x, "x")
+    x, _ = model_inputs(cvae, x, "x")
     n = x.shape[0]
     c, c_new = cvae.condition(y, n), cvae.condition(new_y, n)
     out = torch.empty(x.shape, dtype=cvae.dtype, device=cvae.device)  # filled in place: an ordinary tensor
@@ -562,8 +426,3 @@ def label_swap(
             z, _ = cvae.posterior(x[i : i + step].to(cvae.device), c[i : i + step])
             out[i : i + step] = cvae.likelihood.mean(cvae.decoder_params(z, c_new[i : i + step]))
     return out
-
-
-# The latent-space metrics live in their own module, which builds on posterior_means above; they
-# are imported last so that the module they come from can import this one.
-from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig  # noqa: E402

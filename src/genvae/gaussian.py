@@ -1,6 +1,7 @@
 """Diagonal-Gaussian formulas used across genvae, each written once.
 
-- :func:`log_normal`: log N(z; mean, diag(exp(logvar))), summed over the last dimension.
+- :func:`log_normal_dims`: log N(z; mean, exp(logvar)) per dimension (elementwise).
+- :func:`log_normal`: the same summed over the last dimension: log N(z; mean, diag(exp(logvar))).
 - :func:`kl_per_dim`: KL(N(mean, exp(logvar)) ‖ N(0, 1)) per dimension, in closed form.
 - :func:`kl_gaussians_per_dim`: KL between two diagonal Gaussians per dimension, in closed form.
 - :func:`log_normal_mixture`: the log-density of a mixture of diagonal Gaussians, summed over
@@ -20,21 +21,35 @@ import math
 
 import torch
 
-__all__ = ["LOG_2PI", "kl_gaussians_per_dim", "kl_per_dim", "log_normal", "log_normal_mixture", "reparameterize"]
+__all__ = [
+    "LOG_2PI",
+    "kl_gaussians_per_dim",
+    "kl_per_dim",
+    "log_normal",
+    "log_normal_dims",
+    "log_normal_mixture",
+    "reparameterize",
+]
 
 #: log(2π), the normaliser of the unit Gaussian density.
 LOG_2PI = math.log(2 * math.pi)
 
 
+def log_normal_dims(
+    z: torch.Tensor, mean: torch.Tensor | None = None, logvar: torch.Tensor | None = None
+) -> torch.Tensor:
+    """log N(z_d; mean_d, exp(logvar_d)) per dimension (elementwise, the broadcast shape of the
+    arguments); ``mean`` and ``logvar`` default to the standard normal (0 and 0)."""
+    centred = z if mean is None else z - mean
+    if logvar is None:
+        return -0.5 * (centred.pow(2) + LOG_2PI)
+    return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)
+
+
 def log_normal(z: torch.Tensor, mean: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> torch.Tensor:
     """log N(z; mean, diag(exp(logvar))) summed over the last dimension; ``mean`` and ``logvar``
     default to the standard normal and broadcast against ``z``."""
-    if mean is None and logvar is None:
-        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
-    centred = z if mean is None else z - mean
-    if logvar is None:
-        return -0.5 * (centred.pow(2) + LOG_2PI).sum(-1)
-    return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    return log_normal_dims(z, mean, logvar).sum(-1)
 
 
 def kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

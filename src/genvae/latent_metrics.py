@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genvae import evaluation
-from genvae._validation import check_positive_int
+from genvae._validation import check_non_negative, check_positive_int
+from genvae.inference import posterior_means
 
 __all__ = ["ActiveUnits", "MIGResult", "active_units", "mig"]
 
@@ -64,15 +63,10 @@ def active_units(model: Any, data: Any, threshold: float = 0.01, batch_size: int
         threshold: the variance above which a dimension counts as active.
         batch_size: inputs encoded at once.
     """
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not math.isfinite(threshold)
-        or threshold < 0
-    ):  # a variance is never negative: a negative threshold would count every dimension
-        raise ValueError(f"threshold: expected a finite number >= 0, got {threshold!r}")
+    # a variance is never negative: a negative threshold would count every dimension
+    check_non_negative("threshold", threshold)
     check_positive_int("batch_size", batch_size)
-    means, _ = evaluation.posterior_means(model, data, batch_size)
+    means, _ = posterior_means(model, data, batch_size)
     if means.shape[0] < 2:
         raise ValueError(f"data: expected at least 2 inputs to measure a variance, got {means.shape[0]}")
     variances = means.double().var(0, unbiased=False)
@@ -126,7 +120,7 @@ def mig(model: Any, data: Any, factors: Any, bins: int = 20, batch_size: int = 1
     check_positive_int("bins", bins)
     if bins < 2:
         raise ValueError(f"bins: expected at least 2 bins, got {bins}")
-    means, _ = evaluation.posterior_means(model, data, batch_size)
+    means, _ = posterior_means(model, data, batch_size)
     named = _factor_columns(factors, means.shape[0])
     latent_codes = [_discretise(means[:, d], bins) for d in range(means.shape[1])]
     factor_codes = {name: _discretise(values, bins) for name, values in named.items()}

@@ -33,13 +33,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from genvae._validation import check_finite, check_positive_int, fmt_shape
-from genvae.gaussian import LOG_2PI, kl_per_dim, log_normal
-from genvae.likelihoods import Bernoulli
+from genvae._loss_terms import LossTerm, get, kl_normal, names, register, registry, resolve_term, term_name
+
+# the built-in terms stay reachable as gv.losses.bce, ... (they are registered by name as "bce", ...)
+from genvae._loss_terms import bce as bce
+from genvae._loss_terms import kl as kl
+from genvae._loss_terms import kl_mc as kl_mc
+from genvae._loss_terms import mse as mse
+from genvae._loss_terms import nll as nll
+from genvae._validation import check_finite_number, check_non_negative, check_positive_int, fmt_shape
+from genvae.gaussian import log_normal, log_normal_dims
+from genvae.inference import importance_log_weights
 from genvae.models import VAEOutput
-from genvae.priors import GaussianPrior
 from genvae.registry import Registry
 
 __all__ = [
@@ -58,100 +64,6 @@ __all__ = [
     "resolve_term",
     "term_name",
 ]
-
-LossTerm = Callable[[VAEOutput, torch.Tensor], torch.Tensor]
-
-registry: Registry[LossTerm] = Registry("losses")
-register = registry.register
-get = registry.get
-names = registry.names
-
-
-def kl_normal(mean: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Analytic KL(N(mean, exp(logvar)) ‖ N(0, I)) for diagonal Gaussians, the last dimension being
-    the latent one.
-
-    ``0.5 · (mean² + exp(logvar) − 1 − logvar)`` per dimension (Kingma & Welling, 2014, app. B).
-
-    Args:
-        mean, logvar: tensors of the same shape ``(..., latent_dim)``; integer tensors are
-            converted to floating point.
-        reduction: ``"mean"`` (the notebook's: sum over latent dimensions, mean over the batch),
-            ``"sum"`` (over everything), ``"none"`` (per sample: sum over latent dimensions only)
-            or ``"dims"`` (elementwise, no reduction).
-
-    Example:
-        >>> import torch, genvae as gv
-        >>> gv.losses.kl_normal(torch.tensor([[0]]), torch.tensor([[0]]))
-        tensor(0.)
-    """
-    if not isinstance(mean, torch.Tensor) or not isinstance(logvar, torch.Tensor):
-        raise TypeError(f"mean, logvar: expected tensors, got {type(mean).__name__} and {type(logvar).__name__}")
-    if mean.shape != logvar.shape:
-        raise ValueError(f"logvar: expected the shape of mean {tuple(mean.shape)}, got {tuple(logvar.shape)}")
-    if not mean.is_floating_point():
-        mean = mean.to(torch.get_default_dtype())
-    if not logvar.is_floating_point():
-        logvar = logvar.to(torch.get_default_dtype())
-    check_finite("mean", mean)
-    check_finite("logvar", logvar)
-    per_dim = kl_per_dim(mean, logvar)
-    if reduction == "dims":
-        return per_dim
-    if reduction == "none":
-        return per_dim.sum(-1)
-    if reduction == "mean":
-        per_sample = per_dim.sum(-1)
-        return per_sample.mean() if per_sample.dim() else per_sample
-    if reduction == "sum":
-        return per_dim.sum()
-    raise ValueError(f"reduction: expected 'mean', 'sum', 'none' or 'dims', got {reduction!r}")
-
-
-@register("nll")
-def nll(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """−log p(x | z) per element under the model's likelihood."""
-    return -out.log_prob(x)
-
-
-@register("bce")
-def bce(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy per element, from the logits (``binary_cross_entropy_with_logits``)."""
-    if not isinstance(out.likelihood, Bernoulli):
-        raise ValueError(
-            "reconstruction: the 'bce' term expects logits from a Bernoulli likelihood, got a model "
-            f"with a {type(out.likelihood).__name__} likelihood; use 'nll' for its own likelihood"
-        )
-    return F.binary_cross_entropy_with_logits(out.params, x, reduction="none")
-
-
-@register("mse")
-def mse(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """Squared error per element between the reconstruction's mean and ``x``."""
-    return (out.recon - x).pow(2)
-
-
-@register("kl")
-def kl(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """KL(q(z | x) ‖ p(z)) from the model's prior: analytic per latent dimension, ``(batch,
-    latent_dim)``, where the prior has a closed form (normal, conditional), else the one-sample
-    Monte-Carlo estimate per sample, ``(batch,)``."""
-    # no finiteness check: no host sync in the training step
-    if out.prior is None:
-        return kl_per_dim(out.mean, out.logvar)
-    return out.prior.kl(out.mean, out.logvar, out.z, out.c)
-
-
-@register("kl_mc")
-def kl_mc(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """One-sample estimate log q(z | x) − log p(z) at the drawn z: per latent dimension for a
-    prior that factorises over them (normal, conditional), else per sample."""
-    log_q = -0.5 * ((out.z - out.mean).pow(2) * torch.exp(-out.logvar) + out.logvar + LOG_2PI)
-    if out.prior is None:
-        return log_q - -0.5 * (out.z.pow(2) + LOG_2PI)
-    if isinstance(out.prior, GaussianPrior):
-        return log_q - out.prior.log_prob_dims(out.z, out.c)
-    return log_q.sum(-1) - out.prior.log_prob(out.z, out.c)
 
 
 @dataclass
@@ -219,7 +131,7 @@ class Objective:
 
     def set_factor(self, name: str, value: float) -> None:
         """Set the schedule factor ``name`` (a finite number ≥ 0) that multiplies the weights."""
-        self.factors[name] = _non_negative(name, value)
+        self.factors[name] = check_non_negative(name, value)
 
     @property
     def factor(self) -> float:
@@ -287,9 +199,11 @@ class ELBO(Objective):
         super().__init__()
         self.reconstruction = resolve_term("reconstruction", reconstruction)
         self.kl = resolve_term("kl", kl)
-        self.beta = _non_negative("beta", beta)
-        self.free_bits = _non_negative("free_bits", free_bits)
-        self.extra = {term_name(k): (resolve_term("extra", k), _finite("extra", w)) for k, w in (extra or {}).items()}
+        self.beta = check_non_negative("beta", beta)
+        self.free_bits = check_non_negative("free_bits", free_bits)
+        self.extra = {
+            term_name(k): (resolve_term("extra", k), check_finite_number("extra", w)) for k, w in (extra or {}).items()
+        }
         self._spec = {"reconstruction": reconstruction, "kl": kl}
 
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
@@ -376,7 +290,7 @@ class IWAE(Objective):
 
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
         log_px, log_pz, log_q = _log_joint_terms(out, x)
-        log_w = log_px + log_pz - log_q  # (k, batch)
+        log_w = importance_log_weights(log_px, log_pz, log_q)  # (k, batch)
         bound = torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
         total = -bound.mean()
         return ELBOTerms(loss=total, total=total, recon=-log_px.mean(), kl=(log_q - log_pz).mean())
@@ -449,7 +363,7 @@ class BetaTCVAE(Objective):
     ) -> None:
         super().__init__()
         self.alpha, self.beta, self.gamma = (
-            _non_negative(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))
+            check_non_negative(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma))
         )
         self.dataset_size = None if dataset_size is None else check_positive_int("dataset_size", dataset_size)
         self.reconstruction = resolve_term("reconstruction", reconstruction)
@@ -476,11 +390,7 @@ class BetaTCVAE(Objective):
         z, mean, logvar = out.z, out.mean, out.logvar
         batch = z.shape[0]
         # log q(z_i,d | x_j) for every pair (i, j) and dimension d: (batch, batch, latent_dim)
-        pairs = -0.5 * (
-            (z.unsqueeze(1) - mean.unsqueeze(0)).pow(2) * torch.exp(-logvar.unsqueeze(0))
-            + logvar.unsqueeze(0)
-            + LOG_2PI
-        )
+        pairs = log_normal_dims(z.unsqueeze(1), mean.unsqueeze(0), logvar.unsqueeze(0))
         norm = math.log(batch * (self.dataset_size or 1))
         log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm
         log_qz_dims = (torch.logsumexp(pairs, dim=1) - norm).sum(1)
@@ -503,34 +413,3 @@ class BetaTCVAE(Objective):
 
     def __repr__(self) -> str:
         return f"BetaTCVAE(alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, dataset_size={self.dataset_size})"
-
-
-def resolve_term(argument: str, spec: Any) -> LossTerm:
-    """The loss term ``spec`` names (a registered name) or is (a function ``(out, x) -> per-sample
-    values``); a TypeError naming ``argument`` otherwise. Every objective resolves its terms here."""
-    term = registry.resolve(spec, argument=argument)
-    if not callable(term):
-        raise TypeError(
-            f"{argument}: expected a registered term name ({', '.join(names())}) or a function "
-            f"(out, x) -> per-sample values, got {type(spec).__name__}"
-        )
-    return term
-
-
-def term_name(spec: Any) -> str:
-    """How a term is recorded in an objective's ``config()``: its registered name, else the
-    function's ``__name__``."""
-    return spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _non_negative(name: str, value: Any) -> float:
-    number = _finite(name, value)
-    if number < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
-    return number

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
-from genvae._validation import check_finite, check_positive_int, check_tensor, fmt_shape
+from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
 from genvae.priors import Prior, as_prior
@@ -438,11 +438,8 @@ class ConditionalVAE(VAE):
                 y = y[:, 0]
             if y.dim() != 1:
                 raise ValueError(f"y: expected integer class indices of shape (batch,), got {fmt_shape(y.shape)}")
-            if self.check_inputs and y.numel():
-                low, high = int(y.min()), int(y.max())
-                if low < 0 or high >= self.num_classes:
-                    bad = low if low < 0 else high
-                    raise ValueError(f"y: expected class indices in [0, {self.num_classes - 1}], got {bad}")
+            if self.check_inputs:
+                check_labels("y", y, self.num_classes)
             c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.dtype)
         if c.shape[0] == 1 and batch != 1:
             c = c.expand(batch, -1)

@@ -41,7 +41,7 @@ from torch import nn
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence, mlp
 from genvae._validation import check_positive_int
-from genvae.gaussian import LOG_2PI, kl_gaussians_per_dim, kl_per_dim, log_normal, log_normal_mixture
+from genvae.gaussian import kl_gaussians_per_dim, kl_per_dim, log_normal, log_normal_dims, log_normal_mixture
 from genvae.registry import Registry
 
 __all__ = [
@@ -190,10 +190,7 @@ class GaussianPrior(Prior):
     def log_prob_dims(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """log p(z) per latent dimension, the shape of ``z`` (the prior factorises)."""
         mean, logvar = self.gaussian(c)
-        centred = z if mean is None else z - mean
-        if logvar is None:
-            return -0.5 * (centred.pow(2) + LOG_2PI)
-        return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)
+        return log_normal_dims(z, mean, logvar)
 
     def kl(
         self, mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None = None

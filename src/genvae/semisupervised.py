@@ -38,10 +38,11 @@ from torch import nn
 
 from genvae import classifiers, decoders, encoders, models
 from genvae._seed_networks import seed_decoder, seed_encoder
-from genvae._validation import check_positive_int, fmt_shape
+from genvae._validation import check_labels, check_non_negative, check_positive_int, fmt_shape
 from genvae.conditioners import Conditioner
 from genvae.data.inputs import as_tensors
 from genvae.data.partial import UNLABELLED
+from genvae.inference import eval_mode
 from genvae.likelihoods import Likelihood
 from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_term, term_name
 from genvae.models import VAE, ConditionalVAE, Labels, VAEOutput
@@ -168,12 +169,9 @@ class SemiSupervisedVAE(ConditionalVAE):
         labels = _integer_labels(y)
         if labels is None:
             return super().condition(y, batch)
-        if self.check_inputs and labels.numel() and int(labels.min()) < UNLABELLED:
-            raise ValueError(
-                f"y: expected class indices in [0, {self.num_classes - 1}] or {UNLABELLED} (unlabelled), "
-                f"got {int(labels.min())}"
-            )
-        c = super().condition(labels.clamp(min=0), batch)
+        c = super().condition(labels.clamp(min=0), batch)  # checks the classes: [0, num_classes − 1]
+        if self.check_inputs:  # and here the rest: the marker, and nothing below it
+            check_labels("y", labels, self.num_classes, unlabelled=UNLABELLED)
         return c * (labels != UNLABELLED).to(c.device, c.dtype).unsqueeze(1)
 
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -233,13 +231,8 @@ class SemiSupervisedVAE(ConditionalVAE):
                 f"y: expected integer class indices of shape ({batch},), -1 for unlabelled inputs, got {got}"
             )
         labels = labels.to(self.device, torch.long)
-        if self.check_inputs and labels.numel():
-            low, high = int(labels.min()), int(labels.max())
-            if low < UNLABELLED or high >= self.num_classes:
-                raise ValueError(
-                    f"y: expected class indices in [0, {self.num_classes - 1}] or {UNLABELLED} (unlabelled), "
-                    f"got {low if low < UNLABELLED else high}"
-                )
+        if self.check_inputs:
+            check_labels("y", labels, self.num_classes, unlabelled=UNLABELLED)
         return labels
 
     def predict_proba(self, x: Any, batch_size: int = 1000) -> torch.Tensor:
@@ -257,12 +250,6 @@ class SemiSupervisedVAE(ConditionalVAE):
     def extra_repr(self) -> str:
         """The latent size and the number of classes, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, num_classes={self.num_classes}"
-
-
-def _weight(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def _per_row(values: torch.Tensor, term: str) -> torch.Tensor:
@@ -310,8 +297,8 @@ class SemiSupervisedELBO(Objective):
         kl: str | LossTerm = "kl",
     ) -> None:
         super().__init__()
-        self.alpha = _weight("alpha", alpha)
-        self.beta = _weight("beta", beta)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.beta = check_non_negative("beta", beta)
         self.reconstruction = resolve_term("reconstruction", reconstruction)
         self.kl = resolve_term("kl", kl)
         self._names = {"reconstruction": term_name(reconstruction), "kl": term_name(kl)}
@@ -427,15 +414,11 @@ def class_probabilities(classifier: nn.Module, data: Any, batch_size: int = 1000
     if isinstance(classifier, VAE):
         classifier.check_input(x, "x")
     logits_of = classifier.class_logits if isinstance(classifier, SemiSupervisedVAE) else classifier
-    was_training = classifier.training
-    classifier.eval()
-    try:
+    with eval_mode(classifier):
         chunks = [
             F.softmax(logits_of(x[i : i + batch_size].to(device)).float(), dim=1).cpu()
             for i in range(0, x.shape[0], batch_size)
         ]
-    finally:
-        classifier.train(was_training)
     return torch.cat(chunks)
 
 
@@ -449,11 +432,7 @@ def confusion_matrix(classifier: nn.Module, data: Any, batch_size: int = 1000) -
         raise ValueError(f"data: expected inputs with integer class labels, got {got}")
     probabilities = class_probabilities(classifier, x, batch_size)
     predicted, k = probabilities.argmax(1), probabilities.shape[1]
-    low, high = int(y.min()), int(y.max())
-    if low < 0 or high >= k:
-        raise ValueError(
-            f"data: expected labels in [0, {k - 1}] for every input (none unlabelled), got {low if low < 0 else high}"
-        )
+    check_labels("data", y, k, what="labels", note=" for every input (none unlabelled)")
     return torch.bincount(y.cpu() * k + predicted, minlength=k * k).reshape(k, k)
 
 

@@ -21,7 +21,7 @@ import torch
 
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
-from genvae.evaluation import decode_chunk_size, posterior_means
+from genvae.inference import decode_chunk_size, eval_mode, posterior_means
 from genvae.models import VAE, ConditionalVAE
 from genvae.semisupervised import confusion_matrix
 
@@ -125,14 +125,10 @@ def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, tor
     """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's
     device, each chunk within :data:`_FIGURE_BUDGET` bytes: memory stays bounded whatever the
     grid size."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         step = decode_chunk_size(model, _FIGURE_BUDGET, model.condition(y, z.shape[0]))
         for start in range(0, z.shape[0], step):
             yield start, model.decode(z[start : start + step], y)
-    finally:
-        model.train(was_training)
 
 
 def _canvas(height: int, width: int, channels: int) -> np.ndarray:

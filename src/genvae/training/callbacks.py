@@ -25,6 +25,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
+from genvae._validation import check_non_negative
+
 if TYPE_CHECKING:
     from genvae.losses import ELBOTerms
     from genvae.training.trainer import Trainer
@@ -182,8 +184,7 @@ class EarlyStopping(Callback):
     ) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience: expected a positive integer, got {patience!r}")
-        if not (isinstance(min_delta, int | float) and math.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"min_delta: expected a finite number >= 0, got {min_delta!r}")
+        check_non_negative("min_delta", min_delta)
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.restore_best_weights = restore_best_weights
         self.best = math.inf
@@ -343,8 +344,7 @@ class KLWarmup(Callback):
     def __init__(self, epochs: float = 10, start: float = 0.0) -> None:
         if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not epochs > 0:
             raise ValueError(f"epochs: expected a positive number, got {epochs!r}")
-        if isinstance(start, bool) or not isinstance(start, int | float) or not (math.isfinite(start) and start >= 0):
-            raise ValueError(f"start: expected a finite number >= 0, got {start!r}")
+        check_non_negative("start", start)
         self.epochs, self.start = epochs, float(start)
 
     def on_fit_start(self, trainer: Trainer) -> None:

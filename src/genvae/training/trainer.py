@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from genvae._validation import check_positive_int
+from genvae._validation import check_non_negative, check_positive_int
 from genvae.config import get_config
 from genvae.losses import ELBO, ELBOTerms
 from genvae.training import distributed
@@ -201,8 +201,7 @@ class Trainer:
         self.amp, self.compile, self.channels_last = amp, compile, channels_last
 
     def _default_optimizer(self, lr: float, fused: bool | None) -> torch.optim.Optimizer:
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr: expected a finite number >= 0, got {lr!r}")
+        check_non_negative("lr", lr)
         use_fused = _FUSED_BY_DEFAULT.get(self.device.type, False) if fused is None else fused
         return torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
 
