@@ -150,8 +150,8 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "log_normal: normaliser dropped", GAUSSIAN,
-        "return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)",
-        "return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar).sum(-1)",
+        "return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar + LOG_2PI)",
+        "return -0.5 * (centred.pow(2) * torch.exp(-logvar) + logvar)",
         (*LOSS_TESTS, *EVALUATION_TESTS), "log N(z; μ, σ²) without −½ log 2π per dimension",
     ),
     Mutant(
