@@ -146,6 +146,17 @@ def test_load_refuses_a_file_that_is_not_a_model_description(tmp_path: Path) -> 
         gv.load(tmp_path)
 
 
+def test_model_json_records_the_package_version(tmp_path: Path) -> None:
+    """The version comes from genvae/_version.py (which pyproject.toml's hatch reads), not from
+    the package's __init__, so config.py imports no module that imports it back."""
+    from genvae._version import __version__
+
+    gv.save(gv.presets.seed_vae(), tmp_path)
+    assert json.loads((tmp_path / "model.json").read_text())["genvae_version"] == __version__ == gv.__version__
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert 'path = "src/genvae/_version.py"' in pyproject
+
+
 def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
     gv.save(gv.presets.seed_vae(latent_dim=3), tmp_path)  # again: the first weights file goes

@@ -431,6 +431,19 @@ def test_seed_m2_has_the_notebook_networks_and_a_conv_classifier() -> None:
     assert isinstance(model.default_objective(), SemiSupervisedELBO)
 
 
+def test_seed_m2_draws_the_networks_seed_cvae_draws_under_the_same_seed() -> None:
+    """seed_m2 builds its networks without importing presets, and a seeded call still gives the
+    weights it gave when it called presets.seed_cvae."""
+    torch.manual_seed(0)
+    model = seed_m2(latent_dim=2, num_classes=4, conditioner="concat")
+    torch.manual_seed(0)
+    cvae = gv.presets.seed_cvae(latent_dim=2, num_classes=4, conditioner="concat")
+    for part in ("encoder", "decoder"):
+        mine, theirs = getattr(model, part).state_dict(), getattr(cvae, part).state_dict()
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), part
+
+
 def test_names_build_the_parts() -> None:
     model = SemiSupervisedVAE("conv", "conv", "mlp", latent_dim=3, num_classes=5, conditioner="concat")
     assert isinstance(model.classifier, MLPClassifier) and model.classifier.num_classes == 5
