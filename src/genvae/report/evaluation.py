@@ -18,7 +18,7 @@ does not apply to the run (Bayes' rule for a plain VAE, the MIG on real data) is
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -230,13 +230,13 @@ class RunEvaluation:
             "nll_k": self.nll_k,
             "nll_images": self.nll_images,
             "latent_probe_accuracy": self.latent_probe_accuracy,
-            "active_units": vars(self.active_units),
-            "prior_match": vars(self.prior_match),
+            "active_units": asdict(self.active_units),
+            "prior_match": asdict(self.prior_match),
         }
         for part in (self.bayes, self.classifier):
-            figures.update(part.to_json() if part else {})
-        if self.mig:
-            figures["mig"] = vars(self.mig)
+            figures.update(part.to_json() if part is not None else {})
+        if self.mig is not None:
+            figures["mig"] = asdict(self.mig)
         return figures
 
     @classmethod
