@@ -25,7 +25,9 @@ MODULES = [
     "genvae.decoders", "genvae.encoders", "genvae.evaluation", "genvae.gaussian", "genvae.inference",
     "genvae.latent_metrics",
     "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.registry",
-    "genvae.report", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
+    "genvae.report", "genvae.report.document", "genvae.report.evaluation", "genvae.report.figures",
+    "genvae.report.formatting", "genvae.report.kinds", "genvae.report.page", "genvae.report.questions",
+    "genvae.report.views", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
     "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
     "genvae.training.state", "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
 ]  # fmt: skip

@@ -199,6 +199,8 @@ def test_a_run_on_synthetic_digits_is_scored_against_their_style_factors(tmp_pat
     n = figures["mig"]["images"]
     test = gv.data.load_dataset("synthetic-digits", "test", limit=120)
     factors = {name: values[:n] for name, values in test.factors.items()}
+    # genvae against itself, on the report's images; test_report_evaluation.py checks the MIG the
+    # report gives against an independent (numpy) computation on a tiny case
     expected = gv.evaluation.mig(gv.load(run), test.images[:n], factors)
     assert figures["mig"]["score"] == pytest.approx(expected.score)
     assert set(figures["mig"]["per_factor"]) == set(test.factors)

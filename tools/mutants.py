@@ -30,6 +30,9 @@ LOSSES = "src/genvae/losses.py"
 GAUSSIAN = "src/genvae/gaussian.py"
 EVALUATION = "src/genvae/evaluation.py"
 CLI = "src/genvae/cli.py"
+REPORT_WORDS = "src/genvae/report/formatting.py"
+REPORT_QUESTIONS = "src/genvae/report/questions.py"
+REPORT_EVALUATION = "src/genvae/report/evaluation.py"
 
 TRAINING_TESTS = ("tests/test_training*.py", "tests/test_semantics_training.py")
 CALLBACK_TESTS = ("tests/test_training*.py", "tests/test_semantics_callbacks.py")
@@ -37,6 +40,8 @@ LOSS_TESTS = ("tests/test_losses*.py", "tests/test_semantics_losses.py")
 SPEED_TESTS = ("tests/test_speed_options.py",)
 EVALUATION_TESTS = ("tests/test_evaluation*.py",)
 CLI_TESTS = ("tests/test_cli*.py",)
+REPORT_QUESTION_TESTS = ("tests/test_report_questions.py",)  # fast: no run is trained
+REPORT_EVALUATION_TESTS = ("tests/test_report_evaluation.py",)
 
 MUTANTS: list[Mutant] = [
     # -- named in issue 16 --------------------------------------------------------------------------
@@ -178,5 +183,31 @@ MUTANTS: list[Mutant] = [
         "last.ckpt not written on interrupt", CALLBACKS,
         "trainer.save_checkpoint(self.last_path)  # mid-epoch", "pass  # mid-epoch",
         CALLBACK_TESTS, "Ctrl-C leaves the checkpoint of the last epoch end",
+    ),
+    # -- the report (issue 26 item 10: its wording had only a slow test) -------------------------
+    Mutant(
+        "report: fell and rose swapped", REPORT_WORDS,
+        'verb = "fell" if after < before else "rose"', 'verb = "rose" if after < before else "fell"',
+        REPORT_QUESTION_TESTS, "10.4c says a term rose when it fell",
+    ),
+    Mutant(
+        "report: lower and higher swapped", REPORT_WORDS,
+        "{'lower' if value < other else 'higher'}", "{'higher' if value < other else 'lower'}",
+        REPORT_QUESTION_TESTS, "10.6g says the CVAE's KL is higher than the VAE's when it is lower",
+    ),
+    Mutant(
+        "report: 10.4c compares the large latent size with the small", REPORT_QUESTIONS,
+        "the test reconstruction term {change(r0, r1)}", "the test reconstruction term {change(r1, r0)}",
+        REPORT_QUESTION_TESTS, "the reconstruction term's change is reported backwards",
+    ),
+    Mutant(
+        "report: 10.6g compares the VAE's KL with the CVAE's", REPORT_QUESTIONS,
+        "than(cvae.test_terms[1], vae.test_terms[1])", "than(vae.test_terms[1], cvae.test_terms[1])",
+        REPORT_QUESTION_TESTS, "the KL comparison is turned around",
+    ),
+    Mutant(
+        "report: evaluation.json loses the classifier", REPORT_EVALUATION,
+        "for part in (self.bayes, self.classifier):", "for part in (self.bayes,):",
+        REPORT_EVALUATION_TESTS, "a semi-supervised run's classifier figures are not written",
     ),
 ]  # fmt: skip

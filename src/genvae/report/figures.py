@@ -1,0 +1,142 @@
+"""Which figures the report draws for a run, and what each caption says to look for.
+
+Every run gets its loss curves (when it has a training history), the latent scatter,
+reconstructions, samples and traversals; a run with at least two latent dimensions its latent
+manifolds (one per label for a conditional model); a conditional model its label swaps; a
+semi-supervised model its classifier's confusion matrix. Which apply is read from the run's
+:class:`~genvae.report.kinds.RunKind`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import Any, cast
+
+from genvae import viz
+from genvae.data import ImageDataset
+from genvae.models import VAE, ConditionalVAE
+from genvae.report.evaluation import ReportSettings
+from genvae.report.kinds import RunKind
+from genvae.training.state import History
+
+__all__ = ["ReportFigure", "choose_figures"]
+
+
+@dataclass
+class ReportFigure:
+    """One figure of a run: its anchor key, title, what to look for, the PNG (base64).
+
+    Attributes:
+        key: the figure's anchor within its run (``"loss"``, ``"scatter"``, ``"manifold-label-3"``...).
+        title: its title (plain text).
+        look_for: its caption: what to look for.
+        png: the image, a base64 PNG.
+        wide: whether it spans the whole row of the grid.
+    """
+
+    key: str
+    title: str
+    look_for: str
+    png: str
+    wide: bool = False
+
+
+def _png(fig: Any, dpi: int = 100) -> str:
+    """The figure as a base64 PNG. A figure shown in a grid cell is drawn about 5 inches wide, so
+    that its text reads like the page's; a detailed image takes a higher ``dpi``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_LOOK = {
+    "loss": "Look for train and test curves that fall and level off together (a test curve that turns "
+    "up is overfitting); the KL panel shows how many nats the code carries.",
+    "manifold": "Look for smooth changes between neighbouring cells and every class somewhere on the grid: "
+    "each class's area is the share of latent space the decoder gives it.",
+    "manifold-quantile": "Each cell holds equal prior mass, so this is what sampling the prior gives: "
+    "blurry cells are prior mass the decoder maps to no clear class.",
+    "manifold-label": "Look for the same style (slant, width, thickness) at the same place in every "
+    "label's grid: z holds the style, the label the class (10.6e).",
+    "scatter": "Look for separate clusters (z holds the class: 10.5b) or overlapping colours (z left the "
+    "class to the label: 10.6g), and for a round cloud centred on 0, about ±2 wide, like N(0, I) (10.5g–h).",
+    "reconstructions": "Look for each reconstruction (bottom) keeping the class of its input (top); "
+    "blur is what a small code costs.",
+    "samples": "Look for recognisable images of several classes; shapeless blobs are prior mass the "
+    "decoder maps to no class.",
+    "samples-cvae": "Look for each row showing its label and each column keeping one style down the rows.",
+    "label-swap": "Look for each row keeping its input's style while the class follows the column (10.6i).",
+    "traversal": "Look for one property changing at a time along each row (one latent dimension swept).",
+    "confusion": "Look for a dark diagonal; off-diagonal cells are the classes the classifier q(y | x) mixes up.",
+}
+
+
+def choose_figures(
+    model: VAE, kind: RunKind, history: History, test: ImageDataset, settings: ReportSettings
+) -> list[ReportFigure]:
+    """The figures of a run, drawn, in the order the report shows them."""
+    shown: list[ReportFigure] = []
+    if len(history):
+        curves = _png(viz.loss_curves(history), 80)
+        shown.append(ReportFigure("loss", "Loss curves (per-sample nats)", _LOOK["loss"], curves, wide=True))
+    if model.latent_dim >= 2:
+        shown += _manifolds(model, kind, test)
+    scatter = viz.latent_scatter(model, test.subset(slice(0, settings.eval_size)), figsize=(5.5, 4.6))
+    title = "Posterior means of test images, coloured by label"
+    shown.append(ReportFigure("scatter", title, _LOOK["scatter"], _png(scatter, 120)))
+    recon = _png(viz.reconstructions(model, test, n=12), 80)
+    shown.append(ReportFigure("reconstructions", "Reconstructions", _LOOK["reconstructions"], recon, wide=True))
+    shown += _sample_figures(model, kind, test)
+    if kind.semi_supervised:
+        n = min(settings.eval_size, len(test))
+        names = _class_names(test, kind.classes)
+        matrix = _png(viz.confusion(model, test.subset(slice(0, n)), classes=names, figsize=(5.5, 5)), 110)
+        title = f"Confusion matrix of the classifier q(y | x), {n} test images"
+        shown.append(ReportFigure("confusion", title, _LOOK["confusion"], matrix))
+    return shown
+
+
+def _class_names(test: ImageDataset, k: int) -> list[str]:
+    return [test.classes[i] if i < len(test.classes) else str(i) for i in range(k)]
+
+
+def _manifolds(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigure]:
+    size = (5.0, 5.0)  # a grid cell's width; the decoded images are drawn at 160 dpi to stay sharp
+    if not kind.conditional:
+        linear = _png(viz.latent_manifold(model, figsize=size), 160)
+        quantile = _png(viz.latent_manifold(model, grid="quantile", figsize=size), 160)
+        return [
+            ReportFigure("manifold", "Latent manifold (linear grid)", _LOOK["manifold"], linear),
+            ReportFigure("manifold-quantile", "Latent manifold (quantile grid)", _LOOK["manifold-quantile"], quantile),
+        ]
+    shown = []
+    for label, name in enumerate(_class_names(test, kind.classes)):
+        fig = viz.latent_manifold(model, y=label, n=15, figsize=(3.2, 3.2))  # a cell of the finer grid
+        look = _LOOK["manifold-label"] if label == 0 else "Compare with the other labels' grids."
+        title = f"Latent manifold for label {label} ({name})"
+        shown.append(ReportFigure(f"manifold-label-{label}", title, look, _png(fig, 150)))
+    return shown
+
+
+def _sample_figures(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigure]:
+    rows = min(model.latent_dim, 10)  # the traversal's rows: one per latent dimension
+    if kind.conditional:
+        samples = _png(viz.samples(model, n=12, figsize=(6.0, 5.5)), 130)
+        conditional = cast(ConditionalVAE, model)  # kind.conditional says it is one
+        swaps = _png(viz.label_swap(conditional, test.images[:8], test.labels[:8], figsize=(6.0, 4.6)), 130)
+        sweep = _png(viz.traversal(model, y=0, figsize=(6.0, 0.7 * rows + 0.5)), 130)
+        return [
+            ReportFigure("samples", "Samples: one row per label, one z per column", _LOOK["samples-cvae"], samples),
+            ReportFigure(
+                "label-swap", "Label swaps: each input's z decoded under every label", _LOOK["label-swap"], swaps
+            ),
+            ReportFigure("traversal", "Latent traversals (label 0)", _LOOK["traversal"], sweep),
+        ]
+    samples = _png(viz.samples(model, n=12, rows=4), 80)
+    sweep = _png(viz.traversal(model, figsize=(6.0, 0.7 * rows + 0.5)), 130)
+    return [
+        ReportFigure("samples", "Samples from the prior", _LOOK["samples"], samples, wide=True),
+        ReportFigure("traversal", "Latent traversals", _LOOK["traversal"], sweep),
+    ]
