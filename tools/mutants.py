@@ -24,6 +24,7 @@ class Mutant:
 
 
 TRAINER = "src/genvae/training/trainer.py"
+DEVICES = "src/genvae/training/devices.py"
 CALLBACKS = "src/genvae/training/callbacks.py"
 BATCHES = "src/genvae/training/batches.py"
 LOSSES = "src/genvae/losses.py"
@@ -125,7 +126,7 @@ MUTANTS: list[Mutant] = [
         CLI_TESTS, "genvae train --lr 0.01 trains at 1e-3",
     ),
     Mutant(
-        "device check removed", TRAINER,
+        "device check removed", DEVICES,
         "if not torch.cuda.is_available():", "if False:",
         ("tests/test_semantics_training.py", "tests/test_speed_options.py", *CLI_TESTS),
         "Trainer(device='cuda') on a CPU-only build fails deep in torch with an AssertionError",
