@@ -126,11 +126,12 @@ def _read_regular_file(path: str | os.PathLike[str]) -> bytes:
         raise
     except OSError as err:
         raise CheckpointError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(info.st_mode)}")
     with os.fdopen(fd, "rb") as fh:
-        mode, size = os.fstat(fd).st_mode, os.fstat(fd).st_size
-        if not stat.S_ISREG(mode):
-            raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(mode)}")
-        return fh.read(size)
+        return fh.read(info.st_size)
 
 
 def _kind(mode: int) -> str:
@@ -185,15 +186,15 @@ def _check_state(path: str | os.PathLike[str], state: Mapping[str, Any], steps_p
     epoch, global_step, step = (_count(path, f"state.{n}", state[n]) for n in names[:3])
     if not isinstance(state["stop_reason"], str):
         raise CheckpointError(f"{path}: state.stop_reason: expected str, got {_type(state['stop_reason'])}")
-    if global_step < epoch + step:  # every finished epoch took at least one step
-        raise CheckpointError(
-            f"{path}: state.global_step: expected at least {epoch + step} (epochs {epoch}, steps {step}), "
-            f"got {global_step}"
-        )
     if steps_per_epoch and step >= steps_per_epoch:
         raise CheckpointError(
             f"{path}: state.step_in_epoch: expected below {steps_per_epoch} (the steps of an epoch of this data), "
             f"got {step}"
+        )
+    if global_step < epoch + step:  # every finished epoch took at least one step
+        raise CheckpointError(
+            f"{path}: state.global_step: expected at least {epoch + step} (epochs {epoch}, steps {step}), "
+            f"got {global_step}"
         )
 
 

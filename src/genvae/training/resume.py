@@ -105,8 +105,22 @@ def check_settings(path: str | os.PathLike[str], saved: Mapping[str, Any] | None
 
 
 def restore_trainer(trainer: Trainer, path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
-    """Put a checked payload's model, optimiser, objective, counters, history and callback states
-    into ``trainer`` (the random state and the epoch's progress are the trainer's to restore)."""
+    """Put a checked payload's model, optimiser, objective, callback states, counters and history
+    into ``trainer`` (the random state and the epoch's progress are the trainer's to restore). When
+    a part does not fit, the model and optimiser are put back as they were and the counters and
+    history are left untouched."""
+    before = state_copy(trainer.model, trainer.optimizer)
+    try:
+        _load_parts(trainer, path, payload)
+    except BaseException:
+        trainer.model.load_state_dict(before["model"])
+        trainer.optimizer.load_state_dict(before["optimizer"])
+        raise
+    trainer.state = TrainerState(**payload["state"])
+    trainer.history = History([dict(r) for r in payload["history"]])
+
+
+def _load_parts(trainer: Trainer, path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
     try:
         trainer.model.load_state_dict(payload["model_state"])
     except RuntimeError as err:
@@ -118,8 +132,6 @@ def restore_trainer(trainer: Trainer, path: str | os.PathLike[str], payload: Map
         _loading(path, "objective", trainer.objective.load_state_dict, state)
     elif "beta" in payload and hasattr(trainer.objective, "beta"):  # checkpoints of genvae ≤ 0.1 with β only
         trainer.objective.beta = payload["beta"]
-    trainer.state = TrainerState(**payload["state"])
-    trainer.history = History([dict(r) for r in payload["history"]])
     for cb in trainer.callbacks:
         if cb.state_key in payload["callbacks"]:
             _loading(path, f"callbacks[{cb.state_key!r}]", cb.load_state_dict, payload["callbacks"][cb.state_key])
