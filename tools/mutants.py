@@ -180,4 +180,19 @@ MUTANTS: list[Mutant] = [
         "trainer.save_checkpoint(self.last_path)  # mid-epoch", "pass  # mid-epoch",
         CALLBACK_TESTS, "Ctrl-C leaves the checkpoint of the last epoch end",
     ),
+    Mutant(
+        "best weights restored on interrupt", CALLBACKS,
+        "self.best_weights is not None and not trainer.interrupted:", "self.best_weights is not None:",
+        CALLBACK_TESTS, "restore_best_weights puts the best epoch's weights into an interrupted run",
+    ),
+    Mutant(
+        "stop decided on one rank only", TRAINER,
+        "decided and not self.should_stop:", "decided and False:",
+        ("tests/test_distributed.py",), "under torchrun, a rank that decides to stop leaves the others waiting",
+    ),
+    Mutant(
+        "crafted checkpoint epoch accepted", "src/genvae/training/checkpoint.py",
+        "value < 0:", "value < -10**9:",
+        ("tests/test_training*.py",), "a checkpoint with epoch -5 behind a valid checksum is resumed",
+    ),
 ]  # fmt: skip
