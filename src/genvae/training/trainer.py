@@ -251,7 +251,8 @@ class Trainer:
 
         Ctrl-C (SIGINT) stops the run at the next step boundary: callbacks get ``on_interrupt``
         (:class:`~genvae.training.ModelCheckpoint` writes ``last.ckpt``), ``trainer.interrupted``
-        is set and ``fit`` returns. A second Ctrl-C interrupts at once.
+        is set and ``fit`` returns (unless ``quiet``, saying where ``last.ckpt`` was written). A
+        second Ctrl-C interrupts at once.
 
         Raises:
             DivergenceError: an epoch's figures were not finite (the model holds the last finite state).
