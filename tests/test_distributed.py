@@ -64,10 +64,18 @@ def test_a_checkpoint_written_under_ddp_loads_in_one_process(runs: dict[str, Pat
 def agreed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, dict[str, object]], str]:
     """What each rank saw when rank 1 alone decided to stop, or alone saw a NaN; and the output."""
     out = tmp_path_factory.mktemp("agree")
-    done = subprocess.run(torchrun(str(WORKER), str(out), "agree"), env=environment(), capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return {rank: torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)}, done.stderr
+    with subprocess.Popen(torchrun(str(WORKER), str(out), "agree"), env=environment(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            # ranks that disagree wait for each other forever; SIGTERM makes torchrun end them (each
+            # runs in a process group of its own, which a SIGKILL of torchrun would leave running)
+            process.terminate()
+            process.communicate(timeout=60)
+            raise
+    assert process.returncode == 0, stdout + stderr
+    return {rank: torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)}, stderr
 
 
 def test_a_stop_decided_on_one_rank_stops_every_rank_after_the_same_epoch(
