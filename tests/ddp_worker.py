@@ -2,6 +2,10 @@
 
 python tests/ddp_worker.py OUT_DIR
 python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR
+python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR agree
+
+With ``agree``, two runs where rank 1 alone decides: one where a callback stops it after epoch 2,
+one where its loss is NaN in epoch 2; each rank writes what it saw to OUT_DIR/rank<R>.pt.
 """
 
 from __future__ import annotations
@@ -35,9 +39,58 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(40, 1, 6, 6, generator=g), torch.rand(13, 1, 6, 6, generator=g)
 
 
+class StopOnRank(gv.training.Callback):
+    """Rank ``rank`` alone decides to stop after epoch ``epoch``."""
+
+    def __init__(self, rank: int, epoch: int) -> None:
+        self.rank, self.epoch = rank, epoch
+
+    def on_epoch_end(self, trainer: gv.Trainer, epoch: int, logs: object) -> None:
+        if trainer.distributed.rank == self.rank and epoch == self.epoch:
+            trainer.should_stop = True
+            trainer.state.stop_reason = f"StopOnRank: rank {self.rank} asked to stop after epoch {epoch}"
+
+
+class PoisonOnRank(gv.training.Callback):
+    """Rank ``rank``'s KL is NaN during epoch ``epoch`` (the objective reads ``self.now``)."""
+
+    def __init__(self, rank: int, epoch: int) -> None:
+        self.rank, self.epoch, self.now = rank, epoch, False
+
+    def on_epoch_start(self, trainer: gv.Trainer, epoch: int, logs: object) -> None:
+        self.now = trainer.distributed.rank == self.rank and epoch == self.epoch
+
+    def kl(self, out: gv.VAEOutput, x: torch.Tensor) -> torch.Tensor:
+        values = gv.losses.get("kl")(out, x)
+        return values * float("nan") if self.now else values
+
+
+def agree(out: Path) -> None:
+    """Runs where rank 1 alone decides (a stop, a NaN); every rank must end the same epoch."""
+    train, val = data()
+    stopped = gv.Trainer(build(), max_epochs=4, batch_size=8, device="cpu", seed=0, drop_last=True,
+                         callbacks=[StopOnRank(1, 2)])  # fmt: skip
+    stopped.fit(train, val)
+    poison = PoisonOnRank(1, 2)
+    diverged = gv.Trainer(build(), gv.ELBO(kl=poison.kl), max_epochs=4, batch_size=8, device="cpu", seed=0,
+                          drop_last=True, callbacks=[poison])  # fmt: skip
+    try:
+        diverged.fit(train, val)
+        error: tuple[int, str] | None = None
+    except gv.DivergenceError as err:
+        error = (err.epoch, err.term)
+    result = {"stop": (len(stopped.history), stopped.state.stop_reason), "nan": (len(diverged.history), error)}
+    torch.save(result, out / f"rank{stopped.distributed.rank}.pt")
+    del stopped, diverged
+    gv.training.distributed.shutdown()
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     torch.set_num_threads(1)
+    if sys.argv[2:] == ["agree"]:
+        agree(out)
+        return
     model = build()
     train, val = data()
     callbacks = [gv.training.ModelCheckpoint(out / "checkpoints")]

@@ -60,6 +60,46 @@ def test_a_checkpoint_written_under_ddp_loads_in_one_process(runs: dict[str, Pat
     assert not any(k.startswith("module.") for k in model.state_dict())
 
 
+@pytest.fixture(scope="module")
+def agreed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, dict[str, object]], str]:
+    """What each rank saw when rank 1 alone decided to stop, or alone saw a NaN; and the output."""
+    out = tmp_path_factory.mktemp("agree")
+    with subprocess.Popen(torchrun(str(WORKER), str(out), "agree"), env=environment(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            # ranks that disagree wait for each other forever; SIGTERM makes torchrun end them (each
+            # runs in a process group of its own, which a SIGKILL of torchrun would leave running)
+            process.terminate()
+            process.communicate(timeout=60)
+            raise
+    assert process.returncode == 0, stdout + stderr
+    return {rank: torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)}, stderr
+
+
+def test_a_stop_decided_on_one_rank_stops_every_rank_after_the_same_epoch(
+    agreed: tuple[dict[int, dict[str, object]], str],
+) -> None:
+    ranks, _ = agreed
+    reason = "StopOnRank: rank 1 asked to stop after epoch 2"
+    assert ranks[0]["stop"] == ranks[1]["stop"] == (2, reason)
+
+
+def test_a_nan_on_one_rank_diverges_every_rank_in_the_same_epoch(
+    agreed: tuple[dict[int, dict[str, object]], str],
+) -> None:
+    ranks, _ = agreed
+    assert ranks[0]["nan"] == ranks[1]["nan"]
+    assert ranks[0]["nan"][0] == 1 and ranks[0]["nan"][1][0] == 2  # type: ignore[index]
+
+
+def test_only_rank_0_prints_the_trainers_lines(agreed: tuple[dict[int, dict[str, object]], str]) -> None:
+    _, stderr = agreed
+    assert stderr.count("epoch 1/4: train_total ") == 2  # once per run: rank 0's EpochLog alone
+    assert stderr.count("epoch 2/4: train_total ") == 1  # the stopped run's second epoch (the other diverged)
+
+
 def test_genvae_train_runs_under_torchrun(tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ["-m", "genvae", "train", "--dataset", "synthetic-digits", "--train-size", "256", "--test-size", "64",

@@ -30,6 +30,8 @@ MODULES = [
     "genvae.report.views", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
     "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
     "genvae.training.state", "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
+    "genvae.training.averages", "genvae.training.devices", "genvae.training.epoch_log", "genvae.training.interrupts",
+    "genvae.training.resume",
 ]  # fmt: skip
 
 

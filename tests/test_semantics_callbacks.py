@@ -151,6 +151,30 @@ def test_an_interrupt_writes_last_at_its_step_and_leaves_best(tmp_path: Path) ->
     assert epoch_in(checkpoint.best_path) == (2, 0)  # the best complete epoch, untouched by the interrupt
 
 
+def test_early_stopping_does_not_restore_the_best_weights_of_an_interrupted_run() -> None:
+    """Epoch 1 is the best, epoch 2 worse, Ctrl-C in epoch 3: the model keeps the weights of the
+    interrupted step (those last.ckpt holds), not epoch 1's."""
+    at_interrupt: dict[str, torch.Tensor] = {}
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
+            if trainer.state.epoch == 2 and step == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def on_interrupt(self, trainer: gv.Trainer) -> None:
+            at_interrupt.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+
+    script = Scripted([1.0, 2.0, 3.0])
+    stopper = gv.training.EarlyStopping("train_score", patience=5, restore_best_weights=True)
+    trainer = gv.Trainer(tiny_model(), scripted_objective(script), max_epochs=3, batch_size=4, device="cpu", seed=0,
+                         callbacks=[script, CtrlC(), stopper], quiet=True)  # fmt: skip
+    trainer.fit(tiny_data())
+    assert trainer.interrupted and stopper.best_epoch == 1 and stopper.best_weights is not None
+    weights = trainer.model.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in at_interrupt.items())
+    assert not all(torch.equal(weights[k], v) for k, v in stopper.best_weights.items())
+
+
 # -- LRScheduler ------------------------------------------------------------------------------------------
 
 

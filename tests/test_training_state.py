@@ -159,7 +159,7 @@ def test_the_objective_state_round_trips_and_a_warm_up_resumes_exactly(tmp_path:
 def test_callback_state_is_keyed_by_state_key(tmp_path: Path) -> None:
     x, _ = tiny_data(8)
     callbacks = [EarlyStopping("train_total"), EarlyStopping("train_kl"), ModelCheckpoint(tmp_path)]
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=callbacks).fit(x)
+    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=callbacks, quiet=True).fit(x)
     saved = gv.training.read_checkpoint(tmp_path / "last.ckpt")["callbacks"]
     assert set(saved) == {cb.state_key for cb in callbacks}
     assert "EarlyStopping{monitor='train_kl'}" in saved

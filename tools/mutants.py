@@ -24,6 +24,7 @@ class Mutant:
 
 
 TRAINER = "src/genvae/training/trainer.py"
+DEVICES = "src/genvae/training/devices.py"
 CALLBACKS = "src/genvae/training/callbacks.py"
 BATCHES = "src/genvae/training/batches.py"
 LOSSES = "src/genvae/losses.py"
@@ -130,7 +131,7 @@ MUTANTS: list[Mutant] = [
         CLI_TESTS, "genvae train --lr 0.01 trains at 1e-3",
     ),
     Mutant(
-        "device check removed", TRAINER,
+        "device check removed", DEVICES,
         "if not torch.cuda.is_available():", "if False:",
         ("tests/test_semantics_training.py", "tests/test_speed_options.py", *CLI_TESTS),
         "Trainer(device='cuda') on a CPU-only build fails deep in torch with an AssertionError",
@@ -209,5 +210,20 @@ MUTANTS: list[Mutant] = [
         "report: evaluation.json loses the classifier", REPORT_EVALUATION,
         "for part in (self.bayes, self.classifier):", "for part in (self.bayes,):",
         REPORT_EVALUATION_TESTS, "a semi-supervised run's classifier figures are not written",
+    ),
+    Mutant(
+        "best weights restored on interrupt", CALLBACKS,
+        "self.best_weights is not None and not trainer.interrupted:", "self.best_weights is not None:",
+        CALLBACK_TESTS, "restore_best_weights puts the best epoch's weights into an interrupted run",
+    ),
+    Mutant(
+        "stop decided on one rank only", TRAINER,
+        "decided and not self.should_stop:", "decided and False:",
+        ("tests/test_distributed.py",), "under torchrun, a rank that decides to stop leaves the others waiting",
+    ),
+    Mutant(
+        "crafted checkpoint epoch accepted", "src/genvae/training/checkpoint.py",
+        "value < 0:", "value < -10**9:",
+        ("tests/test_training*.py",), "a checkpoint with epoch -5 behind a valid checksum is resumed",
     ),
 ]  # fmt: skip

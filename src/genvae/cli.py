@@ -287,7 +287,7 @@ def _train(
     objective = build_objective(config, model, len(train))
     trainer = Trainer(model, objective, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
                       device=config.device, callbacks=_callbacks(run, quiet, config.tensorboard),
-                      seed=config.seed)  # fmt: skip
+                      seed=config.seed, quiet=True)  # fmt: skip
     record, resume_from = start(_record(config, settings, train, test, notes))
     if resume_from is not None:
         _restore(trainer, resume_from)

@@ -11,6 +11,7 @@ from genvae.training.callbacks import (
     TerminateOnNaN,
 )
 from genvae.training.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
+from genvae.training.epoch_log import EpochLog
 from genvae.training.state import History, TrainerState
 from genvae.training.tensorboard import TensorBoard
 from genvae.training.trainer import DivergenceError, Trainer, resolve_device
@@ -21,6 +22,7 @@ __all__ = [
     "CheckpointError",
     "DivergenceError",
     "EarlyStopping",
+    "EpochLog",
     "History",
     "KLWarmup",
     "LRScheduler",

@@ -10,6 +10,7 @@ permutation: no per-sample ``__getitem__`` and no collation. Other ``Dataset``\\
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from genvae.data.base import sample_binary
 from genvae.data.inputs import as_batch, as_tensors, is_streamed, loader_batches
 
-__all__ = ["Batches", "as_batches"]
+__all__ = ["Batches", "as_batches", "check_all", "checked_once"]
 
 Batch = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -183,3 +184,32 @@ def _loader(
         )
         return DataLoader(data, batch_size=batch_size // world_size, sampler=sampler, drop_last=drop_last)
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, generator=generator)
+
+
+def check_all(model: Any, batches: TensorBatches, argument: str) -> None:
+    """Check in-memory data once as a whole against ``model`` (shape, finiteness, the
+    likelihood's range, every label), so the training steps need not check each batch."""
+    check_input = getattr(model, "check_input", None)
+    if check_input is not None:
+        check_input(batches.x, argument)
+    if getattr(model, "conditional", False):
+        if batches.y is None:
+            raise ValueError(
+                f"{argument}: expected labels for a conditional model: pass (inputs, labels) or a "
+                "dataset with labels, got inputs only"
+            )
+        model.condition(batches.y, batches.y.shape[0])  # checks every label once: range, shape, dtype
+    batches.prechecked = check_input is not None
+
+
+@contextlib.contextmanager
+def checked_once(model: Any, batches: Batches) -> Iterator[None]:
+    """Skip ``model``'s per-batch input checks for data that was checked as a whole."""
+    previous = getattr(model, "check_inputs", None)
+    if batches.prechecked and previous is not None:
+        model.check_inputs = False
+    try:
+        yield
+    finally:
+        if previous is not None:
+            model.check_inputs = previous

@@ -4,14 +4,18 @@ A checkpoint is written atomically (temporary file, then rename) and refused on 
 checksum does not match, so a half-written or corrupted file is never loaded half-way. A file
 whose checksum is valid but whose content is not what a checkpoint holds is refused too, with a
 :class:`CheckpointError` that names the file and what is wrong (:func:`check_fields` checks the
-fields a reader needs).
+fields a reader needs; :func:`check_trainer_payload` every field of a Trainer's checkpoint, since
+the checksum guards against corruption, not against a crafted file). Only a regular file is read,
+and no more of it than its size (a directory, a FIFO or a link to ``/dev/zero`` is refused).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,14 @@ import torch
 
 from genvae._io import atomic_write
 
-__all__ = ["CheckpointError", "check_fields", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "check_fields",
+    "check_trainer_payload",
+    "existing_checkpoint",
+    "read_checkpoint",
+    "write_checkpoint",
+]
 
 _MAGIC = b"GENVAE-CHECKPOINT 1 sha256="
 
@@ -38,8 +49,13 @@ def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> N
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`write_checkpoint`, after checking its checksum."""
-    data = Path(path).read_bytes()
+    """Load a checkpoint written by :func:`write_checkpoint`, after checking its checksum.
+
+    Raises:
+        FileNotFoundError: nothing is at ``path``.
+        CheckpointError: ``path`` is not a regular file, cannot be read, or is not a checkpoint.
+    """
+    data = _read_regular_file(path)
     header, sep, body = data.partition(b"\n")
     if not sep or not header.startswith(_MAGIC) or len(header) != len(_MAGIC) + 64:
         raise CheckpointError(f"{path}: not a genvae checkpoint (bad header)")
@@ -79,3 +95,145 @@ def check_fields(path: str | os.PathLike[str], payload: Mapping[str, Any], field
 def _names(kinds: Any) -> str:
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     return " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+
+
+def existing_checkpoint(path: str | os.PathLike[str]) -> Path | None:
+    """``path`` when a checkpoint file is there, None when nothing is (not even a dangling link).
+
+    Raises:
+        CheckpointError: something that is not a regular file is there (a directory, a FIFO, a
+            device such as ``/dev/zero``, a link to nothing): refused, not taken for "no checkpoint".
+    """
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: expected a checkpoint file, got a link to nothing") from None
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(mode)}")
+    return Path(path)
+
+
+def _read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path``: at most its size when opened, so a file that
+    grows (or a device that never ends) cannot make the read endless."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(info.st_mode)}")
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(info.st_size)
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+
+
+def check_trainer_payload(path: str | os.PathLike[str], payload: Mapping[str, Any], steps_per_epoch: int = 0) -> None:
+    """Check every field of a checkpoint written by :meth:`Trainer.save_checkpoint
+    <genvae.Trainer.save_checkpoint>` before any of it is used, or raise a
+    :class:`CheckpointError` naming the file and the field. ``steps_per_epoch`` (0: unknown) bounds
+    the step an interrupted epoch stopped at.
+
+    Example:
+        >>> check_trainer_payload("a.ckpt", {"format": 1})
+        Traceback (most recent call last):
+        ...
+        genvae.training.checkpoint.CheckpointError: a.ckpt: model_state: expected dict, got nothing
+    """
+    check_fields(path, payload, {"model_state": dict, "optimizer_state": dict, "state": dict, "history": list,
+                                 "callbacks": dict, "rng": dict})  # fmt: skip
+    optional = {"objective": (dict, type(None)), "settings": (dict, type(None)), "partial": (dict, type(None)),
+                "model_config": (dict, type(None))}  # fmt: skip
+    check_fields(path, {**dict.fromkeys(optional), **payload}, optional)
+    _check_tensors(path, "model_state", payload["model_state"])
+    _check_state(path, payload["state"], steps_per_epoch)
+    _check_history(path, payload["history"], payload["state"]["epoch"])
+    for key, value in payload["callbacks"].items():
+        if not isinstance(key, str) or not isinstance(value, dict):
+            raise CheckpointError(f"{path}: callbacks: expected a dict of state dicts, got {key!r}: {_type(value)}")
+    _check_rng(path, payload["rng"])
+    _check_partial(path, payload.get("partial"), payload["state"]["step_in_epoch"])
+
+
+def _check_tensors(path: str | os.PathLike[str], field: str, value: Mapping[Any, Any]) -> None:
+    for key, tensor in value.items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(f"{path}: {field}: expected tensors by name, got {key!r}: {_type(tensor)}")
+
+
+def _count(path: str | os.PathLike[str], field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"{path}: {field}: expected an integer >= 0, got {value!r}")
+    return value
+
+
+def _check_state(path: str | os.PathLike[str], state: Mapping[str, Any], steps_per_epoch: int) -> None:
+    names = ("epoch", "global_step", "step_in_epoch", "stop_reason")
+    if sorted(state) != sorted(names):
+        raise CheckpointError(f"{path}: state: expected the keys {', '.join(names)}, got {', '.join(map(str, state))}")
+    epoch, global_step, step = (_count(path, f"state.{n}", state[n]) for n in names[:3])
+    if not isinstance(state["stop_reason"], str):
+        raise CheckpointError(f"{path}: state.stop_reason: expected str, got {_type(state['stop_reason'])}")
+    if steps_per_epoch and step >= steps_per_epoch:
+        raise CheckpointError(
+            f"{path}: state.step_in_epoch: expected below {steps_per_epoch} (the steps of an epoch of this data), "
+            f"got {step}"
+        )
+    if global_step < epoch + step:  # every finished epoch took at least one step
+        raise CheckpointError(
+            f"{path}: state.global_step: expected at least {epoch + step} (epochs {epoch}, steps {step}), "
+            f"got {global_step}"
+        )
+
+
+def _check_history(path: str | os.PathLike[str], history: list[Any], epochs: int) -> None:
+    if len(history) != epochs:
+        raise CheckpointError(f"{path}: history: expected {epochs} records (state.epoch), got {len(history)}")
+    for i, record in enumerate(history):
+        if not isinstance(record, dict) or record.get("epoch") != i + 1 or isinstance(record["epoch"], bool):
+            got = record.get("epoch") if isinstance(record, dict) else _type(record)
+            raise CheckpointError(f"{path}: history[{i}]: expected the record of epoch {i + 1}, got {got!r}")
+        for key, value in record.items():
+            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
+                raise CheckpointError(f"{path}: history[{i}].{key}: expected a number, got {value!r}")
+            if not math.isfinite(value):  # a diverged epoch is never recorded
+                raise CheckpointError(f"{path}: history[{i}].{key}: expected a finite number, got {value!r}")
+
+
+def _check_rng(path: str | os.PathLike[str], rng: Mapping[str, Any]) -> None:
+    cuda = rng.get("cuda")
+    states = {"rng.torch": rng.get("torch"), "rng.shuffle": rng.get("shuffle")}
+    if not isinstance(cuda, list):
+        raise CheckpointError(f"{path}: rng.cuda: expected list, got {_type(cuda)}")
+    states.update({f"rng.cuda[{i}]": value for i, value in enumerate(cuda)})
+    for field, value in states.items():
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1):
+            raise CheckpointError(f"{path}: {field}: expected a random generator's state (uint8 tensor), got "
+                                  f"{_type(value)}")  # fmt: skip
+
+
+def _check_partial(path: str | os.PathLike[str], partial: Any, step_in_epoch: int) -> None:
+    if not step_in_epoch:
+        return  # at an epoch boundary there are no running sums
+    if partial is None:
+        raise CheckpointError(f"{path}: partial: expected the running sums of the interrupted epoch, got None")
+    if not isinstance(partial.get("sums"), dict):
+        raise CheckpointError(f"{path}: partial.sums: expected dict, got {_type(partial.get('sums'))}")
+    _check_tensors(path, "partial.sums", partial["sums"])
+    _count(path, "partial.count", partial.get("count"))
+
+
+def _type(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__

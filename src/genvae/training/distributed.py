@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -44,6 +45,15 @@ class DistributedContext:
         reduced = tensor.clone()
         dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
         return reduced
+
+    def all_gather_object(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order; ``[value]`` when not distributed.
+        Every rank must call it, at the same point."""
+        if not self.enabled:
+            return [value]
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
 
 
 def context(device: torch.device | None = None) -> DistributedContext:

@@ -2,54 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from genvae._validation import check_non_negative, check_positive_int
-from genvae.config import get_config
 from genvae.losses import ELBO, ELBOTerms
-from genvae.training import distributed
-from genvae.training.batches import Batches, TensorBatches, as_batches
-from genvae.training.callbacks import Callback, ProgressBar
-from genvae.training.checkpoint import read_checkpoint, write_checkpoint
+from genvae.training import distributed, resume
+from genvae.training.averages import accumulate, averages
+from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
+from genvae.training.callbacks import Callback, ModelCheckpoint, ProgressBar
+from genvae.training.checkpoint import write_checkpoint
+from genvae.training.devices import fused_adam_by_default, resolve_device
+from genvae.training.epoch_log import EpochLog
+from genvae.training.interrupts import sigint_requests_stop
 from genvae.training.state import History, TrainerState
 
 __all__ = ["DivergenceError", "Trainer", "resolve_device"]
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else must name a device this
-    machine has, or a one-line ``ValueError`` says why it cannot be used."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"device: {str(device)!r} is not available ({why}); use 'cpu' or 'auto'")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device: expected a GPU index below {torch.cuda.device_count()} (the GPUs visible), "
-                f"got {str(device)!r}"
-            )
-    elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device: {str(device)!r} is not available on this machine; use 'cpu' or 'auto'")
-    elif resolved.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {str(device)!r}")
-    return resolved
 
 
 class DivergenceError(FloatingPointError):
@@ -112,8 +86,11 @@ class Trainer:
         compile: ``torch.compile`` the training step: ``True`` or a mode (``"default"``,
             ``"reduce-overhead"``, which uses CUDA graphs on a GPU, ``"max-autotune"``).
         amp: ``"bf16"`` to run the forward pass under bfloat16 autocast (on a GPU that has it).
-        quiet: no progress bar. Without it, a progress bar is added on a terminal (when standard
-            error is a TTY and no :class:`~genvae.training.ProgressBar` is among the callbacks).
+        quiet: print nothing. Without it, the trainer reports on standard error unless a
+            :class:`~genvae.training.ProgressBar` or :class:`~genvae.training.EpochLog` is among the
+            callbacks: on a terminal with a progress bar, elsewhere (a log file, a job scheduler, CI)
+            with an :class:`~genvae.training.EpochLog` (a line per epoch, a heartbeat during long
+            epochs); after Ctrl-C it says where ``last.ckpt`` was written. Only rank 0 prints.
 
     Under ``torchrun`` the trainer joins the process group, wraps the model in DDP and splits every
     batch of ``batch_size`` (the global batch) between the ranks; see
@@ -165,7 +142,7 @@ class Trainer:
         self.objective = _checked_objective(objective)
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
         self._initial_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
-        self.callbacks = _checked_callbacks(callbacks, quiet)
+        self.callbacks, self._speaks = _checked_callbacks(callbacks, quiet)
         self._net: Any = None  # the module the training step calls: the model, DDP-wrapped or compiled
         self._step_fn: Any = None
         self.generator = torch.Generator()  # shuffling; seeded in fit
@@ -175,9 +152,10 @@ class Trainer:
         self.interrupted = False
         self.steps_per_epoch = 0
         self._train_samples = 0
-        self._interrupt_requested = False
+        #: Set by the first Ctrl-C (or by you): the run stops at the next step boundary, as interrupted.
+        self.interrupt_requested = False
         self._epoch_start_shuffle = self.generator.get_state()
-        self._partial: tuple[dict[str, torch.Tensor], int] = ({}, 0)
+        self._partial: resume.EpochProgress = ({}, 0)
 
     def _setup_device(
         self, device: str | torch.device, amp: str | None, compile: bool | str, channels_last: bool
@@ -202,7 +180,7 @@ class Trainer:
 
     def _default_optimizer(self, lr: float, fused: bool | None) -> torch.optim.Optimizer:
         check_non_negative("lr", lr)
-        use_fused = _FUSED_BY_DEFAULT.get(self.device.type, False) if fused is None else fused
+        use_fused = fused_adam_by_default(self.device) if fused is None else fused
         return torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
 
     # -- running ------------------------------------------------------------------------------
@@ -221,35 +199,8 @@ class Trainer:
             world_size=self.distributed.world_size,
         )
         if isinstance(batches, TensorBatches):
-            self._check_all(batches, argument)
+            check_all(self.model, batches, argument)
         return batches
-
-    def _check_all(self, batches: TensorBatches, argument: str) -> None:
-        """Check in-memory data once as a whole (shape, finiteness, the likelihood's range,
-        every label), so the training steps need not check each batch."""
-        check_input = getattr(self.model, "check_input", None)
-        if check_input is not None:
-            check_input(batches.x, argument)
-        if getattr(self.model, "conditional", False):
-            if batches.y is None:
-                raise ValueError(
-                    f"{argument}: expected labels for a conditional model: pass (inputs, labels) or a "
-                    "dataset with labels, got inputs only"
-                )
-            self.model.condition(batches.y, batches.y.shape[0])  # checks every label once: range, shape, dtype
-        batches.prechecked = check_input is not None
-
-    @contextlib.contextmanager
-    def _checked_once(self, batches: Batches) -> Iterator[None]:
-        """Skip the model's per-batch input checks for data that was checked as a whole."""
-        previous = getattr(self.model, "check_inputs", None)
-        if batches.prechecked and previous is not None:
-            self.model.check_inputs = False
-        try:
-            yield
-        finally:
-            if previous is not None:
-                self.model.check_inputs = previous
 
     def _call(self, net: Any, x: torch.Tensor, y: torch.Tensor | None, **kwargs: Any) -> Any:
         """``net(x, y)`` for a conditional model, ``net(x)`` otherwise (a user's model may take x
@@ -299,7 +250,8 @@ class Trainer:
 
         Ctrl-C (SIGINT) stops the run at the next step boundary: callbacks get ``on_interrupt``
         (:class:`~genvae.training.ModelCheckpoint` writes ``last.ckpt``), ``trainer.interrupted``
-        is set and ``fit`` returns. A second Ctrl-C interrupts at once.
+        is set and ``fit`` returns (unless ``quiet``, saying where ``last.ckpt`` was written). A
+        second Ctrl-C interrupts at once.
 
         Raises:
             DivergenceError: an epoch's figures were not finite (the model holds the last finite state).
@@ -311,14 +263,23 @@ class Trainer:
         for cb in self._active:
             cb.on_fit_start(self)
         try:
-            with _sigint_requests_stop(self):
+            with sigint_requests_stop(self):
                 while self.state.epoch < self.max_epochs and not self.should_stop:
                     if not self._run_epoch(train_batches, val_batches):
                         break
         finally:
             for cb in self._active:
                 cb.on_fit_end(self)
+        if self.interrupted and self._speaks and self.distributed.is_main:
+            print(self._interrupt_notice(), file=sys.stderr, flush=True)
         return self.history
+
+    def _interrupt_notice(self) -> str:
+        """What an interrupted run says: where it stopped and the checkpoint to resume from."""
+        written = [str(cb.last_path) for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
+        if not written:
+            return f"{self.state.stop_reason}; no checkpoint written (add a ModelCheckpoint to be able to resume)"
+        return f"{self.state.stop_reason}; last.ckpt written to {written[0]}; continue with fit(..., resume_from=it)"
 
     def _start(
         self, train: Any, val: Any, resume_from: str | os.PathLike[str] | None
@@ -348,7 +309,7 @@ class Trainer:
         if self.state.step_in_epoch == 0:
             for cb in self._active:
                 cb.on_epoch_start(self, epoch, {})
-        snapshot = self._snapshot()
+        snapshot = resume.state_copy(self.model, self.optimizer)
         train_logs = self._train_epoch(train_batches)
         if train_logs is None:  # stopped inside the epoch (a callback, or Ctrl-C)
             return False
@@ -361,15 +322,20 @@ class Trainer:
         self.history.append(logs)
         for cb in self._active:
             cb.on_epoch_end(self, epoch, logs)
+        self._agree_to_stop()
         return True
 
-    def _snapshot(self) -> dict[str, Any]:
-        """The model's and optimiser's state at the start of an epoch, copied to the CPU, so a
-        diverged epoch can be undone (one copy per epoch, not per step)."""
-        return {
-            "model": {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
-            "optimizer": copy.deepcopy(_to_cpu(self.optimizer.state_dict())),
-        }
+    def _agree_to_stop(self) -> None:
+        """Under torchrun, stop every rank when any rank decided to stop after this epoch (a
+        callback's decision on one rank would leave the others waiting in the next epoch's first
+        step), with the reason of the first rank that decided."""
+        if not self.distributed.enabled:
+            return
+        reasons = self.distributed.all_gather_object(self.state.stop_reason if self.should_stop else None)
+        decided = [reason for reason in reasons if reason is not None]
+        if decided and not self.should_stop:
+            self.should_stop = True
+            self.state.stop_reason = decided[0]
 
     def _check_finite(self, epoch: int, logs: dict[str, float], snapshot: dict[str, Any]) -> None:
         """Stop at the first epoch whose figures are not finite: restore the last finite state,
@@ -391,16 +357,16 @@ class Trainer:
             self._epoch_start_shuffle = self.generator.get_state()
             self._partial = ({}, 0)
         sums, count = self._partial
-        with self._checked_once(batches):
+        with checked_once(self.model, batches):
             for step, (x, y) in enumerate(batches.iterate(start_step=first), start=first):
                 count += self._train_step(step, x, y, sums)
                 self.state.step_in_epoch, self._partial = step + 1, (sums, count)
-                if self._interrupt_requested:
+                if self.interrupt_requested:
                     self._interrupt(step)
                 if self.should_stop:
                     return None
         self.state.step_in_epoch = 0
-        return _averages(sums, count, self.distributed)
+        return averages(sums, count, self.distributed)
 
     def _train_step(self, step: int, x: torch.Tensor, y: torch.Tensor | None, sums: dict[str, torch.Tensor]) -> int:
         """One optimiser step; adds the batch's terms to ``sums`` and returns its size."""
@@ -413,14 +379,14 @@ class Trainer:
         terms.loss.backward()
         self.optimizer.step()
         self.state.global_step += 1
-        n = _accumulate(sums, terms, x.shape[0], with_loss=True)
+        n = accumulate(sums, terms, x.shape[0], with_loss=True)
         for cb in self._active:
             cb.on_batch_end(self, step, terms)
         return n
 
     def _interrupt(self, step: int) -> None:
         self.should_stop = self.interrupted = True
-        self._interrupt_requested = False
+        self.interrupt_requested = False
         self.state.stop_reason = (
             f"interrupted at epoch {self.state.epoch + 1}, step {step + 1} of {self.steps_per_epoch}"
         )
@@ -434,19 +400,19 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         try:
-            with self._checked_once(batches):
+            with checked_once(self.model, batches):
                 for x, y in batches:
-                    count += _accumulate(sums, self._objective_terms(self.model, x, y), x.shape[0])
+                    count += accumulate(sums, self._objective_terms(self.model, x, y), x.shape[0])
         finally:
             self.model.train(was_training)
-        return _averages(sums, count, self.distributed)
+        return averages(sums, count, self.distributed)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """The objective's terms on ``data``: ``total`` (negative ELBO), ``recon``, ``kl`` (and any
         extra terms), per-sample averages in nats, one sampled z per input."""
         return self._evaluate(self._batches(data, "data", False))
 
-    # -- checkpoints ------------------------------------------------------------------------
+    # -- checkpoints (the payload and its checks: genvae.training.resume) ---------------------
 
     def settings(self) -> dict[str, Any]:
         """What a resume must match for the result to be the run's: batch size, shuffling, the
@@ -463,101 +429,51 @@ class Trainer:
             "objective": config() if config is not None else type(self.objective).__name__,
         }
 
+    @property
+    def train_samples(self) -> int:
+        """Samples in the training data of the current ``fit`` (all ranks'; 0 before ``fit`` or when unknown)."""
+        return self._train_samples
+
     def save_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Write everything a resume needs (model, optimiser, objective, counters, history,
         callbacks, RNG, the settings a resume must match)."""
-        try:
-            model_config = get_config(self.model)
-        except ValueError:
-            model_config = None  # a model with unregistered parts still checkpoints its weights
-        state_dict = getattr(self.objective, "state_dict", None)
-        payload = {
-            "format": 1,
-            "model_state": self.model.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "objective": state_dict() if state_dict is not None else None,
-            "settings": self.settings(),
-            "state": self.state.as_dict(),
-            "history": self.history.records,
-            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
-            "rng": self._rng_state(),
-            "partial": {"sums": self._partial[0], "count": self._partial[1]} if self.state.step_in_epoch else None,
-            "model_config": model_config,
-        }
-        write_checkpoint(path, payload)
-
-    def _rng_state(self) -> dict[str, Any]:
-        return {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            # mid-epoch, the shuffle state of the epoch's start, so a resume draws the same order
-            "shuffle": self._epoch_start_shuffle if self.state.step_in_epoch else self.generator.get_state(),
-        }
+        write_checkpoint(path, resume.trainer_payload(self, self._epoch_start_shuffle, self._partial))
 
     def load_checkpoint(self, path: str | os.PathLike[str], *, check_settings: bool = False) -> None:
         """Restore the state written by :meth:`save_checkpoint` into this trainer (``fit(...,
-        resume_from=path)`` calls it with ``check_settings=True``).
+        resume_from=path)`` calls it with ``check_settings=True``). Every field is checked before
+        any is used (a crafted file with a valid checksum is refused, not resumed).
 
         Raises:
+            CheckpointError: the file is not a checkpoint (not a regular file, corrupted), or a
+                field is not what a trainer writes (``state.epoch = -5``, a step beyond the data,
+                a history that does not count the epochs): one line naming the file and the field.
             ValueError: with ``check_settings``, the checkpoint was written with other
                 :meth:`settings` (each difference is named, old → new); or the checkpoint holds
                 weights of another model.
         """
-        payload = read_checkpoint(path, map_location="cpu")
+        payload = resume.read_trainer_checkpoint(path, self.steps_per_epoch)
         if check_settings:
-            self._check_settings(path, payload.get("settings"))
-        try:
-            self.model.load_state_dict(payload["model_state"])
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[-1].strip()
-            raise ValueError(f"{path}: the checkpoint's weights do not fit this model ({first})") from None
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        self._restore_objective(payload)
-        self.state = TrainerState(**payload["state"])
-        self.history = History([dict(r) for r in payload["history"]])
-        for cb in self.callbacks:
-            if cb.state_key in payload["callbacks"]:
-                cb.load_state_dict(payload["callbacks"][cb.state_key])
-        self._restore_rng(payload)
-
-    def _check_settings(self, path: str | os.PathLike[str], saved: Mapping[str, Any] | None) -> None:
-        if saved is None:
-            return  # a checkpoint from before settings were recorded
-        now = self.settings()
-        changed = [f"{k} {saved.get(k)!r} → {now.get(k)!r}" for k in now if saved.get(k) != now.get(k)]
-        if changed:
-            raise ValueError(
-                f"resume_from: {path} was written with other settings: {'; '.join(changed)}; resume with the "
-                "checkpoint's settings or start a new run"
-            )
-
-    def _restore_objective(self, payload: Mapping[str, Any]) -> None:
-        state = payload.get("objective")
-        if state is not None and hasattr(self.objective, "load_state_dict"):
-            self.objective.load_state_dict(state)
-        elif "beta" in payload and hasattr(self.objective, "beta"):  # checkpoints of genvae ≤ 0.1 with β only
-            self.objective.beta = payload["beta"]
-
-    def _restore_rng(self, payload: Mapping[str, Any]) -> None:
-        rng = payload["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        self.generator.set_state(rng["shuffle"])
+            resume.check_settings(path, payload.get("settings"), self.settings())
+        resume.restore_trainer(self, path, payload)
+        resume.restore_rng(path, payload["rng"], self.generator)
         if self.state.step_in_epoch:
-            self._epoch_start_shuffle = rng["shuffle"]
+            self._epoch_start_shuffle = payload["rng"]["shuffle"]
             self._partial = (dict(payload["partial"]["sums"]), int(payload["partial"]["count"]))
 
 
-def _checked_callbacks(callbacks: Sequence[Callback], quiet: bool) -> list[Callback]:
+def _checked_callbacks(callbacks: Sequence[Callback], quiet: bool) -> tuple[list[Callback], bool]:
     """The callbacks in running order (checkpointing ones last, so the state they save includes
-    the others' updates), with a progress bar added on a terminal; state keys must be unique."""
+    the others' updates), with the trainer's own report added unless ``quiet`` or one is there
+    (a progress bar on a terminal, an :class:`EpochLog` elsewhere), and whether it was added;
+    state keys must be unique."""
     items = list(callbacks)
     for cb in items:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks: expected Callback instances, got {type(cb).__name__}")
-    if not quiet and sys.stderr.isatty() and not any(isinstance(cb, ProgressBar) for cb in items):
-        items.append(ProgressBar())
+    speaks = not quiet and not any(isinstance(cb, ProgressBar | EpochLog) for cb in items)
+    if speaks:
+        items.append(ProgressBar() if sys.stderr.isatty() else EpochLog())
     keys = [cb.state_key for cb in items]
     for key in keys:
         if keys.count(key) > 1:
@@ -565,67 +481,4 @@ def _checked_callbacks(callbacks: Sequence[Callback], quiet: bool) -> list[Callb
                 f"callbacks: expected callbacks with distinct state keys, got two with {key!r} "
                 "(give one a different setting, or override its state_key)"
             )
-    return sorted(items, key=lambda cb: cb.runs_last)
-
-
-@contextlib.contextmanager
-def _sigint_requests_stop(trainer: Trainer) -> Iterator[None]:
-    """While fitting, the first Ctrl-C asks the trainer to stop at the next step boundary; a
-    second one raises KeyboardInterrupt as usual. Only the main thread can handle signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if trainer._interrupt_requested:
-            raise KeyboardInterrupt
-        trainer._interrupt_requested = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        trainer._interrupt_requested = False
-
-
-# Where the fused Adam kernel was measured faster for the notebook's models
-# (benchmarks/train_throughput.py); elsewhere the default implementation.
-_FUSED_BY_DEFAULT = {"cuda": True, "cpu": True}
-
-
-def _accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_loss: bool = False) -> int:
-    """Add a batch's per-sample means, weighted by its size, without waiting for the device."""
-    values = {"total": terms.total, "recon": terms.recon, "kl": terms.kl, **terms.extra}
-    if with_loss:
-        values["loss"] = terms.loss
-    for key, value in values.items():
-        weighted = value.detach().double() * n  # float64: exact enough over a whole epoch
-        sums[key] = sums[key] + weighted if key in sums else weighted
-    return n
-
-
-def _averages(
-    sums: dict[str, torch.Tensor], count: int, ctx: distributed.DistributedContext | None = None
-) -> dict[str, float]:
-    """Per-sample averages; under torchrun, of the sums and counts of every rank."""
-    if not sums:
-        return {}
-    stacked = torch.stack(
-        [*sums.values(), torch.tensor(float(count), dtype=torch.float64, device=next(iter(sums.values())).device)]
-    )
-    if ctx is not None:
-        stacked = ctx.all_reduce_sum(stacked)
-    values = stacked.cpu()  # one transfer per epoch
-    return {k: float(v / values[-1]) for k, v in zip(sums, values[:-1], strict=True)}
-
-
-def _to_cpu(value: Any) -> Any:
-    """``value`` (nested dicts and lists of tensors, e.g. an optimiser's state) with every tensor on the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
+    return sorted(items, key=lambda cb: cb.runs_last), speaks
