@@ -247,6 +247,22 @@ def test_a_history_reads_back_what_was_written(finished: Path) -> None:
     assert history.records == read_history(finished / "checkpoints" / "history.csv").records
 
 
+@pytest.mark.parametrize("kind", ["a folder", "not a regular file", "a symlink"])
+def test_a_last_checkpoint_that_is_not_a_file_is_refused_not_ignored(
+    finished: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = copy_run(finished, tmp_path / "run")
+    last = run / "checkpoints" / "last.ckpt"
+    last.unlink()
+    {"a folder": last.mkdir, "not a regular file": lambda: os.mkfifo(last),
+     "a symlink": lambda: last.symlink_to("/dev/zero")}[kind]()  # fmt: skip
+    status, err = train(run, "--epochs", "3", "--resume", capsys=capsys)
+    assert status == 1 and err == (
+        f"genvae train: error: {last}: expected the checkpoint file genvae wrote, got {kind}; remove it to start "
+        "the training again\n"
+    )
+
+
 # -- write failures name the path and the state of the run -----------------------------------------
 
 

@@ -272,6 +272,12 @@ class Check:
     durations: dict[str, float] = field(default_factory=dict)
     references: dict[int, dict[str, Any]] = field(default_factory=dict)
 
+    def observe(self, operation: str, done: dict[str, Any]) -> None:
+        """Keep the shortest time the operation took uninterrupted: the first run of each is slowed
+        by cold caches, and instants drawn past the end of a faster one would land no kill."""
+        if done["exit"] == 0:
+            self.durations[operation] = min(self.durations.get(operation, done["seconds"]), done["seconds"])
+
     def instant(self, operation: str) -> float:
         """A random instant within the operation: half of them anywhere, half in its last quarter,
         where a publication (or a rename) happens."""
@@ -296,7 +302,7 @@ class Check:
         done = self.train(out, seed)
         if done["exit"] != 0:
             sys.exit(f"kill_check: the uninterrupted run failed (status {done['exit']}); see {self.helper.log}")
-        self.durations["train"] = max(self.durations.get("train", 0.0), done["seconds"])
+        self.observe("train", done)
         self.references[seed] = fingerprint(self.inspect(out))
         return out
 
@@ -332,6 +338,8 @@ def train_and_resume(check: Check, kills: dict[str, int]) -> None:
         for _ in range(3):
             done = check.train(out, 0, *extra, kill_after=check.instant("train"))
             if not killed(done):  # it ended first: it must have ended well
+                if operation == "train":
+                    check.observe("train", done)
                 if done["exit"] != 0:
                     check.tally.fail(operation, f"{out}: exit status {done['exit']}; see {check.helper.log}")
                 break
@@ -362,6 +370,7 @@ def overwrite(check: Check, kills: int, old_run: Path) -> None:
             check_run(check, "overwrite", out, [old, new])
         elif done["exit"] != 0:
             check.tally.fail("overwrite", f"trial {trial}: exit status {done['exit']}")
+        check.observe("train", done)
     shutil.rmtree(out, ignore_errors=True)
 
 
@@ -370,7 +379,7 @@ def save_model(check: Check, kills: int) -> None:
     folder, digests = check.work / "model", {}
     for seed in (100, 101):
         done = check.helper("save", dir=str(check.work / f"model-{seed}"), seed=seed)
-        check.durations["save"] = max(check.durations.get("save", 0.0), done["seconds"])
+        check.observe("save", done)
         digests[seed] = check.helper("inspect_model", dir=str(check.work / f"model-{seed}"))["result"]["weights"]
     check.helper("save", dir=str(folder), seed=100)
     current = 100
@@ -386,6 +395,7 @@ def save_model(check: Check, kills: int) -> None:
             current = other
         elif state["weights"] != digests[current]:
             check.tally.fail("save", "the saved model is neither the old one nor the new one")
+        check.observe("save", done)
         if killed(done):
             check.tally.kills["save"] += 1
         elif done["exit"] != 0:
@@ -399,7 +409,7 @@ def report(check: Check, kills: int, run: Path) -> None:
     done = check.helper("cli", args=[*REPORT, str(out)])
     if done["exit"] != 0:
         check.tally.fail("report", f"the uninterrupted report failed (status {done['exit']}); see {check.helper.log}")
-    check.durations["report"] = done["seconds"]
+    check.observe("report", done)
     for _ in range(4 * kills):
         if check.tally.kills["report"] >= kills:
             break
@@ -409,6 +419,7 @@ def report(check: Check, kills: int, run: Path) -> None:
             check_run(check, "report", out, [check.references[0]])
         elif done["exit"] != 0:
             check.tally.fail("report", f"exit status {done['exit']}")
+        check.observe("report", done)
 
 
 def shares(total: int) -> dict[str, int]:
@@ -447,10 +458,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kill_check: seed {args.seed}, {args.kills} kills ({kills}), in {work}", flush=True)
         finished = check.reference(0)
         check.reference(1)
-        train_and_resume(check, kills)
-        overwrite(check, kills["overwrite"], finished)
-        save_model(check, kills["save"])
-        report(check, kills["report"], finished)
+        phases: list[tuple[str, Callable[[], None]]] = [
+            ("train, resume", lambda: train_and_resume(check, kills)),
+            ("overwrite", lambda: overwrite(check, kills["overwrite"], finished)),
+            ("save", lambda: save_model(check, kills["save"])),
+            ("report", lambda: report(check, kills["report"], finished)),
+        ]
+        for name, phase in phases:
+            phase()
+            print(f"  {name}: done at {time.monotonic() - started:.0f} s", flush=True)
     finally:
         helper.close()
         if args.workdir is None:

@@ -49,6 +49,7 @@ MAX_BYTES: dict[str, int] = {
     "metrics": 8 << 20,
     "evaluation": 8 << 20,
     "history": 64 << 20,
+    "checkpoint": 16 << 30,  # the weights and the optimiser's state: a bound against sparse or runaway files
 }
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

@@ -280,11 +280,23 @@ class RunDir:
                 shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.checkpoint_dir / CONFIG, _json_bytes(record))
-        return record, self.last_checkpoint if self.last_checkpoint.is_file() else None
+        return record, self.resume_checkpoint()
+
+    def resume_checkpoint(self) -> Path | None:
+        """``last.ckpt`` when there is one to resume from, else None; anything else in its place (a
+        folder, a FIFO, a link to a device) is refused with a :class:`~genvae.runfiles.RunFileError`
+        rather than taken for "no checkpoint", which would start the training again silently."""
+        last = self.last_checkpoint
+        if last.is_symlink() or (last.exists() and not last.is_file()):
+            what = "a symlink" if last.is_symlink() else "a folder" if last.is_dir() else "not a regular file"
+            raise RunFileError(
+                f"{last}: expected the checkpoint file genvae wrote, got {what}; remove it to start the training again"
+            )
+        return last if last.exists() else None
 
     def _can_resume(self) -> bool:
         """A checkpoint to continue from, or a training that was started and has none yet."""
-        return self.last_checkpoint.is_file() or (self.checkpoint_dir / CONFIG).is_file()
+        return self.resume_checkpoint() is not None or (self.checkpoint_dir / CONFIG).is_file()
 
     def _tidy(self) -> None:
         """Before writing: move an old flat layout into the new one, and remove what writers
