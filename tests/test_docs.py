@@ -24,7 +24,8 @@ MODULES = [
     "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.partial", "genvae.data.synthetic",
     "genvae.decoders", "genvae.encoders", "genvae.evaluation", "genvae.gaussian", "genvae.latent_metrics",
     "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.registry",
-    "genvae.report", "genvae.runfiles", "genvae.runlock", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
+    "genvae.report", "genvae.runfiles", "genvae.runlock", "genvae.runs", "genvae.semisupervised", "genvae.training",
+    "genvae.training.batches",
     "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
     "genvae.training.state", "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
 ]  # fmt: skip

@@ -27,7 +27,12 @@ one, and ``gv.load(RUN)`` its model. Old publications are removed after the swit
 **One writer at a time.** A writer holds an exclusive ``flock`` on ``RUN/.lock`` and records its
 PID, host and start time there; a second writer gets a one-line :class:`RunLockedError` naming
 the holder. The kernel releases the lock of a process that dies; the next writer takes it over
-and reports the dead holder (:attr:`RunLock.stale`).
+and reports the dead holder (:attr:`RunLock.stale`). The lock is :mod:`genvae.runlock`'s: opened
+without following a symlink, never truncated.
+
+**Bounded, checked reads.** Every run file is read through :mod:`genvae.runfiles` (a size cap per
+kind, no hanging on a FIFO, a JSON depth limit, a schema per file); a write that fails raises a
+:class:`RunWriteError` naming the path and the state the run was left in.
 
 **No silent overwrite, checked resume.** :meth:`RunDir.start` refuses to start in a directory that
 holds a run unless asked to resume it or to overwrite it; a resume is refused, with every
