@@ -21,7 +21,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir", "locked_dir", "new_folder", "publish", "step", "write_synced"]
+__all__ = [
+    "RunWriteError", "atomic_write", "fsync_dir", "locked_dir", "new_folder", "publish", "step", "why", "write_synced",
+    "writing",
+]  # fmt: skip
 
 try:  # POSIX; elsewhere directory locks are a no-op
     import fcntl
@@ -125,3 +128,30 @@ def locked_dir(path: str | os.PathLike[str], *, shared: bool = False) -> Iterato
         yield
     finally:
         os.close(fd)  # closing the last descriptor releases the lock
+
+
+class RunWriteError(OSError):
+    """A write into the run directory failed (a full disk, a read-only folder): the message names
+    the path and says what state the run was left in (published, or as it was)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code  # OSError's errno, kept for callers that test it
+
+
+def why(err: OSError) -> str:
+    """What went wrong, in the operating system's words (``No space left on device``)."""
+    return err.strerror or str(err)
+
+
+@contextlib.contextmanager
+def writing(path: Path, doing: str, state: str) -> Iterator[None]:
+    """Turn an ``OSError`` of the writes inside into a one-line :class:`RunWriteError` naming the
+    path it failed on (or ``path``), what was being done and the ``state`` the run is left in."""
+    try:
+        yield
+    except RunWriteError:
+        raise
+    except OSError as err:
+        where = err.filename if err.filename is not None else path
+        raise RunWriteError(f"{where}: {why(err)} while {doing}; {state}", err.errno) from err

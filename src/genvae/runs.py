@@ -27,7 +27,12 @@ one, and ``gv.load(RUN)`` its model. Old publications are removed after the swit
 **One writer at a time.** A writer holds an exclusive ``flock`` on ``RUN/.lock`` and records its
 PID, host and start time there; a second writer gets a one-line :class:`RunLockedError` naming
 the holder. The kernel releases the lock of a process that dies; the next writer takes it over
-and reports the dead holder (:attr:`RunLock.stale`).
+and reports the dead holder (:attr:`RunLock.stale`). The lock is :mod:`genvae.runlock`'s: opened
+without following a symlink, never truncated.
+
+**Bounded, checked reads.** Every run file is read through :mod:`genvae.runfiles` (a size cap per
+kind, no hanging on a FIFO, a JSON depth limit, a schema per file); a write that fails raises a
+:class:`RunWriteError` naming the path and the state the run was left in.
 
 **No silent overwrite, checked resume.** :meth:`RunDir.start` refuses to start in a directory that
 holds a run unless asked to resume it or to overwrite it; a resume is refused, with every
@@ -39,28 +44,22 @@ and moved into the layout (without a moment at which they are inconsistent) when
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
 import shutil
-import socket
 import uuid
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from genvae._io import atomic_write, fsync_dir, new_folder, step, write_synced
+from genvae._io import RunWriteError, atomic_write, fsync_dir, new_folder, step, write_synced, writing
 from genvae.config import MODEL_FILE, load, save
+from genvae.runfiles import RunFileError, read_history, read_run_json
+from genvae.runlock import LockHolder, RunLock, RunLockedError, now
 from genvae.training.state import History
-
-try:  # POSIX; elsewhere the run lock is a no-op
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "STATUS_COMPLETE",
@@ -69,8 +68,10 @@ __all__ = [
     "ResumeMismatchError",
     "RunDir",
     "RunExistsError",
+    "RunFileError",
     "RunLock",
     "RunLockedError",
+    "RunWriteError",
 ]
 
 #: The status a run's metrics record: it finished, or it diverged (the last finite state is published).
@@ -85,10 +86,7 @@ _PUBLISHED, _CURRENT, _CHECKPOINTS, _LOCK = "published", "current", "checkpoints
 _LAST, _BEST = "last.ckpt", "best.ckpt"
 _LEGACY_WEIGHTS = "weights.pt"
 _GENERATION = re.compile(r"\d{6}")
-
-
-class RunLockedError(RuntimeError):
-    """Another process is writing the run directory (the message names it)."""
+_T = TypeVar("_T")
 
 
 class RunExistsError(ValueError):
@@ -97,82 +95,6 @@ class RunExistsError(ValueError):
 
 class ResumeMismatchError(ValueError):
     """A resume whose settings differ from those the run was started with (each listed)."""
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds (or held) a run's lock."""
-
-    pid: int
-    host: str
-    started: str
-
-    def __str__(self) -> str:
-        return f"PID {self.pid} on {self.host}, started {self.started}"
-
-    @classmethod
-    def parse(cls, text: str) -> LockHolder | None:
-        """The holder recorded in a lock file, or None for an empty or unreadable one."""
-        try:
-            data = json.loads(text)
-            return cls(int(data["pid"]), str(data["host"]), str(data["started"]))
-        except (ValueError, TypeError, KeyError):
-            return None
-
-
-class RunLock:
-    """The exclusive lock of one run directory (``RUN/.lock``): ``flock`` plus the holder's identity.
-
-    Attributes:
-        stale: the holder recorded by a process that died without releasing the lock (taken over),
-            or None.
-    """
-
-    def __init__(self, path: Path, run: Path) -> None:
-        self.path, self.run = path, run
-        self.stale: LockHolder | None = None
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        """Take the lock or raise :class:`RunLockedError` naming its holder; returns itself."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = LockHolder.parse(_read_fd(fd))
-            os.close(fd)
-            who = str(holder) if holder else "an unknown process"
-            raise RunLockedError(
-                f"{self.run}: in use by another genvae process ({who}); wait for it to finish or use another --out"
-            ) from None
-        self.stale = LockHolder.parse(_read_fd(fd))  # what a dead holder left behind
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Clear the holder record and release the lock."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # a clean release leaves no holder behind
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _read_fd(fd: int) -> str:
-    return os.pread(fd, 4096, 0).decode("utf-8", "replace")
-
-
-def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 class RunDir:
@@ -209,15 +131,25 @@ class RunDir:
 
     def config(self) -> dict[str, Any]:
         """The published run's settings and data (``config.json``)."""
-        return _read_json(self.path / CONFIG)
+        return self._read_published(read_run_json, CONFIG, "config")
 
     def metrics(self) -> dict[str, Any]:
         """The published run's final figures and status (``metrics.json``)."""
-        return _read_json(self.path / METRICS)
+        return self._read_published(read_run_json, METRICS, "metrics")
 
     def history(self) -> History:
         """The published run's per-epoch figures."""
-        return History.from_csv(self.path / HISTORY)
+        return self._read_published(read_history, HISTORY)
+
+    def _read_published(self, reader: Callable[..., _T], name: str, *kind: str) -> _T:
+        """``RUN/name`` read by ``reader``: through its link into ``published/`` (refused with a
+        :class:`~genvae.runfiles.RunFileError` when the link leads out of the run directory), or
+        directly in a run of the old flat layout."""
+        path = self.path / name
+        linked = path.is_symlink()
+        if linked and not (real := path.resolve()).is_relative_to(self.path.resolve()):
+            raise RunFileError(f"{path}: expected a link into the run directory, got one to {real}; not following it")
+        return _read(reader, path, *kind, follow_symlinks=linked)
 
     def status(self) -> str:
         """``"complete"``, ``"diverged"`` (the last finite state is published) or ``"unfinished"``."""
@@ -231,14 +163,15 @@ class RunDir:
 
     def evaluation(self) -> dict[str, Any]:
         """The evaluation figures the report wrote (``evaluation.json``)."""
-        return _read_json(self.path / EVALUATION)
+        return self._read_published(read_run_json, EVALUATION, "evaluation")
 
     # -- files derived from the published run ----------------------------------------------------
 
     def write_evaluation(self, figures: Mapping[str, Any]) -> Path:
         """Write the report's evaluation figures beside the published run they describe."""
-        target = self.derived_file(EVALUATION)
-        atomic_write(target, (json.dumps(figures, indent=2) + "\n").encode())
+        with writing(self.path / EVALUATION, "writing the evaluation", f"the run in {self.path} is as it was"):
+            target = self.derived_file(EVALUATION)
+            atomic_write(target, (json.dumps(figures, indent=2) + "\n").encode())
         return self.path / EVALUATION
 
     @property
@@ -282,7 +215,7 @@ class RunDir:
         layout, the published ones); None when there is no training to resume."""
         for path in (self.checkpoint_dir / CONFIG, self.path / CONFIG):
             if path.is_file() and not path.is_symlink():
-                return _read_json(path)
+                return _read(read_run_json, path, "training config")
         return None
 
     def holds_run(self) -> bool:
@@ -339,20 +272,36 @@ class RunDir:
             raise RunExistsError(
                 f"{self.path}: holds {self.describe()}; continue it with --resume or replace it with --overwrite"
             )
-        self._tidy()
         if saved is not None:
             _check_same(saved, record, self.path, may_change, may_grow)
             record = {**record, "run_id": saved.get("run_id"), "started": saved.get("started")}
         else:
-            record = {**record, "run_id": uuid.uuid4().hex[:12], "started": _now()}
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.checkpoint_dir / CONFIG, _json_bytes(record))
-        return record, self.last_checkpoint if self.last_checkpoint.is_file() else None
+            record = {**record, "run_id": uuid.uuid4().hex[:12], "started": now()}
+        with writing(
+            self.checkpoint_dir, "starting the run", f"the run published in {self.path} (if any) is as it was"
+        ):
+            self._tidy()
+            if saved is None:
+                shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.checkpoint_dir / CONFIG, _json_bytes(record))
+        return record, self.resume_checkpoint()
+
+    def resume_checkpoint(self) -> Path | None:
+        """``last.ckpt`` when there is one to resume from, else None; anything else in its place (a
+        folder, a FIFO, a link to a device) is refused with a :class:`~genvae.runfiles.RunFileError`
+        rather than taken for "no checkpoint", which would start the training again silently."""
+        last = self.last_checkpoint
+        if last.is_symlink() or (last.exists() and not last.is_file()):
+            what = "a symlink" if last.is_symlink() else "a folder" if last.is_dir() else "not a regular file"
+            raise RunFileError(
+                f"{last}: expected the checkpoint file genvae wrote, got {what}; remove it to start the training again"
+            )
+        return last if last.exists() else None
 
     def _can_resume(self) -> bool:
         """A checkpoint to continue from, or a training that was started and has none yet."""
-        return self.last_checkpoint.is_file() or (self.checkpoint_dir / CONFIG).is_file()
+        return self.resume_checkpoint() is not None or (self.checkpoint_dir / CONFIG).is_file()
 
     def _tidy(self) -> None:
         """Before writing: move an old flat layout into the new one, and remove what writers
@@ -373,7 +322,32 @@ class RunDir:
         visible together, replacing the previous publication in one step (see the module's
         description). Call it while holding :meth:`lock`."""
         published = self.path / _PUBLISHED
-        published.mkdir(parents=True, exist_ok=True)
+        before = f"nothing was published: {self.path} shows the run as it was before"
+        with writing(published, "publishing the run", before):
+            published.mkdir(parents=True, exist_ok=True)
+            generation = self._stage(published, model, config, history, metrics)
+            fsync_dir(published)
+            step("publish:generation-renamed")
+            for name in _PUBLISHED_FILES:  # links through `current`: in place before the first switch
+                _link(self.path / name, Path(_PUBLISHED, _CURRENT, name))
+            step("publish:linked")
+            _link(published / _CURRENT, Path(generation.name))  # the switch
+        after = f"the run was published in {self.path}, but an older publication may be left in {published}"
+        with writing(published, "tidying up after publishing the run", after):
+            fsync_dir(published)
+            step("publish:switched")
+            self._remove_old_generations(keep=generation.name)
+            step("publish:cleaned")
+
+    def _stage(
+        self,
+        published: Path,
+        model: torch.nn.Module,
+        config: Mapping[str, Any],
+        history: History,
+        metrics: Mapping[str, Any],
+    ) -> Path:
+        """Write the run's files into a new folder and rename it to the next generation's name."""
         staging = new_folder(published, ".new-")
         try:
             write_synced(staging / CONFIG, _json_bytes(config))
@@ -387,16 +361,7 @@ class RunDir:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        fsync_dir(published)
-        step("publish:generation-renamed")
-        for name in _PUBLISHED_FILES:  # links through `current`: in place before the first switch
-            _link(self.path / name, Path(_PUBLISHED, _CURRENT, name))
-        step("publish:linked")
-        _link(published / _CURRENT, Path(generation.name))  # the switch
-        fsync_dir(published)
-        step("publish:switched")
-        self._remove_old_generations(keep=generation.name)
-        step("publish:cleaned")
+        return generation
 
     def _remove_old_generations(self, keep: str) -> None:
         for path in (self.path / _PUBLISHED).iterdir():
@@ -483,13 +448,10 @@ def _json_bytes(value: Mapping[str, Any]) -> bytes:
     return (json.dumps(value, indent=2) + "\n").encode()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read(reader: Callable[..., _T], path: Path, *kind: str, follow_symlinks: bool = False) -> _T:
+    """A run file read by ``reader`` (of :mod:`genvae.runfiles`, which checks its size and fields);
+    a missing file says where it was expected."""
     try:
-        value = json.loads(path.read_text())
+        return reader(path, *kind, follow_symlinks=follow_symlinks)
     except FileNotFoundError:
         raise FileNotFoundError(f"run: expected {path.name} in {str(path.parent)!r}, but it is not there") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a JSON file written by genvae ({err})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
