@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from genvae._memory import check_samples
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
 from genvae.evaluation import decode_chunk_size, posterior_means
@@ -104,6 +105,7 @@ def manifold_grid(
         raise ValueError(f"model: expected a latent space of at least 2 dimensions for a manifold, got {d}")
     if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= k < d for k in dims):
         raise ValueError(f"dims: expected two different latent dimensions in [0, {d - 1}], got {dims!r}")
+    check_samples(model, "n", f"{n} (a grid of {n}×{n})", n * n, figure=True)
     grid_x = _grid_values(n, scale, grid)
     grid_y = grid_x[::-1].copy()
     base = torch.zeros(d, dtype=torch.float64) if fixed is None else torch.as_tensor(fixed, dtype=torch.float64)
@@ -335,6 +337,7 @@ def samples(
     gen = torch.Generator().manual_seed(seed)
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
+        check_samples(model, "n", f"{n} for each of {len(labels)} rows", len(labels) * n, figure=True)
         image = np.concatenate([_tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, image)
@@ -344,6 +347,7 @@ def samples(
         ax.set_ylabel("label" if conditions is None else "condition")
         ax.set_xlabel("one z per column")
         return fig
+    check_samples(model, "n, rows", f"{n} in each of {rows} rows", rows * n, figure=True)
     z = model.sample_prior(rows * n, generator=gen)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
     _show(ax, _tile_decoded(model, z, None, n))
@@ -403,6 +407,7 @@ def traversal(
     chosen = list(dims) if dims is not None else list(range(min(d, 10)))
     if not chosen or not all(0 <= k < d for k in chosen):
         raise ValueError(f"dims: expected latent dimensions in [0, {d - 1}], got {dims!r}")
+    check_samples(model, "n", f"{n} for each of {len(chosen)} rows", len(chosen) * n, figure=True)
     base = torch.zeros(d, dtype=model.dtype) if z is None else torch.as_tensor(z, dtype=model.dtype).reshape(d)
     values = torch.linspace(-span, span, n, dtype=model.dtype)
     zs = base.repeat(len(chosen), n, 1)  # row r sweeps dimension chosen[r]
