@@ -233,3 +233,29 @@ def test_a_figure_that_fits_the_memory_is_drawn(models: dict[str, gv.VAE], monke
     assert shown(viz.samples(models["vae"], n=3, rows=3)).shape == (84, 84)
     with pytest.raises(ValueError, match=r"^n: expected at most 9 images .* got 10 for each of 1 rows"):
         viz.traversal(models["vae"], dims=[0], n=10)
+
+
+# -- string labels are reported under the argument that holds them (issue 26, item 5) ----------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["1", "2", "3"], r"^y: expected labels as numbers, got a list of other values$"),
+        (np.array(["1", "2", "3"]), r"^y: expected a numeric array, got a numpy array of strings$"),
+        (np.array([b"1", b"2", b"3"]), r"^y: expected a numeric array, got a numpy array of byte strings$"),
+    ],
+)
+def test_label_swap_names_y_for_string_labels(models: dict[str, gv.VAE], labels: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        viz.label_swap(models["cvae"], torch.rand(3, 1, 28, 28), labels)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^y: expected one label per input \(3\), got labels of shape \(2,\)$"):
+        viz.label_swap(models["cvae"], torch.rand(3, 1, 28, 28), torch.arange(2))
+
+
+def test_labels_inside_the_data_are_named_as_the_datas_labels(models: dict[str, gv.VAE]) -> None:
+    strings = (torch.rand(3, 1, 28, 28), np.array(["1", "2", "3"]))
+    with pytest.raises(TypeError, match=r"^x labels: expected a numeric array, got a numpy array of strings$"):
+        viz.label_swap(models["cvae"], strings)
+    with pytest.raises(TypeError, match=r"^data labels: expected a numeric array, got a numpy array of strings$"):
+        viz.latent_scatter(models["cvae"], strings)

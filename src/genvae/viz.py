@@ -373,7 +373,8 @@ def label_swap(
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
     targets = _conditions(cvae, classes, conditions, "classes")
-    images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device)
+    images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device,
+                                      labels_argument=None if y is None else "y")  # fmt: skip
     if labels_in is None:
         raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
     swapped = (evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets)  # one at a time
