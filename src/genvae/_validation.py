@@ -11,7 +11,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["as_size_tuple", "check_finite", "check_positive_int", "check_range", "check_tensor", "fmt_shape"]
+__all__ = [
+    "NonFiniteWeightsError",
+    "as_size_tuple",
+    "check_finite",
+    "check_positive_int",
+    "check_range",
+    "check_tensor",
+    "fmt_shape",
+]
 
 
 def fmt_shape(shape: Sequence[int | str]) -> str:
@@ -85,3 +93,21 @@ def as_size_tuple(name: str, value: Any, length: int) -> tuple[int, ...]:
     for item in items:
         check_positive_int(name, item)
     return tuple(items)
+
+
+class NonFiniteWeightsError(ValueError):
+    """A model with NaN or inf weights was not saved. The message ends with how to save it anyway
+    in the words of the API that raised it (``allow_non_finite=True`` for :func:`genvae.save`); a
+    caller that has no such option (publishing a run) re-raises :meth:`with_option` ``(None)``."""
+
+    def __init__(self, key: str, option: str | None = "allow_non_finite=True") -> None:
+        hint = f" (pass {option} to save it anyway)" if option else ""
+        super().__init__(f"model: {key}: expected finite weights, got NaN or inf; a diverged model is not saved{hint}")
+        self.key, self.option = key, option
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.key, self.option)
+
+    def with_option(self, option: str | None) -> NonFiniteWeightsError:
+        """The same error, naming ``option`` as the way to save anyway (None: there is none)."""
+        return type(self)(self.key, option)
