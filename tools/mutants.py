@@ -248,4 +248,14 @@ MUTANTS: list[Mutant] = [
         "if need <= budget:", "if need < budget:",
         ("tests/test_memory.py",), "a request of exactly the physical memory is refused",
     ),
+    Mutant(
+        "publishing offers allow_non_finite", "src/genvae/runs.py",
+        "raise err.with_option(None) from None", "raise",
+        ("tests/test_option_hints.py",), "genvae train says 'pass allow_non_finite=True', which it cannot take",
+    ),
+    Mutant(
+        "a missing dataset's option cannot be renamed", "src/genvae/data/mnist.py",
+        "return type(self)(self.missing, option)", "return self",
+        ("tests/test_option_hints.py",), "the command line would still say 'pass download=True' for --download",
+    ),
 ]  # fmt: skip
