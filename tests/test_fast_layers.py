@@ -56,6 +56,39 @@ def test_the_product_form_equals_torchs_transposed_convolution(case: dict) -> No
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+# the property above draws one stride, padding and output padding for both axes: these differ
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "output_padding", "size"),
+    [
+        ((3, 3), (1, 2), (0, 1), (0, 1), (5, 4)),
+        ((3, 4), (2, 1), (1, 0), (1, 0), (4, 5)),
+        ((4, 2), (3, 2), (2, 0), (0, 1), (3, 6)),
+        ((2, 5), (2, 3), (1, 2), (1, 2), (6, 3)),
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_product_form_handles_each_axis_on_its_own(
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    output_padding: tuple[int, int],
+    size: tuple[int, int],
+    channels_last: bool,
+) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, *size)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    ours = ConvTranspose2d(32, 2, kernel, stride=stride, padding=padding, output_padding=output_padding)
+    expected = F.conv_transpose2d(x, ours.weight, ours.bias, stride, padding, output_padding)
+    with torch.no_grad():
+        got = conv_transpose2d_col2im(x, ours.weight, ours.bias, stride, padding, output_padding)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the layer takes the product form (2·kh·kw ≤ 32 input channels)
+        assert ours._product_form_applies(x)
+        torch.testing.assert_close(ours(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def _layer(cin: int = 32, cout: int = 1, kernel: int = 3) -> tuple[ConvTranspose2d, nn.ConvTranspose2d]:
     torch.manual_seed(0)
     ours = ConvTranspose2d(cin, cout, kernel, stride=2, padding=1, output_padding=1)

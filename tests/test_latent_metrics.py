@@ -75,3 +75,41 @@ def test_mig_refuses_factors_that_do_not_fit_the_data() -> None:
         gv.evaluation.mig(model, x, {"constant": torch.zeros(50)})
     with pytest.raises(ValueError, match="bins: expected at least 2 bins, got 1"):
         gv.evaluation.mig(model, x, {"first": x[:, 0]}, bins=1)
+
+
+def test_active_units_at_exactly_the_threshold_are_not_active() -> None:
+    # x[:, 0] is ±1 in equal numbers: the means 1·x and 0.25·x have variances 1 and 0.0625 exactly
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]]).repeat(50, 1)
+    model = linear_means([[1.0, 0.0], [0.25, 0.0]])
+    units = gv.evaluation.active_units(model, x, threshold=0.0625)
+    assert units.variances.tolist() == [1.0, 0.0625]
+    assert units.count == 1 and units.active.tolist() == [True, False]  # "exceeds", not "reaches"
+    below = gv.evaluation.active_units(model, x, threshold=0.0624)
+    assert below.count == 2 and below.active.tolist() == [True, True]
+
+
+class Identity3(nn.Module):
+    """An encoder whose features are the inputs themselves (three numbers per input)."""
+
+    out_features = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_mig_takes_the_gap_between_the_two_largest_of_three_or_more_dimensions() -> None:
+    # every combination of a factor f in {0, 1, 2, 3} and a bit b, equally often; the latent
+    # dimensions are f, f // 2 and b: MI log 4, log 2 and exactly 0 with f, so the gap between
+    # the two largest is (log 4 − log 2) / H(f) = 1/2 (the largest and the smallest would give 1)
+    f = torch.arange(4.0).repeat_interleave(2).repeat(10)
+    b = torch.tensor([0.0, 1.0]).repeat(40)
+    x = torch.stack([f, torch.div(f, 2, rounding_mode="floor"), b], 1)
+    model = gv.VAE(Identity3(), gv.decoders.MLPDecoder(3, 3, hidden=(4,)), latent_dim=3, likelihood="gaussian")
+    with torch.no_grad():
+        model.mean_head.weight.copy_(torch.eye(3))
+        model.mean_head.bias.zero_()
+    result = gv.evaluation.mig(model, x, {"f": f})
+    log2 = torch.log(torch.tensor(2.0, dtype=torch.float64))
+    torch.testing.assert_close(result.mutual_information[:, 0], torch.stack([2 * log2, log2, log2 * 0]))
+    assert result.entropies["f"] == pytest.approx(float(2 * log2))
+    assert result.per_factor["f"] == pytest.approx(0.5) and result.score == pytest.approx(0.5)

@@ -424,3 +424,38 @@ def test_input_checks_can_be_switched_off() -> None:
 def test_an_unconditional_model_refuses_labels() -> None:
     with pytest.raises(ValueError, match="y: expected None for an unconditional VAE, got labels"):
         gv.presets.seed_vae()(torch.rand(2, 1, 28, 28), torch.tensor([1, 2]))
+
+
+# -- sizes are checked before samples are allocated (issue 26, item 6) ---------------------------------
+
+
+SAMPLES = r"341,520 samples of 1×28×28 float32 .*, got 100000000000, which would take 285\.9 TiB"
+LATENTS = r"134,217,728 latent vectors of 2 float32 .*, got 1000000000000, which would take 7\.3 TiB"
+
+
+# sizes that an allocator refuses at once, should the check be missing (a mutant): nothing is drawn
+@pytest.mark.parametrize(
+    ("draw", "message"),
+    [
+        (lambda: gv.presets.seed_vae().sample(10**11), SAMPLES),
+        (lambda: gv.presets.seed_cvae().sample(10**11, y=3), SAMPLES),
+        (lambda: gv.semisupervised.SemiSupervisedVAE("mlp", "mlp", "mlp").sample(10**11, y=3), SAMPLES),
+        (lambda: gv.presets.seed_vae().sample_prior(10**12), LATENTS),
+        (lambda: gv.VAE("mlp", "mlp", prior="mog").sample_prior(10**12), LATENTS),
+        (lambda: gv.VAE("mlp", "mlp", prior="vamp").sample_prior(10**12), LATENTS),
+    ],
+)
+def test_samples_too_large_for_the_memory_are_refused_before_they_are_allocated(
+    monkeypatch: pytest.MonkeyPatch, draw: object, message: str
+) -> None:
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**30)
+    with pytest.raises(ValueError, match=rf"^n: expected at most {message}$"):
+        draw()  # type: ignore[operator]
+
+
+def test_samples_that_fit_the_memory_are_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 5 * (784 * 4 + 2 * 4))
+    model = gv.presets.seed_vae()
+    assert model.sample(5).shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"^n: expected at most 5 samples"):
+        model.sample(6)

@@ -201,3 +201,61 @@ def test_loss_curves_of_one_epoch_tick_that_epoch_only() -> None:
     history.append({"epoch": 1, "train_total": 3.0, "train_recon": 2.0, "train_kl": 1.0})
     fig = viz.loss_curves(history)
     assert all(list(ax.get_xticks()) == [1] for ax in fig.axes)
+
+
+# -- sizes are checked before the figure is allocated (issue 26, item 6) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("draw", "argument", "needed"),
+    [
+        (lambda m: viz.latent_manifold(m["vae"], n=10**6), "n", "2,859.5 TiB"),
+        (lambda m: viz.manifold_grid(m["vae"], n=10**6), "n", "2,859.5 TiB"),
+        (lambda m: viz.samples(m["vae"], n=10**7, rows=10**3), "n, rows", "28.6 TiB"),
+        (lambda m: viz.samples(m["cvae"], n=10**8), "n", "2.9 TiB"),
+        (lambda m: viz.traversal(m["vae"], n=10**8), "n", "585.6 GiB"),
+    ],
+)
+def test_a_figure_too_large_for_the_memory_is_refused_before_it_is_allocated(
+    models: dict[str, gv.VAE], monkeypatch: pytest.MonkeyPatch, draw: object, argument: str, needed: str
+) -> None:
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**30)  # the same on every machine
+    with pytest.raises(ValueError, match=rf"^{argument}: expected at most 341,520 images of 1×28×28 float32 .*"
+                       rf"\(1\.0 GiB, this machine's memory\), got .*, which would take {needed}$") as err:  # fmt: skip
+        draw(models)  # type: ignore[operator]
+    assert "\n" not in str(err.value)
+
+
+def test_a_figure_that_fits_the_memory_is_drawn(models: dict[str, gv.VAE], monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3×3 images of 1×28×28 float32 pixels and 2 float32 latents: 9 · (3136 + 8) bytes exactly
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 9 * 3144)
+    assert shown(viz.latent_manifold(models["vae"], n=3)).shape == (84, 84)
+    assert shown(viz.samples(models["vae"], n=3, rows=3)).shape == (84, 84)
+    with pytest.raises(ValueError, match=r"^n: expected at most 9 images .* got 10 for each of 1 rows"):
+        viz.traversal(models["vae"], dims=[0], n=10)
+
+
+# -- string labels are reported under the argument that holds them (issue 26, item 5) ----------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["1", "2", "3"], r"^y: expected labels as numbers, got a list of other values$"),
+        (np.array(["1", "2", "3"]), r"^y: expected a numeric array, got a numpy array of strings$"),
+        (np.array([b"1", b"2", b"3"]), r"^y: expected a numeric array, got a numpy array of byte strings$"),
+    ],
+)
+def test_label_swap_names_y_for_string_labels(models: dict[str, gv.VAE], labels: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        viz.label_swap(models["cvae"], torch.rand(3, 1, 28, 28), labels)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^y: expected one label per input \(3\), got labels of shape \(2,\)$"):
+        viz.label_swap(models["cvae"], torch.rand(3, 1, 28, 28), torch.arange(2))
+
+
+def test_labels_inside_the_data_are_named_as_the_datas_labels(models: dict[str, gv.VAE]) -> None:
+    strings = (torch.rand(3, 1, 28, 28), np.array(["1", "2", "3"]))
+    with pytest.raises(TypeError, match=r"^x labels: expected a numeric array, got a numpy array of strings$"):
+        viz.label_swap(models["cvae"], strings)
+    with pytest.raises(TypeError, match=r"^data labels: expected a numeric array, got a numpy array of strings$"):
+        viz.latent_scatter(models["cvae"], strings)

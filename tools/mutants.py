@@ -226,4 +226,83 @@ MUTANTS: list[Mutant] = [
         "value < 0:", "value < -10**9:",
         ("tests/test_training*.py",), "a checkpoint with epoch -5 behind a valid checksum is resumed",
     ),
+    # -- issue 26, item 10: the audit's survivors, and the size checks of item 6 ----------------------
+    Mutant(
+        "MIG: gap to the smallest mutual information", "src/genvae/latent_metrics.py",
+        "second = float(top[1]) if top.numel() > 1 else 0.0", "second = float(top[-1]) if top.numel() > 1 else 0.0",
+        ("tests/test_latent_metrics.py",), "with 2 latent dimensions top[1] is top[-1]: only 3 or more tell",
+    ),
+    Mutant(
+        "active units: counted at the threshold", "src/genvae/latent_metrics.py",
+        "ActiveUnits(int((variances > threshold).sum())", "ActiveUnits(int((variances >= threshold).sum())",
+        ("tests/test_latent_metrics.py",), "a dimension whose variance equals the threshold counts as active",
+    ),
+    Mutant(
+        "active units: marked active at the threshold", "src/genvae/latent_metrics.py",
+        "return self.variances > self.threshold", "return self.variances >= self.threshold",
+        ("tests/test_latent_metrics.py",), "ActiveUnits.active disagrees with ActiveUnits.count at the threshold",
+    ),
+    Mutant(
+        "product-form transposed convolution: strides swapped", "src/genvae/_transposed_conv.py",
+        "(sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding",
+        "(sw, sh), (ph, pw), (oh, ow) = stride, padding, output_padding",
+        ("tests/test_fast_layers.py",), "stride=(1, 2) computed as (2, 1) in evaluation",
+    ),
+    Mutant(
+        "product-form transposed convolution: paddings swapped", "src/genvae/_transposed_conv.py",
+        "(sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding",
+        "(sh, sw), (pw, ph), (oh, ow) = stride, padding, output_padding",
+        ("tests/test_fast_layers.py",), "padding=(0, 1) computed as (1, 0) in evaluation",
+    ),
+    Mutant(
+        "product-form transposed convolution: output paddings swapped", "src/genvae/_transposed_conv.py",
+        "(sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding",
+        "(sh, sw), (ph, pw), (ow, oh) = stride, padding, output_padding",
+        ("tests/test_fast_layers.py",), "output_padding=(0, 1) computed as (1, 0) in evaluation",
+    ),
+    Mutant(
+        "FiLM: shift dropped", "src/genvae/conditioners.py",
+        "return out * (1 + gamma) + beta", "return out * (1 + gamma)",
+        ("tests/test_conditioners.py",), "FiLM scales by 1 + γ(c) but never adds β(c)",
+    ),
+    Mutant(
+        "Gaussian likelihood: log-scale term dropped", "src/genvae/likelihoods.py",
+        "** 2 - log_scale - 0.5 * math.log(2 * math.pi)", "** 2 - 0.5 * math.log(2 * math.pi)",
+        ("tests/test_likelihoods.py",), "log N(x; μ, σ²) without −log σ: right at σ = 1 only",
+    ),
+    Mutant(
+        "string labels of viz.label_swap reported as x", "src/genvae/viz.py",
+        'labels_argument=None if y is None else "y")', "labels_argument=None)",
+        ("tests/test_viz.py",), "label_swap(cvae, x, ['1', '2']) says 'x: expected labels as numbers'",
+    ),
+    Mutant(
+        "numpy string labels reach torch", "src/genvae/data/inputs.py",
+        'if value.dtype.kind not in "biufc":', "if value.dtype == object:",
+        ("tests/test_viz.py",), "an array of strings gives torch's 'can't convert np.ndarray' naming no argument",
+    ),
+    Mutant(
+        "model.sample sized after the latents are drawn", "src/genvae/models.py",
+        'check_samples(self, "n", check_positive_int("n", n), n)', 'check_positive_int("n", n)',
+        ("tests/test_models.py",), "model.sample(10**9) draws and decodes before the 2.9 TiB output is refused",
+    ),
+    Mutant(
+        "latent_manifold sized after the grid is built", "src/genvae/viz.py",
+        'check_samples(model, "n", f"{n} (a grid of {n}×{n})", n * n, figure=True)', "pass",
+        ("tests/test_viz.py",), "latent_manifold(n=10**6) tries a 16 TB grid of latents first",
+    ),
+    Mutant(
+        "the memory check refuses exactly the budget", "src/genvae/_memory.py",
+        "if need <= budget:", "if need < budget:",
+        ("tests/test_memory.py",), "a request of exactly the physical memory is refused",
+    ),
+    Mutant(
+        "publishing offers allow_non_finite", "src/genvae/runs.py",
+        "raise err.with_option(None) from None", "raise",
+        ("tests/test_option_hints.py",), "genvae train says 'pass allow_non_finite=True', which it cannot take",
+    ),
+    Mutant(
+        "a missing dataset's option cannot be renamed", "src/genvae/data/mnist.py",
+        "return type(self)(self.missing, option)", "return self",
+        ("tests/test_option_hints.py",), "the command line would still say 'pass download=True' for --download",
+    ),
 ]  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "NonFiniteWeightsError",
     "as_size_tuple",
     "check_finite",
     "check_finite_number",
@@ -137,3 +138,21 @@ def check_labels(
         raise ValueError(
             f"{name}: expected {what} in [0, {num_classes - 1}]{accepted}{note}, got {lo if lo < low_bound else hi}"
         )
+
+
+class NonFiniteWeightsError(ValueError):
+    """A model with NaN or inf weights was not saved. The message ends with how to save it anyway
+    in the words of the API that raised it (``allow_non_finite=True`` for :func:`genvae.save`); a
+    caller that has no such option (publishing a run) re-raises :meth:`with_option` ``(None)``."""
+
+    def __init__(self, key: str, option: str | None = "allow_non_finite=True") -> None:
+        hint = f" (pass {option} to save it anyway)" if option else ""
+        super().__init__(f"model: {key}: expected finite weights, got NaN or inf; a diverged model is not saved{hint}")
+        self.key, self.option = key, option
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.key, self.option)
+
+    def with_option(self, option: str | None) -> NonFiniteWeightsError:
+        """The same error, naming ``option`` as the way to save anyway (None: there is none)."""
+        return type(self)(self.key, option)

@@ -37,7 +37,7 @@ from torch import nn
 
 from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
-from genvae._validation import check_finite, fmt_shape
+from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
 from genvae._version import __version__
 from genvae.registry import registered_name, registry_of
 
@@ -231,10 +231,7 @@ def _check_finite_state(state: Mapping[str, torch.Tensor]) -> None:
         return
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(
-                f"model: {key}: expected finite weights, got NaN or inf; gv.save does not save a diverged "
-                "model (pass allow_non_finite=True to save it anyway)"
-            )
+            raise NonFiniteWeightsError(key)
 
 
 def _remove_unused_weights(folder: Path, keep: str) -> None:

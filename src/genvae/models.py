@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
+from genvae._memory import check_samples
 from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
@@ -330,6 +331,7 @@ class VAE(nn.Module):
     def sample(self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` new inputs: z drawn from the prior, decoded to the data-space mean (for a
         conditional model, of label(s) ``y``: one label, or ``n`` of them). No gradients."""
+        check_samples(self, "n", check_positive_int("n", n), n)  # before any allocation
         c = self.condition(y, n)
         return self.likelihood.mean(self.decoder_params(self.sample_prior(n, c, generator=generator), c))
 

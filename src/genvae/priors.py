@@ -40,6 +40,7 @@ from torch import nn
 
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence, mlp
+from genvae._memory import check_draws
 from genvae._validation import check_positive_int
 from genvae.gaussian import kl_gaussians_per_dim, kl_per_dim, log_normal, log_normal_dims, log_normal_mixture
 from genvae.registry import Registry
@@ -214,6 +215,7 @@ class GaussianPrior(Prior):
         ``dtype`` on ``device`` (default: those of the prior's parameters). With ``c`` (``n`` rows),
         row i is drawn given ``c[i]``."""
         check_positive_int("n", n)
+        check_draws(n, self.latent_dim, *self._placement(dtype, device))
         eps = self._noise((n, self.latent_dim), generator, dtype, device)
         mean, logvar = self.gaussian(c)
         if mean is None or logvar is None:
@@ -323,6 +325,7 @@ class _MixturePriorBase(Prior):
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
         check_positive_int("n", n)
+        check_draws(n, self.latent_dim, *self._placement(dtype, device))
         means, logvars, log_weights = self.mixture()
         # ancestral sampling: a component per draw, then its Gaussian; drawn where the generator is
         where = generator.device if generator is not None else means.device

@@ -56,6 +56,7 @@ from typing import Any, TypeVar
 import torch
 
 from genvae._io import RunWriteError, atomic_write, fsync_dir, new_folder, step, write_synced, writing
+from genvae._validation import NonFiniteWeightsError
 from genvae.config import MODEL_FILE, load, save
 from genvae.runfiles import RunFileError, read_history, read_run_json
 from genvae.runlock import LockHolder, RunLock, RunLockedError, now
@@ -353,7 +354,10 @@ class RunDir:
             write_synced(staging / CONFIG, _json_bytes(config))
             write_synced(staging / METRICS, _json_bytes(metrics))
             history.to_csv(staging / HISTORY)
-            save(model, staging)
+            try:
+                save(model, staging)
+            except NonFiniteWeightsError as err:  # publish has no allow_non_finite to offer
+                raise err.with_option(None) from None
             fsync_dir(staging)
             step("publish:files-written")
             generation = published / f"{_next_generation(published):06d}"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from genvae._memory import check_samples
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
 from genvae.inference import decode_chunk_size, eval_mode, posterior_means
@@ -104,6 +105,7 @@ def manifold_grid(
         raise ValueError(f"model: expected a latent space of at least 2 dimensions for a manifold, got {d}")
     if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= k < d for k in dims):
         raise ValueError(f"dims: expected two different latent dimensions in [0, {d - 1}], got {dims!r}")
+    check_samples(model, "n", f"{n} (a grid of {n}×{n})", n * n, figure=True)
     grid_x = _grid_values(n, scale, grid)
     grid_y = grid_x[::-1].copy()
     base = torch.zeros(d, dtype=torch.float64) if fixed is None else torch.as_tensor(fixed, dtype=torch.float64)
@@ -331,6 +333,7 @@ def samples(
     gen = torch.Generator().manual_seed(seed)
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
+        check_samples(model, "n", f"{n} for each of {len(labels)} rows", len(labels) * n, figure=True)
         image = np.concatenate([_tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, image)
@@ -340,6 +343,7 @@ def samples(
         ax.set_ylabel("label" if conditions is None else "condition")
         ax.set_xlabel("one z per column")
         return fig
+    check_samples(model, "n, rows", f"{n} in each of {rows} rows", rows * n, figure=True)
     z = model.sample_prior(rows * n, generator=gen)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
     _show(ax, _tile_decoded(model, z, None, n))
@@ -365,7 +369,8 @@ def label_swap(
     if not isinstance(cvae, ConditionalVAE):
         raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
     targets = _conditions(cvae, classes, conditions, "classes")
-    images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device)
+    images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device,
+                                      labels_argument=None if y is None else "y")  # fmt: skip
     if labels_in is None:
         raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
     swapped = (evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets)  # one at a time
@@ -399,6 +404,7 @@ def traversal(
     chosen = list(dims) if dims is not None else list(range(min(d, 10)))
     if not chosen or not all(0 <= k < d for k in chosen):
         raise ValueError(f"dims: expected latent dimensions in [0, {d - 1}], got {dims!r}")
+    check_samples(model, "n", f"{n} for each of {len(chosen)} rows", len(chosen) * n, figure=True)
     base = torch.zeros(d, dtype=model.dtype) if z is None else torch.as_tensor(z, dtype=model.dtype).reshape(d)
     values = torch.linspace(-span, span, n, dtype=model.dtype)
     zs = base.repeat(len(chosen), n, 1)  # row r sweeps dimension chosen[r]

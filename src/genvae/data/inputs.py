@@ -57,6 +57,7 @@ def as_tensors(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     limit: int | None = None,
+    labels_argument: str | None = None,
 ) -> Pair:
     """``(inputs, labels or None)`` from any accepted kind of data (see the module docstring).
 
@@ -66,11 +67,13 @@ def as_tensors(
         dtype: floating-point inputs (and float labels) are cast to it (default: kept).
         device: where the tensors go (default: where they are).
         limit: keep only the first ``limit`` samples (a Dataset or DataLoader is read no further).
+        labels_argument: the labels' name for error messages, when the caller took them as an
+            argument of their own (``y``); default: ``argument``'s labels.
     """
-    x, y = _pair(data, argument, limit)
+    x, y = _pair(data, argument, limit, labels_argument or f"{argument} labels")
     if limit is not None:
         x, y = x[:limit], (y[:limit] if y is not None else None)
-    return _normalised(x, y, argument, dtype, device)
+    return _normalised(x, y, argument, dtype, device, labels_argument)
 
 
 def loader_batches(loader: DataLoader[Any]) -> Iterator[Any]:
@@ -89,10 +92,10 @@ def as_batch(item: Any, *, argument: str = "data", dtype: torch.dtype | None = N
         x, y = item[0], (item[1] if len(item) > 1 else None)
     else:
         x, y = item, None
-    return _normalised(_tensor(x, argument), _labels(y, argument), argument, dtype, device)
+    return _normalised(_tensor(x, argument), _labels(y, f"{argument} labels"), argument, dtype, device)
 
 
-def _pair(data: Any, argument: str, limit: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _pair(data: Any, argument: str, limit: int | None, labels: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(data, ImageDataset):
         return data.images, data.labels
     if isinstance(data, TensorDataset):
@@ -101,7 +104,7 @@ def _pair(data: Any, argument: str, limit: int | None) -> tuple[torch.Tensor, to
     if isinstance(data, torch.Tensor | np.ndarray):
         return _tensor(data, argument), None
     if isinstance(data, tuple | list) and len(data) == 2 and _array_like(data[0]):
-        return _tensor(data[0], argument), _labels(data[1], argument)
+        return _tensor(data[0], argument), _labels(data[1], labels)
     if isinstance(data, DataLoader):
         return _concatenate(loader_batches(data), argument, limit)
     if isinstance(data, Dataset):
@@ -149,13 +152,16 @@ def _tensor(value: Any, argument: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            raise TypeError(f"{argument}: expected a numeric array, got a numpy array of Python objects")
+        if value.dtype.kind not in "biufc":  # torch.from_numpy's own error names no argument
+            kinds = {"O": "Python objects", "U": "strings", "S": "byte strings"}
+            got = kinds.get(value.dtype.kind, f"dtype {value.dtype}")
+            raise TypeError(f"{argument}: expected a numeric array, got a numpy array of {got}")
         return torch.from_numpy(np.ascontiguousarray(value))
     raise TypeError(f"{argument}: expected a tensor or a numpy array of inputs, got {type(value).__name__}")
 
 
-def _labels(value: Any, argument: str) -> torch.Tensor | None:
+def _labels(value: Any, name: str) -> torch.Tensor | None:
+    """Labels as a tensor; ``name`` is what error messages call them (``"data labels"``, ``"y"``)."""
     if value is None:
         return None
     if isinstance(value, list | tuple):
@@ -163,12 +169,19 @@ def _labels(value: Any, argument: str) -> torch.Tensor | None:
             return torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError):
             raise TypeError(
-                f"{argument}: expected labels as numbers, got a {type(value).__name__} of other values"
+                f"{name}: expected labels as numbers, got a {type(value).__name__} of other values"
             ) from None
-    return _tensor(value, f"{argument} labels")
+    return _tensor(value, name)
 
 
-def _normalised(x: torch.Tensor, y: torch.Tensor | None, argument: str, dtype: torch.dtype | None, device: Any) -> Pair:
+def _normalised(
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    argument: str,
+    dtype: torch.dtype | None,
+    device: Any,
+    labels: str | None = None,
+) -> Pair:
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{argument}: expected floating-point inputs, got dtype {x.dtype}")
     if not x.is_floating_point():
@@ -181,9 +194,13 @@ def _normalised(x: torch.Tensor, y: torch.Tensor | None, argument: str, dtype: t
     if y is not None:
         if y.dim() == 0 or y.shape[0] != x.shape[0]:
             got = fmt_shape(y.shape)
-            raise ValueError(f"{argument}: expected one label per input ({x.shape[0]}), got labels of shape {got}")
+            raise ValueError(
+                f"{labels or argument}: expected one label per input ({x.shape[0]}), got labels of shape {got}"
+            )
         if y.dtype == torch.bool or y.is_complex():
-            raise TypeError(f"{argument}: expected integer class indices or float vectors as labels, got {y.dtype}")
+            raise TypeError(
+                f"{labels or argument}: expected integer class indices or float vectors as labels, got {y.dtype}"
+            )
         if y.is_floating_point() and dtype is not None:
             y = y.to(dtype)
         elif not y.is_floating_point():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,7 +25,27 @@ __all__ = ["MNIST", "DatasetNotFoundError", "FashionMNIST"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are in none of the searched folders (and no download was asked for)."""
+    """The dataset's files are in none of the searched folders (and no download was asked for).
+
+    The message ends with how to download them in the words of the API that raised it
+    (``download=True``); a front end that spells the option otherwise (the command line's
+    ``--download``) re-raises :meth:`with_option`.
+
+    Attributes:
+        missing: what is missing, and the folders searched.
+        option: how the caller asks for a download.
+    """
+
+    def __init__(self, missing: str, option: str = "download=True") -> None:
+        super().__init__(f"{missing}; pass {option} to fetch it, or put the file in one of these folders")
+        self.missing, self.option = missing, option
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.missing, self.option)
+
+    def with_option(self, option: str) -> DatasetNotFoundError:
+        """The same error, naming ``option`` (``"--download"``) as the way to download."""
+        return type(self)(self.missing, option)
 
 
 class _IDXImages(ImageDataset):
@@ -106,8 +126,7 @@ class _IDXImages(ImageDataset):
                 name, mirrors or cls.MIRRORS, cls.MD5[name], download_dir(cls.NAME, root), progress=progress
             )
         raise DatasetNotFoundError(
-            f"{cls.NAME}: {filename}(.gz) is in none of the folders searched ({', '.join(map(str, dirs))}); "
-            "pass download=True to fetch it, or put the file in one of these folders"
+            f"{cls.NAME}: {filename}(.gz) is in none of the folders searched ({', '.join(map(str, dirs))})"
         )
 
     @classmethod
