@@ -2,7 +2,7 @@
 
 Every file of a run that genvae reads back (``config.json``, ``metrics.json``, ``history.csv``,
 ``checkpoints/config.json``, ``evaluation.json``) goes through :func:`read_run_json` or
-:func:`read_history`, which:
+:func:`read_history_records`, which:
 
 - refuse a file larger than genvae ever writes for its kind (:data:`MAX_BYTES`) from its size
   alone, before reading a byte, so a multi-gigabyte (or sparse) file costs no memory or time;
@@ -30,9 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from genvae.config import MAX_JSON_DEPTH
-from genvae.training.state import History
 
-__all__ = ["MAX_BYTES", "RunFileError", "read_history", "read_run_bytes", "read_run_json"]
+__all__ = ["MAX_BYTES", "RunFileError", "read_history_records", "read_run_bytes", "read_run_json"]
 
 
 class RunFileError(ValueError):
@@ -244,8 +243,9 @@ def _short(value: Any) -> str:
 _MAX_EPOCH = 2**31 - 1
 
 
-def read_history(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> History:
-    """The per-epoch figures in ``history.csv`` (as written by :meth:`History.to_csv`), read by
+def read_history_records(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> list[dict[str, float]]:
+    """The per-epoch figures in ``history.csv`` (as written by :meth:`~genvae.History.to_csv`; read
+    them as a History with :meth:`~genvae.History.from_csv`), read by
     :func:`read_run_bytes` and checked: a header of distinct column names, every row as long as
     the header, numbers in every cell, and epochs that are whole numbers from 1 rising row by row."""
     text = _text(path, "history", read_run_bytes(path, "history", follow_symlinks=follow_symlinks))
@@ -264,7 +264,7 @@ def read_history(path: str | os.PathLike[str], *, follow_symlinks: bool = True) 
             raise RunFileError(
                 f"{path}: line {line}: epoch: expected epochs rising row by row, got {after} after {before}"
             )
-    return History(records)
+    return records
 
 
 def _record(path: str | os.PathLike[str], line: int, header: list[str], row: list[str]) -> dict[str, float]:

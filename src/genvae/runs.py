@@ -58,8 +58,9 @@ import torch
 from genvae._io import RunWriteError, atomic_write, fsync_dir, new_folder, step, write_synced, writing
 from genvae._validation import NonFiniteWeightsError
 from genvae.config import MODEL_FILE, load, save
-from genvae.runfiles import RunFileError, read_history, read_run_json
+from genvae.runfiles import RunFileError, read_run_json
 from genvae.runlock import LockHolder, RunLock, RunLockedError, now
+from genvae.training.checkpoint import existing_checkpoint
 from genvae.training.state import History
 
 __all__ = [
@@ -140,7 +141,7 @@ class RunDir:
 
     def history(self) -> History:
         """The published run's per-epoch figures."""
-        return self._read_published(read_history, HISTORY)
+        return self._read_published(History.from_csv, HISTORY)
 
     def _read_published(self, reader: Callable[..., _T], name: str, *kind: str) -> _T:
         """``RUN/name`` read by ``reader``: through its link into ``published/`` (refused with a
@@ -293,12 +294,12 @@ class RunDir:
         folder, a FIFO, a link to a device) is refused with a :class:`~genvae.runfiles.RunFileError`
         rather than taken for "no checkpoint", which would start the training again silently."""
         last = self.last_checkpoint
-        if last.is_symlink() or (last.exists() and not last.is_file()):
-            what = "a symlink" if last.is_symlink() else "a folder" if last.is_dir() else "not a regular file"
+        if last.is_symlink():  # genvae writes a regular file here: a link is someone else's doing
             raise RunFileError(
-                f"{last}: expected the checkpoint file genvae wrote, got {what}; remove it to start the training again"
+                f"{last}: expected the checkpoint file genvae wrote, got a symlink; "
+                "remove it to start the training again"
             )
-        return last if last.exists() else None
+        return existing_checkpoint(last)  # a folder, FIFO or device there is refused too
 
     def _can_resume(self) -> bool:
         """A checkpoint to continue from, or a training that was started and has none yet."""

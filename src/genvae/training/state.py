@@ -8,10 +8,10 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from genvae._io import atomic_write
+from genvae.runfiles import read_history_records
 
 __all__ = ["History", "TrainerState"]
 
@@ -94,11 +94,8 @@ class History:
         atomic_write(path, buffer.getvalue().encode())
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike[str]) -> History:
-        """Read a history written by :meth:`to_csv`."""
-        with open(Path(path), newline="") as fh:
-            rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
-        for row in rows:
-            if "epoch" in row:
-                row["epoch"] = int(row["epoch"])
-        return cls(rows)
+    def from_csv(cls, path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> History:
+        """Read a history written by :meth:`to_csv`, bounded in size and checked (see
+        :func:`genvae.runfiles.read_history_records`): a file that is not one raises
+        :class:`~genvae.runfiles.RunFileError` naming the file, the line and the column."""
+        return cls(read_history_records(path, follow_symlinks=follow_symlinks))
