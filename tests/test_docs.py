@@ -22,10 +22,10 @@ MODULES = [
     "genvae", "genvae.classifiers", "genvae.cli", "genvae.conditioners", "genvae.config", "genvae.data",
     "genvae.data.base", "genvae.data.digit_strokes", "genvae.data.digit_style", "genvae.data.files",
     "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.partial", "genvae.data.synthetic",
-    "genvae.decoders", "genvae.encoders", "genvae.evaluation", "genvae.gaussian", "genvae.latent_metrics",
-    "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors", "genvae.registry",
-    "genvae.report", "genvae.runs", "genvae.semisupervised", "genvae.training", "genvae.training.batches",
-    "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
+    "genvae.decoders", "genvae.demo", "genvae.encoders", "genvae.evaluation", "genvae.experiment", "genvae.gaussian",
+    "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models", "genvae.presets", "genvae.priors",
+    "genvae.registry", "genvae.report", "genvae.runs", "genvae.semisupervised", "genvae.training",
+    "genvae.training.batches", "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
     "genvae.training.state", "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
 ]  # fmt: skip
 

@@ -2,7 +2,8 @@
 work, and resuming ends exactly where an uninterrupted run ends.
 
 The run is stopped at an exact step by the GENVAE_TEST_PAUSE_AT hook (it creates a file and waits
-there), so the signal lands where the test says, not after a sleep that a loaded machine can outrun."""
+there; tests/pause_hook.py runs the command with the callback that reaches it), so the signal
+lands where the test says, not after a sleep that a loaded machine can outrun."""
 
 from __future__ import annotations
 
@@ -25,8 +26,12 @@ ARGS = ["--dataset", "synthetic-digits", "--train-size", "4000", "--test-size", 
 STEPS_PER_EPOCH = 125  # 4000 images in batches of 32
 
 
-def command(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "genvae", "train", *ARGS, "--out", str(out), *extra]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(out: Path, *extra: str, paused: bool = False) -> list[str]:
+    program = "tests.pause_hook" if paused else "genvae"  # the test's callback names the training steps
+    return [sys.executable, "-m", program, "train", *ARGS, "--out", str(out), *extra]
 
 
 def environment(tmp_path: Path, pause_at: str | None = None) -> dict[str, str]:
@@ -67,8 +72,8 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_sigkill_mid_epoch_then_resume(tmp_path: Path, uninterrupted: Path) -> None:
     run = tmp_path / "run"
-    process = subprocess.Popen(command(run), env=environment(tmp_path, "train:epoch-3:step-40"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(command(run, paused=True), env=environment(tmp_path, "train:epoch-3:step-40"),
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until_paused(process, tmp_path)  # inside epoch 3: epochs 1 and 2 are checkpointed
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -91,8 +96,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path, uninterrupted: Path) -> N
 
 def test_ctrl_c_writes_a_checkpoint_and_says_so(tmp_path: Path, uninterrupted: Path) -> None:
     run = tmp_path / "run"
-    process = subprocess.Popen(command(run), env=environment(tmp_path, "train:epoch-2:step-10"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(command(run, paused=True), env=environment(tmp_path, "train:epoch-2:step-10"),
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     wait_until_paused(process, tmp_path)
     process.send_signal(signal.SIGINT)
     (tmp_path / "paused.continue").touch()  # the run goes on to the step boundary, where Ctrl-C stops it
