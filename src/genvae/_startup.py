@@ -28,7 +28,7 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(130)
 
 
-def restore() -> None:
+def restore_ctrl_c() -> None:
     """Give SIGINT back to Python (``KeyboardInterrupt``), if this module's handler holds it."""
     if signal.getsignal(signal.SIGINT) is _interrupted:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 import torch
 
-from genvae import __version__, _startup, conditioners, likelihoods, models, priors
+from genvae import __version__, conditioners, likelihoods, models, priors
+from genvae._startup import restore_ctrl_c
 from genvae.data import datasets
 from genvae.demo import QUICK_REPORT, demo
 from genvae.experiment import Interrupted, TrainConfig, import_modules, run_config, train_run
@@ -274,7 +275,7 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Iterable[Callback] = (
     """Entry point of the ``genvae`` command; returns the exit status. ``callbacks`` join the
     training callbacks of ``genvae train`` (for a program that wraps the command)."""
     command = "genvae"
-    _startup.restore()  # from here, Ctrl-C is a KeyboardInterrupt, answered below
+    restore_ctrl_c()  # from here, Ctrl-C is a KeyboardInterrupt, answered below
     try:
         _import_modules(argv)
         args = _parser().parse_args(argv)
