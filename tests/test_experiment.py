@@ -100,6 +100,8 @@ def test_a_model_trains_with_its_own_objective_by_default() -> None:
     assert isinstance(build_objective(TrainConfig(), vae, 10)[0], gv.ELBO)  # a model without its own: the ELBO
     with pytest.raises(ConfigError, match=r"^--objective: the model 'm2' trains with its own bound; expected m2, "):
         build_objective(TrainConfig(model="m2", objective="elbo"), m2, 10)
+    with pytest.raises(ConfigError, match=r"^--objective: 'm2' is the own bound of --model m2, got --model vae$"):
+        build_objective(TrainConfig(model="vae", objective="m2"), vae, 10)
 
 
 def test_config_json_names_the_objective_a_model_trained_with(tmp_path: Path) -> None:

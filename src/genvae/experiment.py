@@ -41,7 +41,8 @@ from genvae.training.distributed import is_main_process
 from genvae.training.tensorboard import TensorBoard
 
 __all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
-           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "run_config",
+           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
+           "run_config",
            "train_run"]  # fmt: skip
 
 
@@ -178,14 +179,21 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
 
 def objective_name(config: TrainConfig, model: torch.nn.Module) -> str:
     """The objective ``config`` names, or the model's own: a model class may list the objectives
-    it trains with in its attribute ``trains_with`` (the first is its default; M2 lists ``"m2"``)."""
-    own: tuple[str, ...] | None = getattr(model, "trains_with", None)
+    it trains with in its attribute ``trains_with`` (the first is its default; M2 lists ``"m2"``),
+    and such an objective trains only the models that list it."""
+    own: tuple[str, ...] = getattr(model, "trains_with", ())
     if config.objective is None:
         return own[0] if own else "elbo"
     if own and config.objective not in own:
         raise ConfigError(
             f"--objective: the model {config.model!r} trains with its own bound; "
             f"expected {', '.join(own)}, got {config.objective!r}"
+        )
+    owners = [name for name in models.names() if config.objective in getattr(models.get(name), "trains_with", ())]
+    if owners and config.objective not in own:  # another model's own bound: it needs that model's outputs
+        raise ConfigError(
+            f"--objective: {config.objective!r} is the own bound of --model {', '.join(owners)}, "
+            f"got --model {config.model}"
         )
     return config.objective
 
