@@ -42,8 +42,7 @@ from genvae.training.tensorboard import TensorBoard
 
 __all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
            "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
-           "run_config",
-           "train_run"]  # fmt: skip
+           "run_config", "train_run"]  # fmt: skip
 
 
 class ConfigError(ValueError):
