@@ -146,6 +146,8 @@ def test_only_rank_0_prints(
     monkeypatch.setenv("RANK", "1")  # a second rank of a torchrun (WORLD_SIZE unset: no process group)
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     assert main([*args, "--k", "3", "--out", str(tmp_path / "one")]) == 1  # an error: rank 0 says it
+    with pytest.raises(SystemExit):
+        main([*args, "--epochs", "0", "--out", str(tmp_path / "one")])  # argparse's error too
     assert capsys.readouterr() == ("", "")
 
 

@@ -43,7 +43,7 @@ class CLIError(ValueError):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}\n" if is_main_process() else None)  # rank 0 speaks
 
 
 def _number(parse: Callable[[str], Any], minimum: float, inclusive: bool, what: str) -> Callable[[str], Any]:
