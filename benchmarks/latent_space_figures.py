@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import genvae as gv
-from genvae.cli import TrainConfig, train_run
+from genvae.experiment import TrainConfig, train_run
 from genvae.report import ReportSettings, write_report
 
 

@@ -3,8 +3,8 @@
 It imports torch and genvae once, then runs each request (one JSON line on stdin) in a forked
 child, answering ``{"pid": ...}`` when the child starts and ``{"exit": ...}`` when it ends (the
 exit status, or minus the signal that killed it). A test can so signal a real process at an exact
-step of a save or a publication (the ``GENVAE_TEST_PAUSE_AT`` hook) for the cost of a fork, not of
-a Python start.
+step of a save, a publication or training (the ``GENVAE_TEST_PAUSE_AT`` hook; training steps
+through tests/pause_hook.py) for the cost of a fork, not of a Python start.
 
     python -m tests.runs_worker
 """
@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 import genvae as gv
-from genvae.cli import TrainConfig, train_run
+from genvae.experiment import TrainConfig, train_run
+from tests.pause_hook import PauseAt
 
 
 def perturbed(seed: int) -> gv.VAE:
@@ -37,7 +38,8 @@ def save(request: dict[str, Any]) -> None:
 
 
 def train(request: dict[str, Any]) -> None:
-    train_run(TrainConfig(**request["config"]), request["out"], quiet=True, overwrite=request.get("overwrite", False))
+    config, overwrite = TrainConfig(**request["config"]), request.get("overwrite", False)
+    train_run(config, request["out"], quiet=True, overwrite=overwrite, callbacks=[PauseAt()])
 
 
 ACTIONS = {"save": save, "train": train}

@@ -19,8 +19,9 @@ import pytest
 import torch
 
 import genvae as gv
-from genvae.cli import DataChoice, choose_dataset, main
+from genvae.cli import main
 from genvae.data import files, write_idx
+from genvae.experiment import DataChoice, choose_dataset
 from genvae.runs import RunDir
 
 SMALL = [
@@ -161,7 +162,7 @@ def test_tensorboard_logs_from_the_command_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--k", "3"], "--k: only --objective iwae takes k, got --objective elbo"),
+        (["--k", "3"], "--k: the objective 'elbo' takes no k, got 3"),
         (["--labels", "3"], "--labels: only --model m2 learns from partly labelled data, got --model vae"),
         (["--model", "m2", "--objective", "iwae"], "--objective: the model 'm2' trains with its own bound; expected"),
     ],

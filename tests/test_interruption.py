@@ -2,7 +2,7 @@
 work, and resuming ends exactly where an uninterrupted run ends.
 
 The run is stopped at an exact step by the GENVAE_TEST_PAUSE_AT hook (it writes to a file and waits
-there), so the signal lands where the test says, not after a sleep that a loaded machine can outrun.
+there; tests/pause_hook.py runs the command with the callback that reaches it), so the signal lands where the test says, not after a sleep that a loaded machine can outrun.
 Every wait is on an event, never on a clock: the pause file is a FIFO, and the test blocks in
 select() until the run writes to it or ends (a pidfd), so a slow machine is only slower."""
 
@@ -27,8 +27,12 @@ ARGS = ["--dataset", "synthetic-digits", "--train-size", "960", "--test-size", "
 STEPS_PER_EPOCH = 30  # 960 images in batches of 32
 
 
-def command(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "genvae", "train", *ARGS, "--out", str(out), *extra]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(out: Path, *extra: str, paused: bool = False) -> list[str]:
+    program = "tests.pause_hook" if paused else "genvae"  # the test's callback names the training steps
+    return [sys.executable, "-m", program, "train", *ARGS, "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,9 @@ def start_paused(args: list[str], env: dict[str, str], tmp_path: Path) -> subpro
     readable, or the process's pidfd does when it exits. No clock: a loaded machine is only slower."""
     fifo = os.open(tmp_path / "paused", os.O_RDONLY | os.O_NONBLOCK)  # before the run: its write never blocks
     try:
-        process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         exited = os.pidfd_open(process.pid)
         try:
             ready, _, _ = select.select([fifo, exited], [], [])
@@ -87,7 +93,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> Path
 
 def test_sigkill_mid_epoch_then_resume(tmp_path: Path, cache: Path, uninterrupted: Path) -> None:
     run = tmp_path / "run"
-    process = start_paused(command(run), environment(cache, tmp_path, "train:epoch-3:step-20"), tmp_path)
+    process = start_paused(command(run, paused=True), environment(cache, tmp_path, "train:epoch-3:step-20"), tmp_path)
     # paused inside epoch 3: epochs 1 and 2 are checkpointed
     process.send_signal(signal.SIGKILL)
     process.communicate()
@@ -108,7 +114,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path: Path, cache: Path, uninterrupte
 
 def test_ctrl_c_writes_a_checkpoint_and_says_so(tmp_path: Path, cache: Path, uninterrupted: Path) -> None:
     run = tmp_path / "run"
-    process = start_paused(command(run), environment(cache, tmp_path, "train:epoch-2:step-10"), tmp_path)
+    process = start_paused(command(run, paused=True), environment(cache, tmp_path, "train:epoch-2:step-10"), tmp_path)
     process.send_signal(signal.SIGINT)
     (tmp_path / "paused.continue").touch()  # the run goes on to the step boundary, where Ctrl-C stops it
     _, err = process.communicate()

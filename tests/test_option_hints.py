@@ -60,7 +60,6 @@ def test_a_missing_dataset_names_the_python_option_or_the_one_it_is_given(tmp_pa
     assert str(pickle.loads(pickle.dumps(command_line))) == str(command_line)  # crosses processes whole
 
 
-@pytest.mark.xfail(strict=True, reason="needs the command line to re-raise with_option('--download'): see issue 26")
 def test_the_command_line_names_download_as_its_own_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", "--dataset", "mnist", "--data-root", str(tmp_path), "--quiet", "--no-report"]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 1

@@ -19,8 +19,9 @@ import pytest
 import torch
 
 import genvae as gv
-from genvae.cli import TrainConfig, main, train_run
+from genvae.cli import main
 from genvae.data import files, write_idx
+from genvae.experiment import TrainConfig, train_run
 from genvae.runs import RunDir
 
 TINY = ["--dataset", "synthetic-digits", "--train-size", "96", "--test-size", "32", "--epochs", "2", "--quiet",

@@ -34,13 +34,14 @@ CLI = "src/genvae/cli.py"
 REPORT_WORDS = "src/genvae/report/formatting.py"
 REPORT_QUESTIONS = "src/genvae/report/questions.py"
 REPORT_EVALUATION = "src/genvae/report/evaluation.py"
+EXPERIMENT = "src/genvae/experiment.py"
 
 TRAINING_TESTS = ("tests/test_training*.py", "tests/test_semantics_training.py")
 CALLBACK_TESTS = ("tests/test_training*.py", "tests/test_semantics_callbacks.py")
 LOSS_TESTS = ("tests/test_losses*.py", "tests/test_semantics_losses.py")
 SPEED_TESTS = ("tests/test_speed_options.py",)
 EVALUATION_TESTS = ("tests/test_evaluation*.py",)
-CLI_TESTS = ("tests/test_cli*.py",)
+CLI_TESTS = ("tests/test_cli*.py", "tests/test_experiment.py")
 REPORT_QUESTION_TESTS = ("tests/test_report_questions.py",)  # fast: no run is trained
 REPORT_EVALUATION_TESTS = ("tests/test_report_evaluation.py",)
 
@@ -111,22 +112,22 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         # one registry-driven builder serves every model, so one mutant covers the VAE and the CVAE
-        "CLI --latent-dim not passed", CLI,
+        "CLI --latent-dim not passed", EXPERIMENT,
         '"latent_dim": config.latent_dim,', '"latent_dim": 2,',
         CLI_TESTS, "genvae train --latent-dim 8 trains a 2-D model",
     ),
     Mutant(
-        "CLI --conditioner not passed", CLI,
+        "CLI --conditioner not passed", EXPERIMENT,
         '"conditioner": config.conditioner,', '"conditioner": None,',
         CLI_TESTS, "genvae train --conditioner concat trains a split CVAE",
     ),
     Mutant(
-        "CLI --batch-size not passed", CLI,
+        "CLI --batch-size not passed", EXPERIMENT,
         "batch_size=config.batch_size,", "batch_size=32,",
         CLI_TESTS, "genvae train --batch-size 8 trains with batches of 32",
     ),
     Mutant(
-        "CLI --lr not passed", CLI,
+        "CLI --lr not passed", EXPERIMENT,
         "lr=config.lr,", "lr=1e-3,",
         CLI_TESTS, "genvae train --lr 0.01 trains at 1e-3",
     ),

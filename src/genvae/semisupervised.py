@@ -127,6 +127,8 @@ class SemiSupervisedVAE(ConditionalVAE):
         torch.Size([3, 10])
     """
 
+    trains_with = ("m2",)  # the objectives a run (genvae.experiment) trains it with: its own bound
+
     def __init__(
         self,
         encoder: str | nn.Module = "conv",

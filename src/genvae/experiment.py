@@ -1,0 +1,460 @@
+"""One training run as an experiment: its settings, its data, its model and objective, its run directory.
+
+:class:`TrainConfig` holds what ``genvae train`` takes (and what ``config.json`` records);
+:func:`train_run` trains the model it describes and publishes the run directory through
+:class:`genvae.runs.RunDir`. The parts are chosen by name from their registries, so parts a user
+registers work here too: models (:data:`genvae.models.registry`, or a builder of
+:data:`MODEL_BUILDERS`), objectives (:data:`genvae.losses.objectives`), datasets
+(:data:`genvae.data.datasets`), conditioners, likelihoods and priors. The ``genvae`` command
+(:mod:`genvae.cli`) is a thin layer of argument parsing over this module.
+
+Example:
+    >>> from genvae.experiment import TrainConfig, train_run
+    >>> config = TrainConfig(model="vae", dataset="synthetic-digits", epochs=1, train_size=64, test_size=32)
+    >>> run = train_run(config, "runs/doctest-vae", quiet=True, overwrite=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genvae import __version__, models, presets
+from genvae.data import MNIST, FashionMNIST, ImageDataset, datasets, load_dataset, partially_labeled
+from genvae.data.files import DownloadError
+from genvae.losses import Objective, objectives
+from genvae.runs import STATUS_COMPLETE, STATUS_DIVERGED, RunDir
+from genvae.semisupervised import SemiSupervisedVAE
+from genvae.training import (
+    Callback,
+    CSVLogger,
+    DivergenceError,
+    EpochLog,
+    ModelCheckpoint,
+    ProgressBar,
+    Trainer,
+    resolve_device,
+)
+from genvae.training.distributed import is_main_process
+from genvae.training.tensorboard import TensorBoard
+
+__all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
+           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
+           "run_config", "train_run"]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A setting of a run that cannot be used (one line, naming the setting as ``genvae train``'s flag)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a run; the message says where and how to resume."""
+
+
+@dataclass
+class TrainConfig:
+    """The settings of one training run (what ``genvae train`` takes; saved as ``config.json``).
+
+    ``conditioner``, ``likelihood`` and ``prior`` left as None take the model's default;
+    ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
+    Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
+    of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
+    ``trains_with``, first entry; ``"elbo"`` where it has none), see :func:`build_objective`
+    (``k``: IWAE's samples). ``labels`` keeps that many training labels (balanced over the
+    classes) for the semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files."""
+
+    model: str = "vae"
+    dataset: str = "synthetic-digits"
+    data_root: str | None = None
+    download: bool = False
+    latent_dim: int = 2
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    conditioner: str | None = None
+    likelihood: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    train_size: int | None = None
+    test_size: int | None = None
+    threads: int | None = None
+    prior: str | None = None
+    objective: str | None = None
+    k: int | None = None
+    labels: int | None = None
+    tensorboard: str | None = None
+
+
+# Settings a resume may change: where the data comes from and how the run executes, not what it
+# computes. `epochs` may grow. Everything else must be what the run was started with.
+_MAY_CHANGE = frozenset(
+    {"data_root", "download", "device", "threads", "imports", "genvae_version", "notes", "tensorboard"}
+)
+_MAY_GROW = frozenset({"epochs"})
+
+#: The keys of ``config.json`` that the readers of a run (the report) need.
+_REQUIRED_KEYS = ("model", "dataset")
+
+
+# -- the data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """What ``--dataset auto`` chose: the dataset's name, a short reason (for one line of output)
+    and the details of what was tried (download errors and so on, for the run's notes)."""
+
+    name: str
+    summary: str
+    details: str
+
+
+_REAL_DATA = (("mnist", MNIST, "MNIST"), ("fashion-mnist", FashionMNIST, "Fashion-MNIST"))
+
+
+def choose_dataset(root: str | None, download: bool) -> DataChoice:
+    """MNIST if its files are found (or, with ``download``, can be downloaded), else Fashion-MNIST
+    likewise, else the offline SyntheticDigits."""
+    tried: list[str] = []
+    for name, dataset, label in _REAL_DATA:
+        unavailable = f"; {tried[0].split(':')[0]} is not available" if tried else ""
+        if all(dataset.available(root, split) for split in ("train", "test")):
+            return DataChoice(name, f"{label} (found locally{unavailable})", "; ".join([*tried, f"{label}: found"]))
+        if not download:
+            tried.append(f"{label}: not found locally, and downloading is off")
+            continue
+        try:
+            for split in ("train", "test"):
+                dataset(root, split, download=True)
+            return DataChoice(name, f"{label} (downloaded{unavailable})", "; ".join([*tried, f"{label}: downloaded"]))
+        except (DownloadError, OSError, ValueError) as err:
+            reason = " ".join(str(err).split())
+            tried.append(f"{label}: not found locally, and the download failed ({reason[:400]})")
+    summary = "SyntheticDigits (rendered offline; neither MNIST nor Fashion-MNIST is available)"
+    return DataChoice("synthetic-digits", summary, "; ".join(tried))
+
+
+def load_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    """The training and test splits of ``config.dataset`` (a :data:`genvae.data.datasets` name),
+    cut to ``config.train_size`` and ``config.test_size``."""
+    if config.dataset not in datasets:
+        known = ", ".join([*datasets.names(), "auto"])
+        raise ConfigError(f"--dataset: expected one of {known}, got {config.dataset!r}")
+    train = load_dataset(config.dataset, "train", config.data_root, config.download, config.train_size)
+    test = load_dataset(config.dataset, "test", config.data_root, config.download, config.test_size)
+    return train, test
+
+
+# -- the model and its objective -----------------------------------------------------------------
+
+
+#: How a run builds the model its config names: the notebook's networks for the built-in
+#: names; any other registered model is built by its class. Add a preset here to make a new
+#: registered model build like the notebook's.
+MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
+    "vae": presets.seed_vae,
+    "cvae": presets.seed_cvae,
+    "m2": presets.seed_m2,
+}
+
+
+def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model ``config.model`` names (from the model registry), and the settings it was built
+    with. Every setting goes to the builder's keyword argument of the same name; a setting the
+    builder does not take is an error when it was given, and recorded as None otherwise."""
+    builder = MODEL_BUILDERS.get(config.model) or models.get(config.model)
+    chosen = {
+        "latent_dim": config.latent_dim,
+        "conditioner": config.conditioner,
+        "likelihood": config.likelihood,
+        "prior": config.prior,
+    }
+    arguments, settings = _arguments(builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}")
+    torch.manual_seed(config.seed)  # the model's initialisation follows the seed too
+    return builder(**arguments), settings
+
+
+def objective_name(config: TrainConfig, model: torch.nn.Module) -> str:
+    """The objective ``config`` names, or the model's own: a model class may list the objectives
+    it trains with in its attribute ``trains_with`` (the first is its default; M2 lists ``"m2"``),
+    and such an objective trains only the models that list it."""
+    own: tuple[str, ...] = getattr(model, "trains_with", ())
+    if config.objective is None:
+        return own[0] if own else "elbo"
+    if own and config.objective not in own:
+        raise ConfigError(
+            f"--objective: the model {config.model!r} trains with its own bound; "
+            f"expected {', '.join(own)}, got {config.objective!r}"
+        )
+    owners = [name for name in models.names() if config.objective in getattr(models.get(name), "trains_with", ())]
+    if owners and config.objective not in own:  # another model's own bound: it needs that model's outputs
+        raise ConfigError(
+            f"--objective: {config.objective!r} is the own bound of --model {', '.join(owners)}, "
+            f"got --model {config.model}"
+        )
+    return config.objective
+
+
+def build_objective(config: TrainConfig, model: torch.nn.Module, train_size: int) -> tuple[Objective, dict[str, Any]]:
+    """The objective of :func:`objective_name` (a class of :data:`genvae.losses.objectives`) for
+    ``model``, and the run's options as it was built with them. The class gets those of the
+    run's options it declares: ``k`` (as given) and ``dataset_size`` (the training set's size,
+    which β-TCVAE's estimator needs); ``k`` given to a class that does not take it is an error."""
+    name = objective_name(config, model)
+    if name not in objectives:
+        raise ConfigError(f"--objective: expected one of {', '.join(objectives.names())}, got {name!r}")
+    cls = objectives.get(name)
+    arguments, settings = _arguments(cls, {"k": config.k}, {"dataset_size": train_size}, f"the objective {name!r}")
+    return cls(**arguments), {"objective": name, **settings}
+
+
+def _arguments(
+    build: Callable[..., Any], chosen: Mapping[str, Any], derived: Mapping[str, Any], what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keyword arguments ``build`` gets: the ``chosen`` settings that were given (an error
+    naming the flag where it does not take one) and the ``derived`` values it declares; and the
+    chosen settings as used (``build``'s default where not given, None where it takes none)."""
+    parameters = inspect.signature(build).parameters
+    for name, value in chosen.items():
+        if value is not None and name not in parameters:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag}: {what} takes no {name}, got {value!r}")
+    arguments = {k: v for k, v in {**chosen, **derived}.items() if v is not None and k in parameters}
+    settings = {name: arguments.get(name, _default(parameters, name)) for name in chosen}
+    return arguments, settings
+
+
+def _default(parameters: Mapping[str, inspect.Parameter], name: str) -> Any:
+    parameter = parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def _partly_labelled(config: TrainConfig, model: torch.nn.Module, train: ImageDataset) -> ImageDataset:
+    """The training data with only ``config.labels`` labels kept (for M2), oversampled to half of
+    every batch as the semi-supervised papers do."""
+    if config.labels is None:
+        return train
+    if not isinstance(model, SemiSupervisedVAE):
+        raise ConfigError(f"--labels: only --model m2 learns from partly labelled data, got --model {config.model}")
+    return partially_labeled(train, config.labels, seed=config.seed, labelled_share=0.5)
+
+
+# -- modules that register parts ------------------------------------------------------------------
+
+
+_IMPORTED: list[str] = []  # the modules import_modules loaded, recorded in each run's config
+
+
+def import_modules(targets: Iterable[str]) -> None:
+    """Import the modules ``targets`` (``genvae train --import``), e.g. ones that register parts.
+    A name is imported as ``python -m`` would (the current folder first); a path ending in
+    ``.py`` is loaded from that file. Each run's ``config.json`` records them (``imports``)."""
+    _IMPORTED.clear()
+    for target in targets:
+        try:
+            _import(target)
+        except Exception as err:  # the module's own code may fail in any way
+            raise ConfigError(f"--import: cannot import {target!r} ({type(err).__name__}: {err})") from None
+        _IMPORTED.append(target)
+
+
+def imported_modules() -> list[str]:
+    """The modules the last :func:`import_modules` imported, in order."""
+    return list(_IMPORTED)
+
+
+def _import(target: str) -> None:
+    if target.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+        if spec is None or spec.loader is None or not Path(target).is_file():
+            raise ImportError(f"no such file: {target!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return
+    sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(target)
+    finally:
+        sys.path.remove(os.getcwd())
+
+
+# -- one training run ---------------------------------------------------------------------------
+
+
+def train_run(
+    config: TrainConfig,
+    out: str | os.PathLike[str],
+    *,
+    data: tuple[ImageDataset, ImageDataset] | None = None,
+    notes: dict[str, Any] | None = None,
+    quiet: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Iterable[Callback] = (),
+) -> Path:
+    """Train one model as ``config`` says and publish its run directory ``out`` (see
+    :class:`genvae.runs.RunDir`): ``config.json``, ``model.json`` and its weights (``gv.load(out)``
+    rebuilds the model), ``history.csv``, ``metrics.json``; ``checkpoints/`` for resuming. Returns ``out``.
+
+    A directory that holds a run is refused unless ``resume`` (continue from its last checkpoint,
+    after a crash, a kill or Ctrl-C, with the same settings; more epochs are allowed) or
+    ``overwrite``. ``callbacks`` join the run's own (checkpoints, history, progress). Ctrl-C
+    writes the checkpoint and raises :class:`Interrupted`. A run that diverges publishes its last
+    finite state with the status ``"diverged"`` and raises :class:`~genvae.DivergenceError`."""
+    if resume and overwrite:
+        raise ConfigError("--resume, --overwrite: expected at most one of them, got both")
+    _check_tensorboard(config.tensorboard)
+    resolve_device(config.device)  # an unusable device is an error before anything is written
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    run, extra = RunDir(out), list(callbacks)
+    if not is_main_process():  # under torchrun, rank 0 alone checks and writes the run directory
+        last = run.resume_checkpoint() if resume else None
+        _train(config, run, data, notes, quiet, extra, lambda record: (record, last))
+        return run.path
+    with run.lock() as lock:
+        if lock.stale is not None:
+            print(f"genvae: took over the lock of {run.path} left by {lock.stale}, which ended without releasing it",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        _train(config, run, data, notes, quiet, extra, lambda record: run.start(
+            record, resume=resume, overwrite=overwrite, may_change=_MAY_CHANGE, may_grow=_MAY_GROW))  # fmt: skip
+    return run.path
+
+
+def _check_tensorboard(folder: str | None) -> None:
+    if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+        raise ConfigError(f"--tensorboard: expected a folder, got an existing file: {folder!r}")
+
+
+_Start = Callable[[dict[str, Any]], tuple[dict[str, Any], Path | None]]
+
+
+def _train(
+    config: TrainConfig,
+    run: RunDir,
+    data: tuple[ImageDataset, ImageDataset] | None,
+    notes: dict[str, Any] | None,
+    quiet: bool,
+    extra: list[Callback],
+    start: _Start,
+) -> None:
+    """Data, model and trainer first (nothing is written if any of them fails), then ``start``
+    the run (which gives the checkpoint to resume from), train, and publish (on rank 0)."""
+    notes = dict(notes or {})
+    if config.dataset == "auto":
+        choice = choose_dataset(config.data_root, config.download)
+        config = dataclasses.replace(config, dataset=choice.name)
+        notes["dataset_choice"] = choice.details
+    if data is None and not quiet and is_main_process():  # reading or rendering the data can take minutes
+        print(f"genvae train: preparing the data ({config.dataset})", flush=True)
+    train, test = data if data is not None else load_splits(config)
+    model, settings = build_model(config, train.num_classes)
+    train = _partly_labelled(config, model, train)
+    objective, objective_settings = build_objective(config, model, len(train))
+    config = dataclasses.replace(config, **objective_settings)  # the name and k as used, for config.json
+    # quiet: the Trainer adds no output of its own; the run's callbacks hold it
+    trainer = Trainer(model, objective, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
+                      device=config.device, callbacks=[*_callbacks(run, quiet, config.tensorboard), *extra],
+                      seed=config.seed, quiet=True)  # fmt: skip
+    record, resume_from = start(_record(config, settings, train, test, notes))
+    if resume_from is not None:
+        _restore(trainer, resume_from)
+    started = time.perf_counter()
+    diverged = _fit(trainer, train, test)
+    if trainer.interrupted:
+        raise Interrupted(
+            f"{trainer.state.stop_reason}; checkpoint written to {run.last_checkpoint}; resume with --resume"
+        )
+    if is_main_process():
+        run.publish(model, record, trainer.history, _metrics(config, trainer, time.perf_counter() - started, diverged))
+    if diverged is not None:
+        raise diverged
+
+
+def _record(
+    config: TrainConfig, settings: dict[str, Any], train: ImageDataset, test: ImageDataset, notes: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``config.json`` records: the settings (the model's as built), the data, the version."""
+    return {
+        **dataclasses.asdict(config),
+        **settings,
+        "genvae_version": __version__,
+        "train_data": {"name": train.name, "size": len(train)},
+        "test_data": {"name": test.name, "size": len(test)},
+        "imports": imported_modules(),
+        "notes": notes,
+    }
+
+
+def _callbacks(run: RunDir, quiet: bool, tensorboard: str | None) -> list[Callback]:
+    callbacks: list[Callback] = [ModelCheckpoint(run.checkpoint_dir), CSVLogger(run.live_history)]
+    if tensorboard is not None and is_main_process():
+        callbacks.append(TensorBoard(tensorboard))
+    if not quiet:  # a bar on a terminal; elsewhere a line per epoch and a heartbeat during long ones
+        callbacks.append(ProgressBar(file=sys.stdout) if sys.stdout.isatty() else EpochLog(file=sys.stdout))
+    return callbacks
+
+
+def _restore(trainer: Trainer, path: Path) -> None:
+    """Load the checkpoint to resume from; its stop reason belongs to the session that ended."""
+    try:
+        trainer.load_checkpoint(path)
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as err:
+        message = " ".join(str(err).split())[:300]
+        raise ValueError(f"{path}: the checkpoint does not fit this run ({type(err).__name__}: {message})") from None
+    trainer.state.stop_reason = ""
+
+
+def _fit(trainer: Trainer, train: ImageDataset, test: ImageDataset) -> DivergenceError | None:
+    """Train; a divergence is returned (the trainer holds the last finite state) to be published."""
+    try:
+        trainer.fit(train, test)
+    except DivergenceError as err:
+        return err
+    return None
+
+
+def _metrics(config: TrainConfig, trainer: Trainer, seconds: float, diverged: DivergenceError | None) -> dict[str, Any]:
+    """What ``metrics.json`` records: the status, the last epoch's figures (``train`` and
+    ``test``, per-sample nats), the time, and where a divergence happened."""
+    history, model = trainer.history, trainer.model
+    metrics: dict[str, Any] = {
+        "status": STATUS_DIVERGED if diverged is not None else STATUS_COMPLETE,
+        "model": config.model,
+        "dataset": config.dataset,
+        "epochs": len(history),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "train": {k[6:]: v for k, v in history.last.items() if k.startswith("train_")},
+        "test": {k[4:]: v for k, v in history.last.items() if k.startswith("val_")},
+        "seconds": seconds,
+        "seconds_per_epoch": [r["time"] for r in history],
+        "stop_reason": trainer.state.stop_reason,
+        "units": "nats per sample (negative ELBO = recon + kl), one sampled z per image",
+    }
+    if diverged is not None:
+        metrics["diverged"] = {"epoch": diverged.epoch, "term": diverged.term, "value": str(diverged.value)}
+    return metrics
+
+
+def run_config(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """The published run's ``config.json``, with the keys its readers need checked: a missing one
+    is a one-line error naming the file and the key."""
+    config = RunDir(run).config()
+    for key in _REQUIRED_KEYS:
+        if key not in config:
+            raise ConfigError(f"{RunDir(run).path / 'config.json'}: expected the key {key!r}, but it is missing")
+    return config
