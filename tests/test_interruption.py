@@ -2,7 +2,8 @@
 work, and resuming ends exactly where an uninterrupted run ends.
 
 The run is stopped at an exact step by the GENVAE_TEST_PAUSE_AT hook (it writes to a file and waits
-there; tests/pause_hook.py runs the command with the callback that reaches it), so the signal lands where the test says, not after a sleep that a loaded machine can outrun.
+there; tests/pause_hook.py runs the command with the callback that reaches it), so the signal
+lands where the test says, not after a sleep that a loaded machine can outrun.
 Every wait is on an event, never on a clock: the pause file is a FIFO, and the test blocks in
 select() until the run writes to it or ends (a pidfd), so a slow machine is only slower."""
 
