@@ -194,7 +194,7 @@ def test_load_dataset_by_name() -> None:
     ds = gv.data.load_dataset("synthetic-digits", "test", limit=100)
     assert len(ds) == 100
     known = "fashion-mnist, mnist, synthetic-digits"
-    with pytest.raises(KeyError, match=f"name: datasets: unknown name 'cifar'; known names: {known}"):
+    with pytest.raises(KeyError, match=f"name: expected one of {known}, got 'cifar'"):
         gv.data.load_dataset("cifar")
     with pytest.raises(ValueError, match=r"limit: expected a positive integer or None, got -5"):
         gv.data.load_dataset("synthetic-digits", limit=-5)

@@ -13,7 +13,7 @@ from genvae.data.inputs import as_tensors
 from genvae.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST
 from genvae.data.partial import UNLABELLED, PartiallyLabeledDataset, partially_labeled
 from genvae.data.synthetic import Style, SyntheticDigits
-from genvae.registry import Registry
+from genvae.registry import Registry, UnknownNameError
 
 #: SyntheticDigits split sizes and seeds, the same as MNIST's split sizes.
 SYNTHETIC_SPLITS = {"train": (60_000, 0), "test": (10_000, 1)}
@@ -74,7 +74,9 @@ def load_dataset(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
-    loader = datasets.resolve(name, argument="name")
+    if not isinstance(name, str) or name not in datasets:
+        raise UnknownNameError(f"name: expected one of {', '.join(datasets.names())}, got {name!r}")
+    loader = datasets.get(name)
     data = loader(split, root=root, download=download, limit=limit)
     if isinstance(data, ImageDataset):
         return data
