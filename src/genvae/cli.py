@@ -20,8 +20,9 @@ from typing import Any, NoReturn
 
 import torch
 
-from genvae import __version__, conditioners, likelihoods, models, priors
+from genvae import conditioners, likelihoods, models, priors
 from genvae._startup import restore_ctrl_c
+from genvae._version import __version__
 from genvae.data import DatasetNotFoundError, datasets
 from genvae.demo import QUICK_REPORT, demo
 from genvae.experiment import Interrupted, TrainConfig, import_modules, run_config, train_run

@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from genvae import __version__, models, presets
+from genvae import models, presets
+from genvae._version import __version__
 from genvae.data import MNIST, FashionMNIST, ImageDataset, datasets, load_dataset, partially_labeled
 from genvae.data.files import DownloadError
 from genvae.losses import Objective, objectives

@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genvae import __version__
 from genvae._io import atomic_write
+from genvae._version import __version__
 from genvae.data import ImageDataset
 from genvae.report.evaluation import ReportSettings
 from genvae.report.page import page_html
