@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from genvae._validation import check_non_negative, check_positive_int
+from genvae.inference import eval_mode
 from genvae.losses import ELBO, ELBOTerms
 from genvae.training import distributed, resume
 from genvae.training.averages import accumulate, averages
@@ -395,16 +396,11 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, batches: Batches) -> dict[str, float]:
-        was_training = self.model.training
-        self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         count = 0
-        try:
-            with checked_once(self.model, batches):
-                for x, y in batches:
-                    count += accumulate(sums, self._objective_terms(self.model, x, y), x.shape[0])
-        finally:
-            self.model.train(was_training)
+        with eval_mode(self.model), checked_once(self.model, batches):
+            for x, y in batches:
+                count += accumulate(sums, self._objective_terms(self.model, x, y), x.shape[0])
         return averages(sums, count, self.distributed)
 
     def evaluate(self, data: Any) -> dict[str, float]:
