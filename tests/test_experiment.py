@@ -133,7 +133,7 @@ def test_a_config_without_a_key_its_readers_need_names_the_file_and_the_key(
     path.write_text(json.dumps(config))
     assert main(["report", str(run), "--eval-size", "16"]) == 1
     assert capsys.readouterr().err == (
-        f"genvae report: error: {run / 'config.json'}: expected the key 'dataset', but it is missing\n"
+        f"genvae report: error: {run / 'config.json'}: expected the key 'dataset' (a string), but it is missing\n"
     )
 
 

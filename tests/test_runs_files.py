@@ -201,7 +201,7 @@ def test_a_missing_required_field_names_the_file_and_the_field(finished: Path, t
     config = json.loads(target.read_text())
     del config["dataset"]
     target.write_text(json.dumps(config))
-    with pytest.raises(RunFileError, match=r"config.json: dataset: expected a string, got nothing$"):
+    with pytest.raises(RunFileError, match=r"config.json: expected the key 'dataset' \(a string\), but it is missing$"):
         RunDir(run).config()
 
 

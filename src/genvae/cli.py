@@ -25,7 +25,7 @@ from genvae._startup import restore_ctrl_c
 from genvae._version import __version__
 from genvae.data import DatasetNotFoundError, datasets
 from genvae.demo import QUICK_REPORT, demo
-from genvae.experiment import Interrupted, TrainConfig, import_modules, run_config, train_run
+from genvae.experiment import Interrupted, TrainConfig, import_modules, train_run
 from genvae.losses import objectives
 from genvae.report import ReportSettings, write_report
 from genvae.runs import RunDir, RunLockedError
@@ -249,9 +249,6 @@ def _command_report(args: argparse.Namespace, callbacks: Iterable[Callback]) -> 
     settings = ReportSettings(eval_size=args.eval_size, k=args.k)
     if args.out is not None and Path(args.out).is_dir():
         raise CLIError(f"--out: expected the report's file name, got a folder: {args.out!r}")
-    for run in args.runs:
-        if RunDir(run).is_published():  # an unpublished run is the report's to explain
-            run_config(run)
     target = Path(args.out) if args.out else RunDir(args.runs[0]).report_file()
     write_report(args.runs, target, settings, log=lambda line: _say(f"genvae report: {line}"))
     _say(f"genvae report: wrote {args.out or RunDir(args.runs[0]).report_path}")

@@ -52,7 +52,7 @@ from genvae.training.tensorboard import TensorBoard
 
 __all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
            "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
-           "run_config", "train_run"]  # fmt: skip
+           "train_run"]  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -105,7 +105,6 @@ _MAY_CHANGE = frozenset(
 _MAY_GROW = frozenset({"epochs"})
 
 #: The keys of ``config.json`` that the readers of a run (the report) need.
-_REQUIRED_KEYS = ("model", "dataset")
 
 
 # -- the data -------------------------------------------------------------------------------------
@@ -449,13 +448,3 @@ def _metrics(config: TrainConfig, trainer: Trainer, seconds: float, diverged: Di
     if diverged is not None:
         metrics["diverged"] = {"epoch": diverged.epoch, "term": diverged.term, "value": str(diverged.value)}
     return metrics
-
-
-def run_config(run: str | os.PathLike[str]) -> dict[str, Any]:
-    """The published run's ``config.json``, with the keys its readers need checked: a missing one
-    is a one-line error naming the file and the key."""
-    config = RunDir(run).config()
-    for key in _REQUIRED_KEYS:
-        if key not in config:
-            raise ConfigError(f"{RunDir(run).path / 'config.json'}: expected the key {key!r}, but it is missing")
-    return config

@@ -227,7 +227,7 @@ def check_fields(
     Fields the schema does not name (a model's own settings) pass as they are."""
     for name in required:
         if name not in document:
-            raise RunFileError(f"{path}: {name}: expected {schema[name][1]}, got nothing")
+            raise RunFileError(f"{path}: expected the key {name!r} ({schema[name][1]}), but it is missing")
     for name, (valid, what) in schema.items():
         if name in document and not valid(document[name]):
             raise RunFileError(f"{path}: {name}: expected {what}, got {_short(document[name])}")
