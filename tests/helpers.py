@@ -31,3 +31,9 @@ def batch_for(model: gv.VAE, n: int = 3) -> tuple[torch.Tensor, torch.Tensor | N
     x = torch.rand(n, *shape)
     y = torch.arange(n) % model.num_classes if model.conditional else None
     return x, y
+
+
+def mean_logvar(seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (5, 3) float64 posterior mean and log-variance drawn from a seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
