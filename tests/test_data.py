@@ -29,12 +29,7 @@ SHARED_MNIST = next(
 needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="shared/data/mnist is not beside the checkout")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the machine's own dataset folders or cache."""
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("GENVAE_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 @needs_mnist

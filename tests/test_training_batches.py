@@ -8,6 +8,7 @@ The order is read by a forward pre-hook: sample ``i`` of the data is the constan
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,13 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 import genvae as gv
+from tests.helpers import tiny_vae
 
-
-def tiny_model() -> gv.VAE:
-    torch.manual_seed(0)
-    enc = gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,))
-    dec = gv.decoders.MLPDecoder(2, (1, 4, 4), hidden=(8,))
-    return gv.VAE(enc, dec, latent_dim=2)
+tiny_model = partial(tiny_vae, shape=(1, 4, 4), hidden=8)  # a 4x4 all-MLP VAE, seeded
 
 
 def indexed_images(n: int) -> torch.Tensor:

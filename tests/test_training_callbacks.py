@@ -12,6 +12,7 @@ import math
 import os
 import re
 import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,13 @@ import torch
 
 import genvae as gv
 from genvae.training import Callback, LRScheduler, ModelCheckpoint, TerminateOnNaN
+from tests.helpers import tiny_data, tiny_vae
+
+tiny_model = partial(tiny_vae, shape=(1, 4, 4), hidden=8)  # a 4x4 all-MLP VAE, seeded
 
 
-def tiny_model() -> gv.VAE:
-    torch.manual_seed(0)
-    enc = gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,))
-    dec = gv.decoders.MLPDecoder(2, (1, 4, 4), hidden=(8,))
-    return gv.VAE(enc, dec, latent_dim=2)
-
-
-def tiny_data(n: int = 12) -> torch.Tensor:
-    return torch.rand(n, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+def tiny_images(n: int = 12) -> torch.Tensor:
+    return tiny_data(n, (1, 4, 4))[0]
 
 
 class Scripted(Callback):
@@ -92,7 +89,7 @@ def checkpointed_run(tmp_path: Path, scores: list[float], **options: Any) -> tup
     spy = CheckpointSpy(checkpoint)
     trainer = gv.Trainer(tiny_model(), scripted_objective(script), max_epochs=len(scores), batch_size=4,
                          device="cpu", seed=0, callbacks=[script, checkpoint, spy])  # fmt: skip
-    trainer.fit(tiny_data())
+    trainer.fit(tiny_images())
     return spy, trainer
 
 
@@ -121,7 +118,7 @@ def test_the_best_checkpoint_holds_the_weights_of_its_epoch(tmp_path: Path) -> N
     script, weights = Scripted([4.0, 1.0, 3.0]), Weights()
     trainer = gv.Trainer(tiny_model(), scripted_objective(script), max_epochs=3, batch_size=4, device="cpu", seed=0,
                          callbacks=[script, weights, ModelCheckpoint(tmp_path, monitor="train_score")])  # fmt: skip
-    trainer.fit(tiny_data())
+    trainer.fit(tiny_images())
     best = gv.training.read_checkpoint(tmp_path / "best.ckpt")
     for key, value in best["model_state"].items():
         assert torch.equal(value, weights.after[1][key])  # epoch 2's weights, not epoch 3's
@@ -145,7 +142,7 @@ def test_an_interrupt_writes_last_at_its_step_and_leaves_best(tmp_path: Path) ->
     checkpoint = ModelCheckpoint(tmp_path, monitor="train_score")
     trainer = gv.Trainer(tiny_model(), scripted_objective(script), max_epochs=3, batch_size=4, device="cpu", seed=0,
                          callbacks=[script, CtrlC(), checkpoint])  # fmt: skip
-    trainer.fit(tiny_data())
+    trainer.fit(tiny_images())
     assert trainer.interrupted
     assert epoch_in(checkpoint.last_path) == (2, 2)  # two epochs done, two steps into the third
     assert epoch_in(checkpoint.best_path) == (2, 0)  # the best complete epoch, untouched by the interrupt
@@ -168,7 +165,7 @@ def test_early_stopping_does_not_restore_the_best_weights_of_an_interrupted_run(
     stopper = gv.training.EarlyStopping("train_score", patience=5, restore_best_weights=True)
     trainer = gv.Trainer(tiny_model(), scripted_objective(script), max_epochs=3, batch_size=4, device="cpu", seed=0,
                          callbacks=[script, CtrlC(), stopper], quiet=True)  # fmt: skip
-    trainer.fit(tiny_data())
+    trainer.fit(tiny_images())
     assert trainer.interrupted and stopper.best_epoch == 1 and stopper.best_weights is not None
     weights = trainer.model.state_dict()
     assert all(torch.equal(weights[k], v) for k, v in at_interrupt.items())
@@ -199,7 +196,7 @@ def test_the_scheduler_steps_at_its_interval(interval: str, exponents: list[int]
     spy = LRSpy()
     trainer = gv.Trainer(tiny_model(), lr=1e-2, max_epochs=2, batch_size=4, device="cpu",
                          callbacks=[LRScheduler(halving, interval=interval), spy])  # fmt: skip
-    trainer.fit(tiny_data(12))  # 3 steps per epoch
+    trainer.fit(tiny_images(12))  # 3 steps per epoch
     assert spy.lrs == pytest.approx([1e-2 * 0.5**e for e in exponents], rel=1e-12)
 
 
@@ -217,7 +214,7 @@ def plateau_run(scores: list[float]) -> list[float]:
 
     callbacks = [script, LRScheduler(factory, monitor="train_score"), After()]
     gv.Trainer(tiny_model(), scripted_objective(script), lr=1e-2, max_epochs=len(scores), batch_size=4, device="cpu",
-               seed=0, callbacks=callbacks).fit(tiny_data())  # fmt: skip
+               seed=0, callbacks=callbacks).fit(tiny_images())  # fmt: skip
     return after
 
 
@@ -234,7 +231,7 @@ def test_reduce_on_plateau_keeps_the_rate_while_the_monitored_key_improves() -> 
 def test_reduce_on_plateau_names_a_missing_monitor() -> None:
     callback = LRScheduler(lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), monitor="val_total")
     with pytest.raises(KeyError, match="LRScheduler: monitor 'val_total' is not logged"):
-        gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=[callback]).fit(tiny_data())
+        gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=[callback]).fit(tiny_images())
 
 
 # -- TerminateOnNaN ----------------------------------------------------------------------------------------
@@ -257,7 +254,7 @@ def stopped_at(check_every: int, first_bad_call: int, steps_per_epoch: int = 8) 
     stream = io.StringIO()
     trainer = gv.Trainer(tiny_model(), poisoned_from(first_bad_call), max_epochs=3, batch_size=2, device="cpu",
                          callbacks=[TerminateOnNaN(check_every=check_every, file=stream)])  # fmt: skip
-    trainer.fit(tiny_data(2 * steps_per_epoch))
+    trainer.fit(tiny_images(2 * steps_per_epoch))
     found = re.search(r"at epoch (\d+), step (\d+)", trainer.state.stop_reason)
     assert found, trainer.state.stop_reason
     assert stream.getvalue().strip() == trainer.state.stop_reason

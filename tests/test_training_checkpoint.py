@@ -17,14 +17,14 @@ from genvae.cli import main
 from genvae.runs import RunDir
 from genvae.training import CheckpointError, EarlyStopping, ModelCheckpoint, read_checkpoint, write_checkpoint
 from genvae.training.checkpoint import existing_checkpoint
-from tests.test_training import tiny_data, tiny_model
+from tests.helpers import tiny_data, tiny_vae
 
 Edit = Callable[[dict[str, Any]], None]
 
 
 def trainer(directory: Path, max_epochs: int = 3) -> gv.Trainer:
     callbacks = [EarlyStopping("train_total", patience=5), ModelCheckpoint(directory)]
-    return gv.Trainer(tiny_model(), max_epochs=max_epochs, batch_size=4, device="cpu", seed=0, callbacks=callbacks,
+    return gv.Trainer(tiny_vae(), max_epochs=max_epochs, batch_size=4, device="cpu", seed=0, callbacks=callbacks,
                       quiet=True)  # fmt: skip
 
 

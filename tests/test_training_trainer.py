@@ -24,21 +24,7 @@ from genvae.training import (
     ProgressBar,
     TerminateOnNaN,
 )
-
-
-def tiny_model(conditional: bool = False) -> gv.VAE:
-    torch.manual_seed(0)
-    cond = {"condition_dim": 3} if conditional else {}
-    enc = gv.encoders.MLPEncoder((1, 6, 6), hidden=(16,), **cond)
-    dec = gv.decoders.MLPDecoder(2, (1, 6, 6), hidden=(16,), **cond)
-    if conditional:
-        return gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=3)
-    return gv.VAE(enc, dec, latent_dim=2)
-
-
-def tiny_data(n: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    return torch.rand(n, 1, 6, 6, generator=g), torch.arange(n) % 3
+from tests.helpers import tiny_data, tiny_vae
 
 
 def params(model: torch.nn.Module) -> list[torch.Tensor]:
@@ -61,7 +47,7 @@ def manual_average(model: gv.VAE, x: torch.Tensor, batch_size: int) -> dict[str,
 
 
 def test_evaluate_weights_each_batch_by_its_size() -> None:
-    model, (x, _) = tiny_model(), tiny_data(10)
+    model, (x, _) = tiny_vae(), tiny_data(10)
     trainer = gv.Trainer(model, batch_size=4, device="cpu")  # batches of 4, 4 and 2
     torch.manual_seed(7)
     figures = trainer.evaluate(x)
@@ -79,7 +65,7 @@ def test_evaluate_weights_each_batch_by_its_size() -> None:
 
 
 def test_train_figures_are_per_sample_averages() -> None:
-    model, (x, _) = tiny_model(), tiny_data(10)
+    model, (x, _) = tiny_vae(), tiny_data(10)
     trainer = gv.Trainer(model, lr=0.0, max_epochs=1, batch_size=4, device="cpu", shuffle=False, seed=3)
     history = trainer.fit(x)
     torch.manual_seed(3)
@@ -90,7 +76,7 @@ def test_train_figures_are_per_sample_averages() -> None:
 
 @pytest.mark.parametrize("kind", ["pair", "imagedataset", "dataset", "loader"])
 def test_every_kind_of_input_gives_the_same_figures(kind: str) -> None:
-    model, (x, y) = tiny_model(conditional=True), tiny_data(12)
+    model, (x, y) = tiny_vae(conditional=True), tiny_data(12)
     data = {
         "pair": (x, y),
         "imagedataset": gv.data.ImageDataset(x, y, num_classes=3),
@@ -115,7 +101,7 @@ def test_in_memory_data_is_batched_without_getitem() -> None:
             return super().__getitem__(index)
 
     x, y = tiny_data(20)
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu").fit(Counting(x, y))
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu").fit(Counting(x, y))
     assert Counting.calls == 0
 
 
@@ -130,7 +116,7 @@ def test_same_seed_same_run() -> None:
     x, _ = tiny_data(40)
     runs = []
     for _ in range(2):
-        model = tiny_model()
+        model = tiny_vae()
         history = gv.Trainer(model, max_epochs=3, batch_size=8, device="cpu", seed=11).fit(x, x[:10])
         runs.append((params(model), [{k: v for k, v in r.items() if k != "time"} for r in history]))
     assert runs[0][1] == runs[1][1]
@@ -139,7 +125,7 @@ def test_same_seed_same_run() -> None:
 
 def test_a_conditional_model_needs_labels() -> None:
     x, _ = tiny_data(6)
-    trainer = gv.Trainer(tiny_model(conditional=True), device="cpu")
+    trainer = gv.Trainer(tiny_vae(conditional=True), device="cpu")
     with pytest.raises(ValueError, match=r"train: expected labels for a conditional model"):
         trainer.fit(x)
     with pytest.raises(ValueError, match=r"y: expected class indices in \[0, 2\], got 7"):
@@ -164,7 +150,7 @@ def test_a_conditional_model_needs_labels() -> None:
 )
 def test_bad_training_data_is_named(data: object, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
-        gv.Trainer(tiny_model(), device="cpu").fit(data)
+        gv.Trainer(tiny_vae(), device="cpu").fit(data)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +164,7 @@ def test_bad_training_data_is_named(data: object, message: str) -> None:
 )
 def test_bad_trainer_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
-        gv.Trainer(tiny_model(), **kwargs)
+        gv.Trainer(tiny_vae(), **kwargs)
 
 
 # -- checkpoints and resume --------------------------------------------------------------------------
@@ -191,12 +177,12 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> 
         callbacks = [ModelCheckpoint(directory), EarlyStopping(patience=10), KLWarmup(epochs=3)]
         return gv.Trainer(model, max_epochs=epochs, batch_size=4, device="cpu", seed=5, callbacks=callbacks)
 
-    full = tiny_model()
+    full = tiny_vae()
     full_history = trainer(full, 5, tmp_path / "full").fit(ds, ds)
 
-    interrupted = tiny_model()
+    interrupted = tiny_vae()
     trainer(interrupted, 2, tmp_path / "part").fit(ds, ds)  # "killed" after epoch 2
-    resumed_model = tiny_model()
+    resumed_model = tiny_vae()
     resumed = trainer(resumed_model, 5, tmp_path / "part")
     history = resumed.fit(ds, ds, resume_from=tmp_path / "part" / "last.ckpt")
 
@@ -209,7 +195,7 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> 
 def test_checkpoint_files_are_best_and_last(tmp_path: Path) -> None:
     x, _ = tiny_data(16)
     cb = ModelCheckpoint(tmp_path)
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
     payload = gv.training.read_checkpoint(cb.last_path)
     assert payload["state"]["epoch"] == 2 and len(payload["history"]) == 2
@@ -219,11 +205,11 @@ def test_checkpoint_files_are_best_and_last(tmp_path: Path) -> None:
 def test_a_corrupted_checkpoint_is_refused(tmp_path: Path) -> None:
     x, _ = tiny_data(8)
     cb = ModelCheckpoint(tmp_path)
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
     data = bytearray(cb.last_path.read_bytes())
     data[-100] ^= 0x01
     cb.last_path.write_bytes(bytes(data))
-    model = tiny_model()
+    model = tiny_vae()
     before = params(model)
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         gv.Trainer(model, device="cpu").fit(x, resume_from=cb.last_path)
@@ -241,7 +227,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(patience
     """Keras' semantics: epoch 1 sets the best; the run stops after `patience` epochs that fail to improve."""
     x, _ = tiny_data(8)
     trainer = gv.Trainer(
-        tiny_model(),
+        tiny_vae(),
         max_epochs=10,
         batch_size=4,
         device="cpu",
@@ -256,7 +242,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(patience
 
 def test_early_stopping_restores_the_best_weights() -> None:
     x, _ = tiny_data(16)
-    model = tiny_model()
+    model = tiny_vae()
     stopper = EarlyStopping("train_total", patience=2, restore_best_weights=True)
     records: list[tuple[float, dict[str, torch.Tensor]]] = []
 
@@ -282,13 +268,13 @@ def test_early_stopping_refuses_a_patience_below_one() -> None:
 def test_early_stopping_names_a_missing_monitor() -> None:
     x, _ = tiny_data(8)
     with pytest.raises(KeyError, match="EarlyStopping: monitor 'val_total' is not logged"):
-        gv.Trainer(tiny_model(), max_epochs=2, device="cpu", callbacks=[EarlyStopping("val_total")]).fit(x)
+        gv.Trainer(tiny_vae(), max_epochs=2, device="cpu", callbacks=[EarlyStopping("val_total")]).fit(x)
 
 
 def test_csv_logger_writes_the_history(tmp_path: Path) -> None:
     x, _ = tiny_data(8)
     path = tmp_path / "h.csv"
-    history = gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CSVLogger(path)]).fit(x, x)
+    history = gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CSVLogger(path)]).fit(x, x)
     back = History.from_csv(path)
     assert back["epoch"] == [1, 2]
     assert back["val_total"] == pytest.approx(history["val_total"], rel=1e-12)
@@ -305,7 +291,7 @@ def test_kl_warmup_ramps_to_the_configured_beta(beta: float) -> None:
     x, _ = tiny_data(8)
     objective = gv.ELBO(beta=beta)
     trainer = gv.Trainer(
-        tiny_model(), objective, max_epochs=3, batch_size=4, device="cpu", callbacks=[KLWarmup(epochs=2), Spy()]
+        tiny_vae(), objective, max_epochs=3, batch_size=4, device="cpu", callbacks=[KLWarmup(epochs=2), Spy()]
     )
     trainer.fit(x)
     assert seen == pytest.approx([beta * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.0)])
@@ -328,13 +314,13 @@ def test_kl_warmup_starts_at_its_start_value_and_composes_with_other_schedules()
     x, _ = tiny_data(8)
     objective = gv.ELBO(beta=2.0)
     gv.Trainer(
-        tiny_model(), objective, max_epochs=2, batch_size=4, device="cpu", callbacks=[KLWarmup(1, start=1.0), Halve()]
+        tiny_vae(), objective, max_epochs=2, batch_size=4, device="cpu", callbacks=[KLWarmup(1, start=1.0), Halve()]
     ).fit(x)
     assert seen == pytest.approx([0.5 * (1.0 + (2.0 - 1.0) * p) for p in (0.0, 0.5, 1.0, 1.0)])
 
 
 def test_the_kl_weight_in_use_is_what_the_loss_applies() -> None:
-    model, (x, _) = tiny_model(), tiny_data(6)
+    model, (x, _) = tiny_vae(), tiny_data(6)
     objective = gv.ELBO(beta=3.0)
     objective.set_factor("warmup", 0.25)
     out = model(x)
@@ -348,7 +334,7 @@ def test_kl_warmup_needs_an_objective_with_a_kl_weight() -> None:
     def plain(out: gv.VAEOutput, x: torch.Tensor) -> gv.losses.ELBOTerms:
         return gv.ELBO()(out, x)
 
-    trainer = gv.Trainer(tiny_model(), plain, max_epochs=1, device="cpu", callbacks=[KLWarmup(1)])
+    trainer = gv.Trainer(tiny_vae(), plain, max_epochs=1, device="cpu", callbacks=[KLWarmup(1)])
     with pytest.raises(TypeError, match="KLWarmup: expected an objective with a KL weight beta"):
         trainer.fit(x)
 
@@ -365,7 +351,7 @@ def test_terminate_on_nan_names_epoch_step_and_term(tmp_path: Path) -> None:
     stream = io.StringIO()
     ckpt = ModelCheckpoint(tmp_path)
     trainer = gv.Trainer(
-        tiny_model(), gv.ELBO(kl=poisoned), max_epochs=5, batch_size=4, device="cpu",
+        tiny_vae(), gv.ELBO(kl=poisoned), max_epochs=5, batch_size=4, device="cpu",
         callbacks=[ckpt, TerminateOnNaN(file=stream)],
     )  # fmt: skip
     history = trainer.fit(x)
@@ -382,7 +368,7 @@ def test_terminate_on_nan_names_epoch_step_and_term(tmp_path: Path) -> None:
 def test_lr_scheduler_steps_each_epoch() -> None:
     x, _ = tiny_data(8)
     trainer = gv.Trainer(
-        tiny_model(), lr=1e-3, max_epochs=2, batch_size=4, device="cpu",
+        tiny_vae(), lr=1e-3, max_epochs=2, batch_size=4, device="cpu",
         callbacks=[LRScheduler(lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))],
     )  # fmt: skip
     trainer.fit(x)
@@ -392,7 +378,7 @@ def test_lr_scheduler_steps_each_epoch() -> None:
 def test_progress_bar_prints_one_line_per_epoch_when_not_a_terminal() -> None:
     x, _ = tiny_data(8)
     stream = io.StringIO()
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", callbacks=[ProgressBar(file=stream)]).fit(x, x)
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[ProgressBar(file=stream)]).fit(x, x)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[1].startswith("epoch 2/2  train ") and " val " in lines[1] and lines[1].endswith("s")
@@ -421,7 +407,7 @@ def test_callbacks_see_every_hook_in_order() -> None:
             events.append("fit_end")
 
     x, _ = tiny_data(8)
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=[Recorder()]).fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu", callbacks=[Recorder()]).fit(x)
     assert events == [
         "fit_start",
         "epoch_start 1",
@@ -451,16 +437,16 @@ def test_ctrl_c_stops_at_a_step_boundary_and_resumes_mid_epoch(tmp_path: Path) -
         callbacks = [ModelCheckpoint(tmp_path / "ckpt"), *extra]
         return gv.Trainer(model, max_epochs=3, batch_size=4, device="cpu", seed=2, callbacks=callbacks)
 
-    full = tiny_model()
+    full = tiny_vae()
     full_history = trainer(full, []).fit(x, x)
 
-    stopped = trainer(tiny_model(), [CtrlC()])
+    stopped = trainer(tiny_vae(), [CtrlC()])
     stopped.fit(x, x)
     assert stopped.interrupted and stopped.state.stop_reason == "interrupted at epoch 2, step 2 of 4"
     assert stopped.state.global_step == 6 and len(stopped.history) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
-    resumed_model = tiny_model()
+    resumed_model = tiny_vae()
     history = trainer(resumed_model, []).fit(x, x, resume_from=tmp_path / "ckpt" / "last.ckpt")
     assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed_model), strict=True))
     strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
