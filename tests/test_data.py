@@ -1,5 +1,5 @@
 """Data: MNIST and Fashion-MNIST, dataset resolution, the verified download, ImageDataset, load_dataset
-(the IDX reader is in test_idx.py, SyntheticDigits in test_synthetic.py)."""
+(the IDX reader is in test_data_idx.py, SyntheticDigits in test_data_synthetic.py)."""
 
 from __future__ import annotations
 
