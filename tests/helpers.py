@@ -68,6 +68,11 @@ def tiny_vae(
     return model if dtype is None else model.to(dtype)
 
 
+def params(model: torch.nn.Module) -> list[torch.Tensor]:
+    """A detached copy of each of ``model``'s parameters, to compare weights before and after."""
+    return [p.detach().clone() for p in model.parameters()]
+
+
 def tiny_data(n: int = 10, shape: tuple[int, ...] = (1, 6, 6)) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` seeded uniform images of ``shape`` and labels cycling over 3 classes."""
     g = torch.Generator().manual_seed(1)

@@ -1,10 +1,8 @@
-"""The Trainer, its history bookkeeping, checkpoints and resume, and the callbacks."""
+"""The Trainer: its history bookkeeping, its arguments, the callback hooks it calls, Ctrl-C and resume."""
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -14,24 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 import genvae as gv
 from genvae.training import (
     Callback,
-    CheckpointError,
-    CSVLogger,
-    EarlyStopping,
-    History,
-    KLWarmup,
-    LRScheduler,
     ModelCheckpoint,
-    ProgressBar,
-    TerminateOnNaN,
 )
-from tests.helpers import tiny_data, tiny_vae
+from tests.helpers import params, tiny_data, tiny_vae
 
-
-def params(model: torch.nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in model.parameters()]
-
-
-# -- bookkeeping ------------------------------------------------------------------------------------
+# -- bookkeeping -----------------------------------------------------------------------------------
 
 
 def manual_average(model: gv.VAE, x: torch.Tensor, batch_size: int) -> dict[str, float]:
@@ -167,221 +152,7 @@ def test_bad_trainer_arguments(kwargs: dict, message: str) -> None:
         gv.Trainer(tiny_vae(), **kwargs)
 
 
-# -- checkpoints and resume --------------------------------------------------------------------------
-
-
-def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
-    ds = gv.data.ImageDataset(*tiny_data(30), num_classes=3).binarized("sample")
-
-    def trainer(model: gv.VAE, epochs: int, directory: Path) -> gv.Trainer:
-        callbacks = [ModelCheckpoint(directory), EarlyStopping(patience=10), KLWarmup(epochs=3)]
-        return gv.Trainer(model, max_epochs=epochs, batch_size=4, device="cpu", seed=5, callbacks=callbacks)
-
-    full = tiny_vae()
-    full_history = trainer(full, 5, tmp_path / "full").fit(ds, ds)
-
-    interrupted = tiny_vae()
-    trainer(interrupted, 2, tmp_path / "part").fit(ds, ds)  # "killed" after epoch 2
-    resumed_model = tiny_vae()
-    resumed = trainer(resumed_model, 5, tmp_path / "part")
-    history = resumed.fit(ds, ds, resume_from=tmp_path / "part" / "last.ckpt")
-
-    assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed_model), strict=True))
-    strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
-    assert strip(history) == strip(full_history)
-    assert resumed.state.epoch == 5 and len(history) == 5
-
-
-def test_checkpoint_files_are_best_and_last(tmp_path: Path) -> None:
-    x, _ = tiny_data(16)
-    cb = ModelCheckpoint(tmp_path)
-    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
-    payload = gv.training.read_checkpoint(cb.last_path)
-    assert payload["state"]["epoch"] == 2 and len(payload["history"]) == 2
-    assert payload["model_config"]["genvae"] == "models/vae"
-
-
-def test_a_corrupted_checkpoint_is_refused(tmp_path: Path) -> None:
-    x, _ = tiny_data(8)
-    cb = ModelCheckpoint(tmp_path)
-    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
-    data = bytearray(cb.last_path.read_bytes())
-    data[-100] ^= 0x01
-    cb.last_path.write_bytes(bytes(data))
-    model = tiny_vae()
-    before = params(model)
-    with pytest.raises(CheckpointError, match="checksum mismatch"):
-        gv.Trainer(model, device="cpu").fit(x, resume_from=cb.last_path)
-    assert all(torch.equal(a, b) for a, b in zip(before, params(model), strict=True))  # nothing loaded half-way
-    cb.last_path.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="not a genvae checkpoint"):
-        gv.training.read_checkpoint(cb.last_path)
-
-
-# -- callbacks ------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("patience", [1, 3])
-def test_early_stopping_stops_after_patience_epochs_without_improvement(patience: int) -> None:
-    """Keras' semantics: epoch 1 sets the best; the run stops after `patience` epochs that fail to improve."""
-    x, _ = tiny_data(8)
-    trainer = gv.Trainer(
-        tiny_vae(),
-        max_epochs=10,
-        batch_size=4,
-        device="cpu",
-        quiet=True,
-        callbacks=[EarlyStopping("auto", patience=patience, min_delta=1e9)],
-    )
-    history = trainer.fit(x)
-    assert len(history) == 1 + patience
-    expected = f"EarlyStopping: no improvement of train_total for {patience} epochs (best "
-    assert trainer.state.stop_reason.startswith(expected)  # the key watched, not "auto"
-
-
-def test_early_stopping_restores_the_best_weights() -> None:
-    x, _ = tiny_data(16)
-    model = tiny_vae()
-    stopper = EarlyStopping("train_total", patience=2, restore_best_weights=True)
-    records: list[tuple[float, dict[str, torch.Tensor]]] = []
-
-    class Record(gv.training.Callback):
-        def on_epoch_end(self, trainer: gv.Trainer, epoch: int, logs: Mapping[str, float]) -> None:
-            records.append((logs["train_total"], {k: v.clone() for k, v in trainer.model.state_dict().items()}))
-
-    # a learning rate that makes the loss rise after a few epochs, so the best epoch is not the last
-    trainer = gv.Trainer(model, lr=0.5, max_epochs=8, batch_size=4, device="cpu", seed=0, callbacks=[Record(), stopper])
-    trainer.fit(x)
-    best_value, best_state = min(records, key=lambda r: r[0])
-    assert stopper.best == best_value
-    assert best_value < records[-1][0]
-    for name, value in model.state_dict().items():
-        torch.testing.assert_close(value, best_state[name])
-
-
-def test_early_stopping_refuses_a_patience_below_one() -> None:
-    with pytest.raises(ValueError, match="patience: expected a positive integer, got 0"):
-        EarlyStopping(patience=0)
-
-
-def test_early_stopping_names_a_missing_monitor() -> None:
-    x, _ = tiny_data(8)
-    with pytest.raises(KeyError, match="EarlyStopping: monitor 'val_total' is not logged"):
-        gv.Trainer(tiny_vae(), max_epochs=2, device="cpu", callbacks=[EarlyStopping("val_total")]).fit(x)
-
-
-def test_csv_logger_writes_the_history(tmp_path: Path) -> None:
-    x, _ = tiny_data(8)
-    path = tmp_path / "h.csv"
-    history = gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CSVLogger(path)]).fit(x, x)
-    back = History.from_csv(path)
-    assert back["epoch"] == [1, 2]
-    assert back["val_total"] == pytest.approx(history["val_total"], rel=1e-12)
-
-
-@pytest.mark.parametrize("beta", [1.0, 4.0])
-def test_kl_warmup_ramps_to_the_configured_beta(beta: float) -> None:
-    seen: list[float] = []
-
-    class Spy(Callback):
-        def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
-            seen.append(trainer.objective.kl_weight)
-
-    x, _ = tiny_data(8)
-    objective = gv.ELBO(beta=beta)
-    trainer = gv.Trainer(
-        tiny_vae(), objective, max_epochs=3, batch_size=4, device="cpu", callbacks=[KLWarmup(epochs=2), Spy()]
-    )
-    trainer.fit(x)
-    assert seen == pytest.approx([beta * f for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.0)])
-    assert objective.beta == beta  # the configuration is never overwritten
-
-
-def test_kl_warmup_starts_at_its_start_value_and_composes_with_other_schedules() -> None:
-    seen: list[float] = []
-
-    class Halve(Callback):  # another schedule: a constant factor of 1/2
-        state_key = "Halve"
-
-        def on_batch_start(self, trainer: gv.Trainer, step: int) -> None:
-            trainer.objective.set_factor("halve", 0.5)
-            seen.append(-1.0)
-
-        def on_batch_end(self, trainer: gv.Trainer, step: int, terms: object) -> None:
-            seen[-1] = trainer.objective.kl_weight
-
-    x, _ = tiny_data(8)
-    objective = gv.ELBO(beta=2.0)
-    gv.Trainer(
-        tiny_vae(), objective, max_epochs=2, batch_size=4, device="cpu", callbacks=[KLWarmup(1, start=1.0), Halve()]
-    ).fit(x)
-    assert seen == pytest.approx([0.5 * (1.0 + (2.0 - 1.0) * p) for p in (0.0, 0.5, 1.0, 1.0)])
-
-
-def test_the_kl_weight_in_use_is_what_the_loss_applies() -> None:
-    model, (x, _) = tiny_vae(), tiny_data(6)
-    objective = gv.ELBO(beta=3.0)
-    objective.set_factor("warmup", 0.25)
-    out = model(x)
-    terms = objective(out, x)
-    torch.testing.assert_close(terms.loss, terms.recon + 0.75 * terms.kl)
-
-
-def test_kl_warmup_needs_an_objective_with_a_kl_weight() -> None:
-    x, _ = tiny_data(8)
-
-    def plain(out: gv.VAEOutput, x: torch.Tensor) -> gv.losses.ELBOTerms:
-        return gv.ELBO()(out, x)
-
-    trainer = gv.Trainer(tiny_vae(), plain, max_epochs=1, device="cpu", callbacks=[KLWarmup(1)])
-    with pytest.raises(TypeError, match="KLWarmup: expected an objective with a KL weight beta"):
-        trainer.fit(x)
-
-
-def test_terminate_on_nan_names_epoch_step_and_term(tmp_path: Path) -> None:
-    calls = {"n": 0}
-
-    def poisoned(out: gv.VAEOutput, x: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
-        values = gv.losses.get("kl")(out, x)
-        return values * math.nan if calls["n"] > 5 else values  # training steps 6, 7, ...: NaN
-
-    x, _ = tiny_data(8)
-    stream = io.StringIO()
-    ckpt = ModelCheckpoint(tmp_path)
-    trainer = gv.Trainer(
-        tiny_vae(), gv.ELBO(kl=poisoned), max_epochs=5, batch_size=4, device="cpu",
-        callbacks=[ckpt, TerminateOnNaN(file=stream)],
-    )  # fmt: skip
-    history = trainer.fit(x)
-    # epoch 1: steps 1-2; epoch 2: steps 3-4; epoch 3: step 5 fine, step 6 NaN
-    assert len(history) == 2
-    assert (
-        trainer.state.stop_reason
-        == "TerminateOnNaN: non-finite kl (nan) at epoch 3, step 1 (global step 6); training stopped"
-    )
-    assert stream.getvalue().strip() == trainer.state.stop_reason
-    assert gv.training.read_checkpoint(ckpt.last_path)["state"]["epoch"] == 2  # the last good one
-
-
-def test_lr_scheduler_steps_each_epoch() -> None:
-    x, _ = tiny_data(8)
-    trainer = gv.Trainer(
-        tiny_vae(), lr=1e-3, max_epochs=2, batch_size=4, device="cpu",
-        callbacks=[LRScheduler(lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))],
-    )  # fmt: skip
-    trainer.fit(x)
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.25e-3)
-
-
-def test_progress_bar_prints_one_line_per_epoch_when_not_a_terminal() -> None:
-    x, _ = tiny_data(8)
-    stream = io.StringIO()
-    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[ProgressBar(file=stream)]).fit(x, x)
-    lines = stream.getvalue().splitlines()
-    assert len(lines) == 2
-    assert lines[1].startswith("epoch 2/2  train ") and " val " in lines[1] and lines[1].endswith("s")
+# -- the hooks -------------------------------------------------------------------------------------
 
 
 def test_callbacks_see_every_hook_in_order() -> None:
