@@ -142,7 +142,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "device check removed", DEVICES,
         "if not torch.cuda.is_available():", "if False:",
-        ("tests/test_training_batches.py", "tests/test_training_trainer_speed.py", *CLI_TESTS),
+        ("tests/test_training_devices.py", "tests/test_training_trainer_speed.py", *CLI_TESTS),
         "Trainer(device='cuda') on a CPU-only build fails deep in torch with an AssertionError",
     ),
     # -- core maths and more semantics ---------------------------------------------------------------
