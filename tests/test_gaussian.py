@@ -10,9 +10,8 @@ import torch
 from torch import distributions as D
 from torch.distributions import Normal
 
-import genvae as gv
 from genvae.gaussian import LOG_2PI, kl_per_dim, log_normal, log_normal_dims, reparameterize
-from tests.helpers import mean_logvar
+from tests.helpers import mean_logvar, tiny_vae
 
 
 def test_log_normal_dims_is_the_elementwise_normal_log_density() -> None:
@@ -66,8 +65,7 @@ def test_reparameterize_scales_the_noise_by_the_standard_deviation() -> None:
 
 
 def test_a_forward_pass_decodes_mean_plus_noise_times_std() -> None:
-    model = gv.VAE(gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,)), gv.decoders.MLPDecoder(3, (1, 4, 4), hidden=(8,)),
-                   latent_dim=3)  # fmt: skip
+    model = tiny_vae(latent=3, shape=(1, 4, 4), hidden=8, seed=None)
     x = torch.rand(6, 1, 4, 4)
     torch.manual_seed(9)
     out = model(x)

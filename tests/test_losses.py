@@ -13,7 +13,7 @@ from torch import distributions as D
 
 import genvae as gv
 from genvae.losses import kl_normal
-from tests.helpers import mean_logvar
+from tests.helpers import mean_logvar, tiny_vae
 from tests.strategies import float_tensors, gaussian_params
 
 # -- the notebook's own assertions on kl_loss, against genvae ------------------------------------
@@ -144,8 +144,7 @@ def test_kl_mc_averages_to_the_analytic_kl() -> None:
 
 
 def _batch() -> tuple[gv.VAEOutput, torch.Tensor]:
-    torch.manual_seed(1)
-    model = gv.VAE(gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,)), gv.decoders.MLPDecoder(3, (1, 4, 4), hidden=(8,)), 3)
+    model = tiny_vae(latent=3, shape=(1, 4, 4), hidden=8, seed=1)
     x = torch.rand(5, 1, 4, 4)
     return model(x), x
 
