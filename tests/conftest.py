@@ -9,6 +9,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+from genvae.data import files
+
 # Model construction and the first call into torch are slow and vary; a deadline would only
 # make the property tests flaky. CI draws fewer examples to keep the suite fast on 2 cores.
 settings.register_profile("dev", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -21,6 +23,15 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the machine's own dataset folders, cache or ``GENVAE_DATA``. A module that loads
+    or downloads data uses it for every test: ``pytestmark = pytest.mark.usefixtures("isolated_data_dirs")``."""
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("GENVAE_DATA", raising=False)
 
 
 # Tests that need data from outside the repository (../shared/data/mnist beside the checkout,

@@ -1,4 +1,4 @@
-"""Trains a small model for tests/test_distributed.py, under torchrun or as a single process.
+"""Trains a small model for tests/test_training_distributed.py, under torchrun or as a single process.
 
 python tests/ddp_worker.py OUT_DIR
 python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR

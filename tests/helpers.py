@@ -1,7 +1,12 @@
-"""Builders used by several test modules."""
+"""Builders used by several test modules (fixtures are in conftest.py): one small model, its data,
+and the peak-memory probe."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import torch
@@ -31,3 +36,70 @@ def batch_for(model: gv.VAE, n: int = 3) -> tuple[torch.Tensor, torch.Tensor | N
     x = torch.rand(n, *shape)
     y = torch.arange(n) % model.num_classes if model.conditional else None
     return x, y
+
+
+def mean_logvar(seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (5, 3) float64 posterior mean and log-variance drawn from a seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+
+
+def tiny_vae(
+    prior: Any = "normal",
+    conditional: bool = False,
+    latent: int = 2,
+    *,
+    shape: tuple[int, ...] = (1, 6, 6),
+    hidden: int = 16,
+    dtype: torch.dtype | None = None,
+    seed: int | None = 0,
+) -> gv.VAE:
+    """A small all-MLP VAE (or a CVAE over 3 classes) on ``shape`` images, one ``hidden`` layer each
+    way. ``seed`` seeds torch just before the layers are built (None: the caller's random state)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    cond = {"condition_dim": 3} if conditional else {}
+    enc = gv.encoders.MLPEncoder(shape, hidden=(hidden,), **cond)
+    dec = gv.decoders.MLPDecoder(latent, shape, hidden=(hidden,), **cond)
+    if conditional:
+        model: gv.VAE = gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior)
+    else:
+        model = gv.VAE(enc, dec, latent_dim=latent, prior=prior)
+    return model if dtype is None else model.to(dtype)
+
+
+def params(model: torch.nn.Module) -> list[torch.Tensor]:
+    """A detached copy of each of ``model``'s parameters, to compare weights before and after."""
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def tiny_data(n: int = 10, shape: tuple[int, ...] = (1, 6, 6)) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` seeded uniform images of ``shape`` and labels cycling over 3 classes."""
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, *shape, generator=g), torch.arange(n) % 3
+
+
+MEASURE = """
+import json, resource, torch, genvae as gv
+from torch import nn
+torch.set_num_threads(1)  # small tensors: a second thread only waits for a busy core
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+{setup}
+{warm_up}
+before = peak_mb()
+{run}
+print(json.dumps({{"before": before, "after": peak_mb()}}))
+"""
+
+
+def added_mb(setup: str, warm_up: str, run: str) -> float:
+    """Peak RSS added by ``run`` in a fresh process, after ``setup`` and a small ``warm_up`` that
+    loads the same code paths (so only what ``run`` itself holds is counted)."""
+    code = MEASURE.format(setup=textwrap.dedent(setup), warm_up=warm_up, run=run)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(figures["after"] - figures["before"])

@@ -1,5 +1,5 @@
 """Data: MNIST and Fashion-MNIST, dataset resolution, the verified download, ImageDataset, load_dataset
-(the IDX reader is in test_idx.py, SyntheticDigits in test_synthetic.py)."""
+(the IDX reader is in test_data_idx.py, SyntheticDigits in test_data_synthetic.py)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,7 @@ SHARED_MNIST = next(
 needs_mnist = pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="shared/data/mnist is not beside the checkout")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the machine's own dataset folders or cache."""
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("GENVAE_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 @needs_mnist

@@ -9,6 +9,7 @@ import torch
 
 import genvae as gv
 from genvae import evaluation
+from tests.helpers import tiny_vae
 
 
 def prior_encoder_model(latent: int = 1, features: int = 2, scale: float = 0.5) -> gv.VAE:
@@ -69,18 +70,10 @@ def pattern_data(n: int = 300, seed: int = 0) -> gv.data.ImageDataset:
     return gv.data.ImageDataset((patterns[labels] - flips).abs(), labels, num_classes=3)
 
 
-def tiny(conditional: bool) -> gv.VAE:
-    torch.manual_seed(0)
-    cond = {"condition_dim": 3} if conditional else {}
-    enc = gv.encoders.MLPEncoder((1, 6, 6), hidden=(32,), **cond)
-    dec = gv.decoders.MLPDecoder(2, (1, 6, 6), hidden=(32,), **cond)
-    return gv.ConditionalVAE(enc, dec, 2, num_classes=3) if conditional else gv.VAE(enc, dec, 2)
-
-
 @pytest.fixture(scope="module")
 def trained() -> dict[str, gv.VAE]:
     data = pattern_data()
-    models = {"vae": tiny(False), "cvae": tiny(True)}
+    models = {"vae": tiny_vae(hidden=32), "cvae": tiny_vae(conditional=True, hidden=32)}
     for model in models.values():
         gv.Trainer(model, lr=3e-3, max_epochs=30, batch_size=32, device="cpu", seed=0).fit(data)
     return models

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -20,10 +21,9 @@ from genvae.inference import (
     posterior_means,
     posteriors,
 )
+from tests.helpers import tiny_vae
 
-
-def mlp_vae(latent_dim: int = 3) -> gv.VAE:
-    return gv.VAE(gv.encoders.MLPEncoder(hidden=(8,)), gv.decoders.MLPDecoder(latent_dim, hidden=(8,)), latent_dim)
+mlp_vae = partial(tiny_vae, latent=3, shape=(1, 28, 28), hidden=8, seed=None)  # 28x28, unseeded
 
 
 def test_evaluation_re_exports_the_helpers_from_their_home() -> None:

@@ -4,6 +4,7 @@ and the default prior leaving today's models exactly as they were."""
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,19 +14,12 @@ import torch.distributions as D
 import genvae as gv
 from genvae import priors
 from genvae.gaussian import kl_per_dim, log_normal, log_normal_mixture
+from tests.helpers import tiny_vae
 
 SHAPE = (1, 4, 4)
 
 
-def tiny(
-    prior: Any = "normal", conditional: bool = False, latent: int = 3, dtype: torch.dtype = torch.float64
-) -> gv.VAE:
-    cond = {"condition_dim": 3} if conditional else {}
-    enc = gv.encoders.MLPEncoder(SHAPE, hidden=(8,), **cond)
-    dec = gv.decoders.MLPDecoder(latent, SHAPE, hidden=(8,), **cond)
-    if conditional:
-        return gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior).to(dtype)
-    return gv.VAE(enc, dec, latent_dim=latent, prior=prior).to(dtype)
+tiny = partial(tiny_vae, latent=3, shape=SHAPE, hidden=8, dtype=torch.float64, seed=None)  # unseeded
 
 
 def randomise(module: torch.nn.Module) -> None:

@@ -12,7 +12,7 @@ import torch
 
 import genvae as gv
 from genvae.cli import main
-from genvae.data import SyntheticDigits, files
+from genvae.data import SyntheticDigits
 from genvae.data.partial import partially_labeled
 from genvae.report import ReportSettings, write_report
 from genvae.runs import RunDir
@@ -21,10 +21,7 @@ from genvae.semisupervised import SemiSupervisedELBO, seed_m2
 SMALL = ["--dataset", "synthetic-digits", "--train-size", "300", "--test-size", "120", "--epochs", "1", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 def images_in(page: str) -> list[str]:

@@ -20,7 +20,7 @@ import torch
 
 import genvae as gv
 from genvae.cli import main
-from genvae.data import files, write_idx
+from genvae.data import write_idx
 from genvae.experiment import TrainConfig, train_run
 from genvae.runs import RunDir
 
@@ -51,11 +51,7 @@ class NaNAfter(gv.likelihoods.Bernoulli):
 """
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("GENVAE_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 @pytest.fixture

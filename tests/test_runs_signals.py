@@ -24,7 +24,6 @@ import torch
 
 import genvae as gv
 from genvae.cli import main
-from genvae.data import files
 from genvae.runs import RunDir
 from tests.runs_worker import perturbed
 from tests.test_config import SAVE_STEPS, same_weights
@@ -74,10 +73,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     helper.close()
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 def pause_at(tmp_path: Path, step: str) -> tuple[dict[str, str], Path]:

@@ -1,5 +1,5 @@
-"""Who owns what in a run: divergence, checked resumes, objective state, callback keys, the default
-progress bar, and the TensorBoard callback."""
+"""Who owns what in a run (genvae.training.state, genvae.training.resume): divergence, checked
+resumes, objective state, callback keys, and the default progress bar."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import genvae as gv
-from genvae.training import Callback, EarlyStopping, KLWarmup, ModelCheckpoint, ProgressBar, TensorBoard
-from tests.test_training import tiny_data, tiny_model
+from genvae.training import Callback, EarlyStopping, KLWarmup, ModelCheckpoint, ProgressBar
+from tests.helpers import tiny_data, tiny_vae
 
 
 def poisoned_after(steps: int) -> gv.ELBO:
@@ -32,7 +32,7 @@ def poisoned_after(steps: int) -> gv.ELBO:
 
 def test_a_diverging_run_stops_at_the_first_non_finite_epoch_and_keeps_the_last_finite_state(tmp_path: Path) -> None:
     x, _ = tiny_data(8)
-    model = tiny_model()
+    model = tiny_vae()
     kept: dict[str, torch.Tensor] = {}
 
     class Keep(Callback):
@@ -64,7 +64,7 @@ def test_a_diverging_validation_figure_also_stops_the_run() -> None:
         values = gv.losses.get("nll")(out, x)
         return values * math.inf if not torch.is_grad_enabled() and calls["n"] > 3 else values
 
-    trainer = gv.Trainer(tiny_model(), gv.ELBO(reconstruction=recon), max_epochs=4, batch_size=8, device="cpu")
+    trainer = gv.Trainer(tiny_vae(), gv.ELBO(reconstruction=recon), max_epochs=4, batch_size=8, device="cpu")
     with pytest.raises(gv.DivergenceError) as caught:
         trainer.fit(x, x)
     assert caught.value.term.startswith("val_") and math.isinf(caught.value.value)
@@ -76,7 +76,7 @@ def test_a_diverging_validation_figure_also_stops_the_run() -> None:
 def checkpoint_of_a_run(tmp_path: Path, **settings: object) -> Path:
     x, _ = tiny_data(12)
     options: dict[str, object] = {"max_epochs": 1, "batch_size": 4, "device": "cpu", "seed": 0, **settings}
-    trainer = gv.Trainer(tiny_model(), callbacks=[ModelCheckpoint(tmp_path)], **options)  # type: ignore[arg-type]
+    trainer = gv.Trainer(tiny_vae(), callbacks=[ModelCheckpoint(tmp_path)], **options)  # type: ignore[arg-type]
     trainer.fit(x)
     return tmp_path / "last.ckpt"
 
@@ -96,7 +96,7 @@ def test_a_resume_with_other_settings_is_refused_naming_each_difference(
     path = checkpoint_of_a_run(tmp_path)
     x, _ = tiny_data(12)
     options: dict[str, object] = {"max_epochs": 2, "batch_size": 4, "device": "cpu", **change}
-    trainer = gv.Trainer(tiny_model(), **options)  # type: ignore[arg-type]
+    trainer = gv.Trainer(tiny_vae(), **options)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="was written with other settings") as caught:
         trainer.fit(x, resume_from=path)
     assert named in str(caught.value)
@@ -106,13 +106,13 @@ def test_a_resume_on_other_data_is_refused(tmp_path: Path) -> None:
     path = checkpoint_of_a_run(tmp_path)
     x, _ = tiny_data(16)
     with pytest.raises(ValueError, match="train_samples 12 → 16"):
-        gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu").fit(x, resume_from=path)
+        gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu").fit(x, resume_from=path)
 
 
 def test_a_resume_may_train_longer_and_clears_the_stop_reason(tmp_path: Path) -> None:
     path = checkpoint_of_a_run(tmp_path)
     x, _ = tiny_data(12)
-    trainer = gv.Trainer(tiny_model(), max_epochs=3, batch_size=4, device="cpu")
+    trainer = gv.Trainer(tiny_vae(), max_epochs=3, batch_size=4, device="cpu")
     trainer.fit(x, resume_from=path)
     assert trainer.state.epoch == 3 and trainer.state.stop_reason == ""
 
@@ -140,7 +140,7 @@ def test_the_objective_state_round_trips_and_a_warm_up_resumes_exactly(tmp_path:
 
     def run(epochs: int, folder: str, resume_from: Path | None = None) -> gv.Trainer:
         trainer = gv.Trainer(
-            tiny_model(), gv.ELBO(beta=2.0), max_epochs=epochs, batch_size=4, device="cpu", seed=0,
+            tiny_vae(), gv.ELBO(beta=2.0), max_epochs=epochs, batch_size=4, device="cpu", seed=0,
             callbacks=[KLWarmup(epochs=3), ModelCheckpoint(tmp_path / folder)],
         )  # fmt: skip
         trainer.fit(x, resume_from=resume_from)
@@ -159,7 +159,7 @@ def test_the_objective_state_round_trips_and_a_warm_up_resumes_exactly(tmp_path:
 def test_callback_state_is_keyed_by_state_key(tmp_path: Path) -> None:
     x, _ = tiny_data(8)
     callbacks = [EarlyStopping("train_total"), EarlyStopping("train_kl"), ModelCheckpoint(tmp_path)]
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu", callbacks=callbacks, quiet=True).fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu", callbacks=callbacks, quiet=True).fit(x)
     saved = gv.training.read_checkpoint(tmp_path / "last.ckpt")["callbacks"]
     assert set(saved) == {cb.state_key for cb in callbacks}
     assert "EarlyStopping{monitor='train_kl'}" in saved
@@ -167,7 +167,7 @@ def test_callback_state_is_keyed_by_state_key(tmp_path: Path) -> None:
 
 def test_two_callbacks_with_one_state_key_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="callbacks: expected callbacks with distinct state keys"):
-        gv.Trainer(tiny_model(), device="cpu", callbacks=[ModelCheckpoint(tmp_path), ModelCheckpoint(tmp_path)])
+        gv.Trainer(tiny_vae(), device="cpu", callbacks=[ModelCheckpoint(tmp_path), ModelCheckpoint(tmp_path)])
 
 
 class FakeTerminal(io.StringIO):
@@ -177,44 +177,15 @@ class FakeTerminal(io.StringIO):
 
 def test_a_progress_bar_is_added_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", FakeTerminal())
-    assert any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_model(), device="cpu").callbacks)
-    assert not any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_model(), device="cpu", quiet=True).callbacks)
+    assert any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_vae(), device="cpu").callbacks)
+    assert not any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_vae(), device="cpu", quiet=True).callbacks)
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    assert not any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_model(), device="cpu").callbacks)
+    assert not any(isinstance(cb, ProgressBar) for cb in gv.Trainer(tiny_vae(), device="cpu").callbacks)
 
 
 def test_the_default_progress_bar_draws_on_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr("sys.stderr", terminal)
     x, _ = tiny_data(8)
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu").fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu").fit(x)
     assert "epoch 2/2" in terminal.getvalue() and "train" in terminal.getvalue()
-
-
-# -- TensorBoard ---------------------------------------------------------------------------------
-
-
-def read_events(log_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[int]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
-    events.Reload()
-    tags = events.Tags()
-    scalars = {t: [(e.step, e.value) for e in events.Scalars(t)] for t in tags["scalars"]}
-    images = {t: [e.step for e in events.Images(t)] for t in tags["images"]}
-    return scalars, images
-
-
-@pytest.mark.parametrize("conditional", [False, True])
-def test_tensorboard_writes_scalars_per_epoch_and_images_every_n_epochs(tmp_path: Path, conditional: bool) -> None:
-    x, y = tiny_data(8)
-    board = TensorBoard(tmp_path / "tb", images_every=2, manifold_n=3, samples_n=2)
-    data = (x, y) if conditional else x
-    history = gv.Trainer(tiny_model(conditional), max_epochs=3, batch_size=4, device="cpu", callbacks=[board]).fit(
-        data, data
-    )
-    scalars, images = read_events(tmp_path / "tb")
-    assert [step for step, _ in scalars["train/total"]] == [1, 2, 3]
-    assert [value for _, value in scalars["val/kl"]] == pytest.approx(history["val_kl"], rel=1e-6)
-    assert "epoch/seconds" in scalars
-    assert images == {"manifold": [2], "samples": [2]}

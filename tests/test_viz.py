@@ -189,7 +189,7 @@ def test_importing_genvae_does_not_import_matplotlib() -> None:
 def test_a_200_by_200_manifold_adds_under_300_mb() -> None:
     """40,000 decoded images, only a chunk of them in memory at once beside the tiled image (120 MiB)
     and matplotlib's masked copy of it (150 MiB); decoding the grid in one batch added 3.8 GiB."""
-    from tests.test_eval_memory import added_mb
+    from tests.helpers import added_mb
 
     setup = "torch.manual_seed(0)\nmodel = gv.presets.seed_vae()"
     grown = added_mb(setup, "gv.viz.latent_manifold(model, n=3)", "gv.viz.latent_manifold(model, n=200)")

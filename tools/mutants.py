@@ -36,10 +36,18 @@ REPORT_QUESTIONS = "src/genvae/report/questions.py"
 REPORT_EVALUATION = "src/genvae/report/evaluation.py"
 EXPERIMENT = "src/genvae/experiment.py"
 
-TRAINING_TESTS = ("tests/test_training*.py", "tests/test_semantics_training.py")
-CALLBACK_TESTS = ("tests/test_training*.py", "tests/test_semantics_callbacks.py")
-LOSS_TESTS = ("tests/test_losses*.py", "tests/test_semantics_losses.py")
-SPEED_TESTS = ("tests/test_speed_options.py",)
+# The Trainer's unit tests (test_training_<module>.py); the distributed and kill/Ctrl-C files start
+# processes and are named only by the mutants they are needed for.
+TRAINER_UNIT_TESTS = (
+    "tests/test_training_trainer.py",
+    "tests/test_training_state.py",
+    "tests/test_training_checkpoint.py",
+    "tests/test_training_epoch_log.py",
+)
+TRAINING_TESTS = (*TRAINER_UNIT_TESTS, "tests/test_training_batches.py")
+CALLBACK_TESTS = (*TRAINER_UNIT_TESTS, "tests/test_training_callbacks.py")
+LOSS_TESTS = ("tests/test_losses*.py", "tests/test_gaussian.py")
+SPEED_TESTS = ("tests/test_training_trainer_speed.py",)
 EVALUATION_TESTS = ("tests/test_evaluation*.py",)
 CLI_TESTS = ("tests/test_cli*.py", "tests/test_experiment.py")
 REPORT_QUESTION_TESTS = ("tests/test_report_questions.py",)  # fast: no run is trained
@@ -134,7 +142,7 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "device check removed", DEVICES,
         "if not torch.cuda.is_available():", "if False:",
-        ("tests/test_semantics_training.py", "tests/test_speed_options.py", *CLI_TESTS),
+        ("tests/test_training_devices.py", "tests/test_training_trainer_speed.py", *CLI_TESTS),
         "Trainer(device='cuda') on a CPU-only build fails deep in torch with an AssertionError",
     ),
     # -- core maths and more semantics ---------------------------------------------------------------
@@ -220,12 +228,13 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "stop decided on one rank only", TRAINER,
         "decided and not self.should_stop:", "decided and False:",
-        ("tests/test_distributed.py",), "under torchrun, a rank that decides to stop leaves the others waiting",
+        ("tests/test_training_distributed.py",),
+        "under torchrun, a rank that decides to stop leaves the others waiting",
     ),
     Mutant(
         "crafted checkpoint epoch accepted", "src/genvae/training/checkpoint.py",
         "value < 0:", "value < -10**9:",
-        ("tests/test_training*.py",), "a checkpoint with epoch -5 behind a valid checksum is resumed",
+        TRAINING_TESTS, "a checkpoint with epoch -5 behind a valid checksum is resumed",
     ),
     # -- issue 26, item 10: the audit's survivors, and the size checks of item 6 ----------------------
     Mutant(

@@ -1,6 +1,5 @@
-"""What the Trainer does with the data and the device, observed from inside the run: the order
-of the training samples in every epoch, the batches ``drop_last`` keeps, and the error for a
-device this machine does not have.
+"""What the Trainer does with the data (genvae.training.batches), observed from inside the run: the
+order of the training samples in every epoch and the batches ``drop_last`` keeps.
 
 The order is read by a forward pre-hook: sample ``i`` of the data is the constant image
 ``i / (n − 1)``, so each batch the model sees names its own indices.
@@ -8,6 +7,7 @@ The order is read by a forward pre-hook: sample ``i`` of the data is the constan
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -15,13 +15,9 @@ import torch
 from torch.utils.data import Dataset
 
 import genvae as gv
+from tests.helpers import tiny_vae
 
-
-def tiny_model() -> gv.VAE:
-    torch.manual_seed(0)
-    enc = gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,))
-    dec = gv.decoders.MLPDecoder(2, (1, 4, 4), hidden=(8,))
-    return gv.VAE(enc, dec, latent_dim=2)
+tiny_model = partial(tiny_vae, shape=(1, 4, 4), hidden=8)  # a 4x4 all-MLP VAE, seeded
 
 
 def indexed_images(n: int) -> torch.Tensor:
@@ -129,49 +125,3 @@ def test_drop_last_figures_average_over_the_kept_samples_only() -> None:
     with torch.no_grad():
         kept = [float(gv.ELBO()(model(x[i : i + 4]), x[i : i + 4]).total) for i in (0, 4)]
     assert history.last["train_total"] == pytest.approx(sum(kept) / 2, rel=1e-6)
-
-
-# -- devices ------------------------------------------------------------------------------------------
-
-no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
-
-
-@pytest.mark.parametrize(
-    "device",
-    [
-        pytest.param("cuda", marks=no_cuda),
-        pytest.param("cuda:0", marks=no_cuda),
-        pytest.param(
-            "cuda:5", marks=pytest.mark.skipif(torch.cuda.device_count() > 5, reason="this machine has 6 GPUs")
-        ),
-        pytest.param("mps", marks=pytest.mark.skipif(torch.backends.mps.is_available(), reason="this machine has MPS")),
-        "tpu",
-        "gpu",
-    ],
-)
-def test_an_unavailable_device_is_a_one_line_value_error(device: str) -> None:
-    model = tiny_model()
-    before = [p.detach().clone() for p in model.parameters()]
-    with pytest.raises(ValueError) as info:
-        gv.Trainer(model, device=device)
-    message = str(info.value)
-    assert message.startswith("device: ") and f"'{device}'" in message, message
-    assert "\n" not in message
-    assert "'cpu'" in message  # says what to use instead
-    assert all(p.device.type == "cpu" for p in model.parameters())  # the model was not moved
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-
-
-def test_a_torch_device_object_is_checked_too() -> None:
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    with pytest.raises(ValueError, match=r"^device: 'cuda' is not available \("):
-        gv.Trainer(tiny_model(), device=torch.device("cuda"))
-
-
-def test_auto_and_cpu_give_the_cpu_here() -> None:
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert gv.Trainer(tiny_model(), device="auto").device.type == expected
-    trainer = gv.Trainer(tiny_model(), device=torch.device("cpu"))
-    assert trainer.device == torch.device("cpu")
-    assert all(p.device.type == "cpu" for p in trainer.model.parameters())

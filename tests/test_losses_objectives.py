@@ -4,6 +4,7 @@ their state, and how they train."""
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,18 +13,12 @@ import torch.distributions as D
 
 import genvae as gv
 from genvae.gaussian import log_normal
+from tests.helpers import tiny_vae
 
 SHAPE = (1, 4, 4)
 
 
-def tiny(prior: str = "normal", conditional: bool = False, latent: int = 3) -> gv.VAE:
-    torch.manual_seed(0)
-    cond = {"condition_dim": 3} if conditional else {}
-    enc = gv.encoders.MLPEncoder(SHAPE, hidden=(8,), **cond)
-    dec = gv.decoders.MLPDecoder(latent, SHAPE, hidden=(8,), **cond)
-    if conditional:
-        return gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior).double()
-    return gv.VAE(enc, dec, latent_dim=latent, prior=prior).double()
+tiny = partial(tiny_vae, latent=3, shape=SHAPE, hidden=8, dtype=torch.float64)  # seeded
 
 
 def binary(n: int = 8, seed: int = 1) -> torch.Tensor:

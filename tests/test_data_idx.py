@@ -18,16 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import genvae as gv
-from genvae.data import files
 from genvae.data.idx import MAX_ITEMS, IDXError, read_idx, read_idx_header, write_idx
 
-
-@pytest.fixture(autouse=True)
-def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the machine's own dataset folders or cache."""
-    monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-    monkeypatch.delenv("GENVAE_DATA", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 idx_dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])

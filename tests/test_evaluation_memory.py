@@ -4,38 +4,9 @@ with generous margins."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
-MEASURE = """
-import json, resource, torch, genvae as gv
-from torch import nn
-torch.set_num_threads(1)  # small tensors: a second thread only waits for a busy core
-
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-{setup}
-{warm_up}
-before = peak_mb()
-{run}
-print(json.dumps({{"before": before, "after": peak_mb()}}))
-"""
-
-
-def added_mb(setup: str, warm_up: str, run: str) -> float:
-    """Peak RSS added by ``run`` in a fresh process, after ``setup`` and a small ``warm_up`` that
-    loads the same code paths (so only what ``run`` itself holds is counted)."""
-    code = MEASURE.format(setup=textwrap.dedent(setup), warm_up=warm_up, run=run)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    return float(figures["after"] - figures["before"])
-
+from tests.helpers import added_mb
 
 TINY = """
 class Decoder(nn.Module):  # x = W z + b: a decoder so cheap that the log-weights are what costs memory

@@ -1,5 +1,6 @@
-"""Reading a Trainer's checkpoint back: every field is checked (a crafted file with a valid
-checksum is refused, naming the file and the field), and only a regular file is read."""
+"""genvae.training.checkpoint: best.ckpt and last.ckpt, reading a checkpoint back (every field is
+checked: a crafted file with a valid checksum is refused, naming the file and the field; only a
+regular file is read), and a resume from one."""
 
 from __future__ import annotations
 
@@ -15,16 +16,23 @@ import torch
 import genvae as gv
 from genvae.cli import main
 from genvae.runs import RunDir
-from genvae.training import CheckpointError, EarlyStopping, ModelCheckpoint, read_checkpoint, write_checkpoint
+from genvae.training import (
+    CheckpointError,
+    EarlyStopping,
+    KLWarmup,
+    ModelCheckpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
 from genvae.training.checkpoint import existing_checkpoint
-from tests.test_training import tiny_data, tiny_model
+from tests.helpers import params, tiny_data, tiny_vae
 
 Edit = Callable[[dict[str, Any]], None]
 
 
 def trainer(directory: Path, max_epochs: int = 3) -> gv.Trainer:
     callbacks = [EarlyStopping("train_total", patience=5), ModelCheckpoint(directory)]
-    return gv.Trainer(tiny_model(), max_epochs=max_epochs, batch_size=4, device="cpu", seed=0, callbacks=callbacks,
+    return gv.Trainer(tiny_vae(), max_epochs=max_epochs, batch_size=4, device="cpu", seed=0, callbacks=callbacks,
                       quiet=True)  # fmt: skip
 
 
@@ -133,7 +141,7 @@ def test_a_resume_of_the_command_line_refuses_a_crafted_epoch_and_publishes_noth
     assert (run / "metrics.json").read_bytes() == metrics  # the published run is the one before
 
 
-# -- what is at the path ----------------------------------------------------------------------------
+# -- what is at the path ---------------------------------------------------------------------------
 
 
 def not_regular(tmp_path: Path, kind: str) -> Path:
@@ -179,3 +187,55 @@ def test_existing_checkpoint_is_none_only_when_nothing_is_there(tmp_path: Path) 
     assert read_checkpoint(tmp_path / "last.ckpt") == {"format": 1}
     with pytest.raises(FileNotFoundError):
         read_checkpoint(tmp_path / "missing.ckpt")
+
+
+# -- best and last, a corrupted file, and a resume (moved from the Trainer's tests) ----------------
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path: Path) -> None:
+    ds = gv.data.ImageDataset(*tiny_data(30), num_classes=3).binarized("sample")
+
+    def trainer(model: gv.VAE, epochs: int, directory: Path) -> gv.Trainer:
+        callbacks = [ModelCheckpoint(directory), EarlyStopping(patience=10), KLWarmup(epochs=3)]
+        return gv.Trainer(model, max_epochs=epochs, batch_size=4, device="cpu", seed=5, callbacks=callbacks)
+
+    full = tiny_vae()
+    full_history = trainer(full, 5, tmp_path / "full").fit(ds, ds)
+
+    interrupted = tiny_vae()
+    trainer(interrupted, 2, tmp_path / "part").fit(ds, ds)  # "killed" after epoch 2
+    resumed_model = tiny_vae()
+    resumed = trainer(resumed_model, 5, tmp_path / "part")
+    history = resumed.fit(ds, ds, resume_from=tmp_path / "part" / "last.ckpt")
+
+    assert all(torch.equal(a, b) for a, b in zip(params(full), params(resumed_model), strict=True))
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]  # noqa: E731
+    assert strip(history) == strip(full_history)
+    assert resumed.state.epoch == 5 and len(history) == 5
+
+
+def test_checkpoint_files_are_best_and_last(tmp_path: Path) -> None:
+    x, _ = tiny_data(16)
+    cb = ModelCheckpoint(tmp_path)
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
+    payload = gv.training.read_checkpoint(cb.last_path)
+    assert payload["state"]["epoch"] == 2 and len(payload["history"]) == 2
+    assert payload["model_config"]["genvae"] == "models/vae"
+
+
+def test_a_corrupted_checkpoint_is_refused(tmp_path: Path) -> None:
+    x, _ = tiny_data(8)
+    cb = ModelCheckpoint(tmp_path)
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu", callbacks=[cb]).fit(x)
+    data = bytearray(cb.last_path.read_bytes())
+    data[-100] ^= 0x01
+    cb.last_path.write_bytes(bytes(data))
+    model = tiny_vae()
+    before = params(model)
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        gv.Trainer(model, device="cpu").fit(x, resume_from=cb.last_path)
+    assert all(torch.equal(a, b) for a, b in zip(before, params(model), strict=True))  # nothing loaded half-way
+    cb.last_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a genvae checkpoint"):
+        gv.training.read_checkpoint(cb.last_path)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import genvae as gv
 from genvae import evaluation, viz
+from tests.helpers import tiny_vae
 
 N, SHAPE = 12, (1, 6, 6)  # loaders batch by 4, as the Trainer does here: a loader keeps its own batches
 
@@ -59,13 +60,7 @@ def unlabelled_kinds() -> dict[str, Any]:
 
 
 def model(conditional: bool) -> gv.VAE:
-    torch.manual_seed(0)
-    cond = {"condition_dim": 3} if conditional else {}
-    enc = gv.encoders.MLPEncoder(SHAPE, hidden=(8,), **cond)
-    dec = gv.decoders.MLPDecoder(2, SHAPE, hidden=(8,), **cond)
-    if conditional:
-        return gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=3).eval()
-    return gv.VAE(enc, dec, latent_dim=2).eval()
+    return tiny_vae(conditional=conditional, shape=SHAPE, hidden=8).eval()
 
 
 def seeded(fn: Callable[[], Any]) -> Any:

@@ -13,6 +13,7 @@ from torch import nn
 import genvae as gv
 from genvae import evaluation
 from genvae.gaussian import LOG_2PI
+from tests.helpers import tiny_vae
 
 # -- linear-Gaussian models whose log-likelihood and posterior are known in closed form ----------
 
@@ -152,8 +153,7 @@ def reference_nll(
 
 
 def small_models() -> dict[str, gv.VAE]:
-    torch.manual_seed(4)
-    mlp = gv.VAE(gv.encoders.MLPEncoder((1, 6, 6), hidden=(16,)), gv.decoders.MLPDecoder(3, (1, 6, 6), hidden=(16,)), 3)
+    mlp = tiny_vae(latent=3, seed=4)
     return {"seed_vae": gv.presets.seed_vae(), "seed_cvae": gv.presets.seed_cvae(), "mlp": mlp}
 
 

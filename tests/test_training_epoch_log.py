@@ -14,7 +14,7 @@ import torch
 
 import genvae as gv
 from genvae.training import Callback, EpochLog, ModelCheckpoint, ProgressBar
-from tests.test_training import tiny_data, tiny_model
+from tests.helpers import tiny_data, tiny_vae
 from tests.test_training_state import FakeTerminal
 
 
@@ -54,7 +54,7 @@ def test_off_a_terminal_the_trainer_prints_a_line_per_epoch(monkeypatch: pytest.
     log = io.StringIO()
     monkeypatch.setattr("sys.stderr", log)
     x, _ = tiny_data(8)
-    trainer = gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu")
+    trainer = gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu")
     assert any(isinstance(cb, EpochLog) for cb in trainer.callbacks)
     assert not any(isinstance(cb, ProgressBar) for cb in trainer.callbacks)
     trainer.fit(x, x)
@@ -68,7 +68,7 @@ def test_quiet_silences_the_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     log = io.StringIO()
     monkeypatch.setattr("sys.stderr", log)
     x, _ = tiny_data(16)
-    trainer = gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", quiet=True,
+    trainer = gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", quiet=True,
                          callbacks=[CtrlC(at=6), ModelCheckpoint(tmp_path)])  # fmt: skip
     assert not any(isinstance(cb, EpochLog | ProgressBar) for cb in trainer.callbacks)
     trainer.fit(x, x)
@@ -77,7 +77,7 @@ def test_quiet_silences_the_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_on_a_terminal_the_trainer_keeps_its_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", FakeTerminal())
-    callbacks = gv.Trainer(tiny_model(), device="cpu").callbacks
+    callbacks = gv.Trainer(tiny_vae(), device="cpu").callbacks
     assert any(isinstance(cb, ProgressBar) for cb in callbacks)
     assert not any(isinstance(cb, EpochLog) for cb in callbacks)
 
@@ -85,16 +85,16 @@ def test_on_a_terminal_the_trainer_keeps_its_progress_bar(monkeypatch: pytest.Mo
 def test_a_report_of_ones_own_is_not_doubled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stderr", io.StringIO())
     mine = EpochLog(io.StringIO())
-    assert [cb for cb in gv.Trainer(tiny_model(), device="cpu", callbacks=[mine]).callbacks] == [mine]
+    assert [cb for cb in gv.Trainer(tiny_vae(), device="cpu", callbacks=[mine]).callbacks] == [mine]
     bar = ProgressBar(io.StringIO())
-    assert [cb for cb in gv.Trainer(tiny_model(), device="cpu", callbacks=[bar]).callbacks] == [bar]
+    assert [cb for cb in gv.Trainer(tiny_vae(), device="cpu", callbacks=[bar]).callbacks] == [bar]
 
 
 def test_a_heartbeat_every_interval_of_wall_clock_during_an_epoch() -> None:
     """8 steps of 1 s each, a heartbeat every 2.5 s: after steps 3 and 6 (3 s and 6 s)."""
     clock, log = Clock(), io.StringIO()
     x, _ = tiny_data(32)
-    trainer = gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu",
+    trainer = gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu",
                          callbacks=[Tick(clock, 1.0), EpochLog(log, heartbeat=2.5, clock=clock)])  # fmt: skip
     trainer.fit(x)
     lines = log.getvalue().splitlines()
@@ -108,7 +108,7 @@ def test_a_heartbeat_every_interval_of_wall_clock_during_an_epoch() -> None:
 def test_images_per_second_count_the_epochs_images() -> None:
     clock, log = Clock(), io.StringIO()
     x, _ = tiny_data(32)
-    trainer = gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu",
+    trainer = gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu",
                          callbacks=[Tick(clock, 0.004), EpochLog(log, heartbeat=None, clock=clock)])  # fmt: skip
     trainer.fit(x)
     assert log.getvalue().rstrip().endswith(", 0.0 s, 1000 images/s")  # 32 images in 8 × 4 ms
@@ -117,9 +117,9 @@ def test_images_per_second_count_the_epochs_images() -> None:
 def test_no_heartbeat_when_it_is_switched_off_or_the_interval_is_not_reached() -> None:
     clock, log = Clock(), io.StringIO()
     x, _ = tiny_data(32)
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu",
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu",
                callbacks=[Tick(clock, 10.0), EpochLog(log, heartbeat=None, clock=clock)]).fit(x)  # fmt: skip
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu",
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu",
                callbacks=[Tick(clock, 10.0), EpochLog(log, heartbeat=81, clock=clock)]).fit(x)  # fmt: skip
     assert len(log.getvalue().splitlines()) == 2
 
@@ -137,7 +137,7 @@ def test_after_ctrl_c_the_trainer_says_where_last_ckpt_was_written(
     monkeypatch.setattr("sys.stderr", log)
     x, _ = tiny_data(16)  # 4 steps per epoch
     checkpoint = ModelCheckpoint(tmp_path)
-    trainer = gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CtrlC(at=6), checkpoint])
+    trainer = gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CtrlC(at=6), checkpoint])
     trainer.fit(x)
     assert trainer.interrupted and checkpoint.last_path.is_file()
     assert log.getvalue().splitlines()[-1] == (
@@ -150,7 +150,7 @@ def test_after_ctrl_c_without_a_checkpoint_the_trainer_says_none_was_written(mon
     log = io.StringIO()
     monkeypatch.setattr("sys.stderr", log)
     x, _ = tiny_data(16)
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CtrlC(at=2)]).fit(x)
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu", callbacks=[CtrlC(at=2)]).fit(x)
     assert log.getvalue().splitlines() == [
         "interrupted at epoch 1, step 2 of 4; no checkpoint written (add a ModelCheckpoint to be able to resume)"
     ]
@@ -162,7 +162,7 @@ def test_the_progress_bar_on_a_terminal_also_reports_the_interrupt(
     terminal = FakeTerminal()
     monkeypatch.setattr("sys.stderr", terminal)
     x, _ = tiny_data(16)
-    gv.Trainer(tiny_model(), max_epochs=2, batch_size=4, device="cpu",
+    gv.Trainer(tiny_vae(), max_epochs=2, batch_size=4, device="cpu",
                callbacks=[CtrlC(at=6), ModelCheckpoint(tmp_path)]).fit(x)  # fmt: skip
     assert f"last.ckpt written to {tmp_path / 'last.ckpt'}" in terminal.getvalue()
 
@@ -170,6 +170,6 @@ def test_the_progress_bar_on_a_terminal_also_reports_the_interrupt(
 def test_epoch_log_doctest_clock_is_injectable() -> None:
     ticks = iter(range(100))
     log = io.StringIO()
-    gv.Trainer(tiny_model(), max_epochs=1, batch_size=4, device="cpu",
+    gv.Trainer(tiny_vae(), max_epochs=1, batch_size=4, device="cpu",
                callbacks=[EpochLog(log, clock=lambda: float(next(ticks)))]).fit(torch.rand(8, 1, 6, 6))  # fmt: skip
     assert re.match(r"^epoch 1/1: train_total \d+(\.\d+)?, 3\.0 s, 3 images/s$", log.getvalue().strip())
