@@ -75,8 +75,9 @@ def main() -> None:
     for name, model in (("seed_vae", gv.presets.seed_vae()), ("seed_cvae", gv.presets.seed_cvae())):
         summary[name] = time_model(model, args.repeats)
         print(f"{name}: gv.save {summary[name]['save_ms']:.1f} ms, gv.load {summary[name]['load_ms']:.1f} ms")
-    summary["train_seconds"] = time_train(args.train_repeats)
-    print(f"genvae train {' '.join(TRAIN)}: {summary['train_seconds']:.2f} s (median of {args.train_repeats})")
+    if args.train_repeats:  # 0: only save and load
+        summary["train_seconds"] = time_train(args.train_repeats)
+        print(f"genvae train {' '.join(TRAIN)}: {summary['train_seconds']:.2f} s (median of {args.train_repeats})")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
 
