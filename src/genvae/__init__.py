@@ -11,6 +11,7 @@ from genvae import (
     decoders,
     encoders,
     evaluation,
+    hub,
     inference,
     latent_metrics,
     likelihoods,
@@ -25,6 +26,7 @@ from genvae import (
 )
 from genvae._version import __version__
 from genvae.config import load, save
+from genvae.hub import push_to_hub
 from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
@@ -52,6 +54,7 @@ __all__ = [
     "decoders",
     "encoders",
     "evaluation",
+    "hub",
     "inference",
     "latent_metrics",
     "likelihoods",
@@ -60,6 +63,7 @@ __all__ = [
     "models",
     "presets",
     "priors",
+    "push_to_hub",
     "registry",
     "save",
     "semisupervised",

@@ -264,13 +264,18 @@ def load(
     version and part names) and the model it describes has been built on the ``meta`` device
     (no memory) and its tensors' shapes and dtypes compared with those in the weights file. The
     model comes back in the dtype it was saved in. Weights holding NaN or inf are refused unless
-    ``allow_non_finite``. A run directory (``genvae train``) loads too: its published model.
+    ``allow_non_finite``. A run directory (``genvae train``) loads too: its published model; and
+    ``"hf://owner/name[@revision]"`` loads a model from the Hugging Face Hub (:mod:`genvae.hub`).
 
     Raises:
         FileNotFoundError: ``directory`` holds no ``model.json`` or no weights file.
         ValueError: a file is not valid, the weights do not match their checksum or do not fit
             the model; the message names the file and the field.
     """
+    if isinstance(directory, str) and directory.startswith("hf://"):  # a model on the Hugging Face Hub
+        from genvae.hub import download
+
+        directory = download(directory)
     root = Path(directory)
     shown = root / MODEL_FILE
     if not shown.is_file() and (root / HUB_WEIGHTS_FILE).is_file():  # a Hub folder (genvae.hub)
@@ -373,7 +378,10 @@ def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dty
         if field in fields and not valid(document[field]):
             raise ValueError(f"{shown}: {field}: expected {what}, got {_short(document[field])}")
     dtype = _DTYPES[document["dtype"]] if version > 1 else None
-    weights = real.parent / document.get("weights", LEGACY_WEIGHTS_FILE)
+    # a run's model.json links into its published folder, beside its weights; in huggingface_hub's
+    # cache each file of a Hub folder links to its own blob, so its weights are beside the link
+    beside = shown.parent if shown.name == HUB_MODEL_FILE else real.parent
+    weights = beside / document.get("weights", LEGACY_WEIGHTS_FILE)
     return document["model"], dtype, weights, document["weights_sha256"]
 
 
