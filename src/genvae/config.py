@@ -36,11 +36,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from genvae import _weights
 from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
 from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
 from genvae._version import __version__
+from genvae._weights import WeightsFile, json_depth, to_bytes
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
@@ -70,8 +70,6 @@ _WEIGHTS_NAMES = {  # what a model.json of each format may name; model.safetenso
 _WEIGHTS_WHAT = {2: "'weights-<16 hex digits>.pt'", 3: "'weights-<16 hex digits>.safetensors'"}
 _OLD_WEIGHTS = re.compile(r"weights-[0-9a-f]{16}\.(pt|safetensors)")
 _SAVE_TEMPORARY = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.(pt|safetensors))\..+\.tmp")
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
 _SPEC_KEY = "genvae"  # marks a nested part in a config: {"genvae": "kind/name", "args": {...}}
 
 
@@ -204,7 +202,7 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     state = model.state_dict()
     if not allow_non_finite:
         _check_finite_state(state)
-    weights = _weights.to_bytes(state, {"format": "pt"})  # "pt": the Hub's tag for PyTorch tensors
+    weights = to_bytes(state, {"format": "pt"})  # "pt": the Hub's tag for PyTorch tensors
     sha = hashlib.sha256(weights).hexdigest()
     document = {"format": FORMAT_VERSION, "genvae_version": __version__, "dtype": _dtype_name(dtype),
                 "weights": f"weights-{sha[:16]}.safetensors", "weights_sha256": sha, "model": config}  # fmt: skip
@@ -306,7 +304,7 @@ def load(
     return model.to(map_location)
 
 
-def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, _weights.WeightsFile]:
+def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, WeightsFile]:
     """``model.json`` checked, and the weights file it names, open (the shapes of its tensors
     read); the spec, the dtype, the weights file and its reader."""
     real = shown.resolve()  # a run's model.json links to its published files: read them there
@@ -314,7 +312,7 @@ def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, _weigh
         spec, dtype, weights_path, sha = _read_model_file(real, shown)
         if not weights_path.is_file():
             raise FileNotFoundError(f"directory: expected {weights_path.name} in {str(root)!r} (named by {shown})")
-        source = _weights.WeightsFile(weights_path, sha)  # open: a save that follows may unlink it
+        source = WeightsFile(weights_path, sha)  # open: a save that follows may unlink it
     return spec, dtype or _saved_dtype(source.shapes), weights_path, source
 
 
@@ -406,15 +404,8 @@ def _read_json(real: Path, shown: Path) -> dict[str, Any]:
 
 
 def _json_depth(text: str) -> int:
-    """How deeply the brackets of JSON ``text`` nest (strings removed first), counted only up to
-    just past :data:`MAX_JSON_DEPTH`, so the parser never recurses deeper than that."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            break
-    return deepest
+    """How deeply the brackets of JSON ``text`` nest, counted only up to just past :data:`MAX_JSON_DEPTH`."""
+    return json_depth(text, MAX_JSON_DEPTH)
 
 
 def _short(value: Any) -> str:

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from genvae import _weights
 from genvae._io import atomic_write
+from genvae._weights import json_depth, load_bytes, read_header, to_bytes
 
 __all__ = [
     "CheckpointError",
@@ -56,7 +56,7 @@ def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> N
     atomically. Any other value is a ``TypeError`` naming where in the payload it sits."""
     tensors: dict[str, torch.Tensor] = {}
     document = json.dumps(_encode(payload, tensors, "payload"))
-    body = _weights.to_bytes(tensors, {_PAYLOAD_KEY: document})
+    body = to_bytes(tensors, {_PAYLOAD_KEY: document})
     atomic_write(path, _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
 
 
@@ -129,12 +129,12 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 def _read_body(path: Any, body: bytes, map_location: str | torch.device) -> Any:
     """The payload of a safetensors body: its header checked (size, entries) before its tensors are read."""
     try:
-        header = _weights.read_header(io.BytesIO(body), path, len(body))
+        header = read_header(io.BytesIO(body), path, len(body))
         document = header.metadata.get(_PAYLOAD_KEY)
-        if document is None or _depth(document) > _MAX_DEPTH:
+        if document is None or json_depth(document, _MAX_DEPTH) > _MAX_DEPTH:
             raise ValueError(f"{path}: not a genvae checkpoint (no payload, or nested over {_MAX_DEPTH} levels)")
         skeleton = json.loads(document)
-        tensors = _weights.load_bytes(body, path)
+        tensors = load_bytes(body, path)
     except CheckpointError:
         raise
     except (ValueError, RecursionError) as err:
@@ -142,13 +142,6 @@ def _read_body(path: Any, body: bytes, map_location: str | torch.device) -> Any:
     if str(map_location) != "cpu":
         tensors = {k: v.to(map_location) for k, v in tensors.items()}
     return _decode(skeleton, tensors, path)
-
-
-def _depth(text: str) -> int:
-    """How deeply the brackets of JSON ``text`` nest, strings aside (a bound checked before parsing)."""
-    from genvae.config import _json_depth  # the model files' check; counts up to just past 32
-
-    return _json_depth(text)
 
 
 def _read_legacy(path: Any, body: bytes, map_location: str | torch.device) -> Any:
