@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -279,7 +280,7 @@ def test_corrupted_saved_models_are_refused(
         f.unlink()
     for f in saved.iterdir():
         (target / f.name).write_bytes(f.read_bytes())
-    (weights,) = target.glob("weights-*.pt")
+    (weights,) = target.glob("weights-*.safetensors")
     path = target / "model.json" if name == "model.json" else weights
     original = path.read_bytes()
     blob = bytearray(original)
@@ -306,8 +307,8 @@ def test_corrupted_saved_models_are_refused(
     # checksum, so they are exactly the saved ones
     # (or a truncation that cut only the trailing newline)
     assert name == "model.json" and (how == "flip" or bytes(blob).strip() == original.strip())
-    (saved_weights,) = saved.glob("weights-*.pt")
-    saved_state = torch.load(saved_weights, weights_only=True)
+    (saved_weights,) = saved.glob("weights-*.safetensors")
+    saved_state = safetensors.torch.load_file(saved_weights)
     assert model.state_dict().keys() == saved_state.keys()
     assert all(torch.equal(model.state_dict()[k], v) for k, v in saved_state.items())
 
