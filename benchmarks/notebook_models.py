@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from genvae.presets import NOTEBOOK_CVAE_LAYERS
+
 
 class NotebookVAE(nn.Module):
     """The notebook's VAE (sigmoid output, BCE on probabilities); with ``num_classes`` its
@@ -63,16 +65,11 @@ def loss_function(recon_x, x, mean_z, logvar_z):  # type: ignore[no-untyped-def]
 
 def copy_weights(source: nn.Module, target: NotebookVAE) -> None:
     """Give the notebook model a genvae preset's weights, matching layers by role."""
-    pairs = {
-        "encoder_part1_x": "encoder.first", "encoder_part2.1": "encoder.rest.1", "encoder_part2.4": "encoder.rest.4",
-        "encoder_mean": "mean_head", "encoder_logvar": "logvar_head", "decoder_part1_z": "decoder.first",
-        "decoder_part2.1": "decoder.rest.2", "decoder_part2.3": "decoder.rest.4",
-    }  # fmt: skip
-    if target.num_classes:
-        pairs.update({
-            "encoder_part1_x": "encoder.first.layer", "decoder_part1_z": "decoder.first.layer",
-            "encoder_part1_y": "encoder.first.project", "decoder_part1_y": "decoder.first.project",
-        })  # fmt: skip
+    # the library's table (notebook layer -> preset layer), read the other way; NotebookVAE names
+    # its layers as the notebook's ConditionalVAE does, with or without the label projections
+    pairs = {nb: ours for nb, ours in NOTEBOOK_CVAE_LAYERS.items() if target.num_classes or "_y" not in nb}
+    if not target.num_classes:
+        pairs = {nb: ours.removesuffix(".layer") for nb, ours in pairs.items()}
     src, tgt = dict(source.named_modules()), dict(target.named_modules())
     with torch.no_grad():
         for t, s in pairs.items():

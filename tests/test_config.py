@@ -120,7 +120,7 @@ def test_an_argument_that_is_not_json_is_named(tmp_path: Path) -> None:
 
 
 def weights_file(folder: Path) -> Path:
-    (path,) = folder.glob("weights-*.pt")
+    (path,) = folder.glob("weights-*.safetensors")
     return path
 
 
@@ -161,9 +161,9 @@ def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
     gv.save(gv.presets.seed_vae(latent_dim=3), tmp_path)  # again: the first weights file goes
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names[0] == "model.json" and len(names) == 2 and re.fullmatch(r"weights-[0-9a-f]{16}\.pt", names[1])
+    assert names[0] == "model.json" and len(names) == 2 and re.fullmatch(r"weights-[0-9a-f]{16}\.safetensors", names[1])
     document = json.loads((tmp_path / "model.json").read_text())
-    assert document["weights"] == names[1] and document["format"] == 2 and document["dtype"] == "float32"
+    assert document["weights"] == names[1] and document["format"] == 3 and document["dtype"] == "float32"
     assert gv.load(tmp_path).latent_dim == 3
 
 
@@ -214,14 +214,14 @@ def test_a_folder_of_the_previous_format_still_loads(tmp_path: Path, dtype: torc
     assert not (tmp_path / "weights.pt").exists() and gv.load(tmp_path).dtype == dtype
 
 
-@pytest.mark.parametrize("version", [0, 3, 999, "2", 2.0, True, None])
+@pytest.mark.parametrize("version", [0, 4, 999, "2", 2.0, True, None])
 def test_an_unknown_format_version_is_refused(tmp_path: Path, version: object) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
     document = json.loads((tmp_path / "model.json").read_text())
     document["format"] = version
     (tmp_path / "model.json").write_text(json.dumps(document))
     with pytest.raises(
-        ValueError, match=r"model.json: format: expected 1 or 2 \(the versions this genvae reads\), got"
+        ValueError, match=r"model.json: format: expected 1, 2 or 3 \(the versions this genvae reads\), got"
     ):
         gv.load(tmp_path)
 
@@ -234,7 +234,8 @@ def test_non_finite_weights_are_not_saved_unless_allowed(tmp_path: Path) -> None
         gv.save(model, tmp_path / "refused")
     assert not (tmp_path / "refused" / "model.json").exists()
     gv.save(model, tmp_path / "allowed", allow_non_finite=True)
-    with pytest.raises(ValueError, match=r"weights-[0-9a-f]+\.pt: mean_head.bias: expected finite values, got NaN"):
+    message = r"weights-[0-9a-f]+\.safetensors: mean_head.bias: expected finite values, got NaN"
+    with pytest.raises(ValueError, match=message):
         gv.load(tmp_path / "allowed")
     assert gv.load(tmp_path / "allowed", allow_non_finite=True).mean_head.bias.isnan().any()
 
@@ -309,7 +310,7 @@ def test_concurrent_saves_into_one_folder_take_turns(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    assert len(list(tmp_path.glob("weights-*.pt"))) == 1
+    assert len(list(tmp_path.glob("weights-*.safetensors"))) == 1
 
 
 def test_save_refuses_a_run_directory(tmp_path: Path) -> None:

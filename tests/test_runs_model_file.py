@@ -84,7 +84,7 @@ def write_case(saved: Path, folder: Path, text: str) -> Path:
     """A model folder holding ``text`` as model.json beside the saved weights."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    for weights in saved.glob("weights-*.pt"):
+    for weights in saved.glob("weights-*.safetensors"):
         os.link(weights, folder / weights.name)
     (folder / "model.json").write_text(text)
     return folder
@@ -98,7 +98,8 @@ def check_load(saved: Path, folder: Path, text: str) -> str:
     except (ValueError, FileNotFoundError) as err:
         message = str(err)
         assert "\n" not in message, message
-        named = (str(folder / "model.json"), *(str(p) for p in folder.glob("weights-*.pt")), "directory: expected")
+        weights = (str(p) for p in folder.glob("weights-*.safetensors"))
+        named = (str(folder / "model.json"), *weights, "directory: expected")
         assert message.startswith(named), message
         assert not isinstance(err, KeyError | TypeError | AttributeError | RuntimeError | RecursionError)
         return "error"
@@ -141,7 +142,7 @@ ENCODER = ("model", "args", "encoder", "args")
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("format",), 999, "model.json: format: expected 1 or 2 (the versions this genvae reads), got 999"),
+        (("format",), 999, "model.json: format: expected 1, 2 or 3 (the versions this genvae reads), got 999"),
         (("dtype",), "float64", "first.layer.weight: expected dtype float64 (the model in model.json), got float32"),
         (("dtype",), "int64", "model.json: dtype: expected one of float32, float64, float16, bfloat16, got 'int64'"),
         ((*ENCODER, "hidden"), [10**8], "encoder.rest.4.weight: expected shape (100000000, 3136) (the model in"),
@@ -150,7 +151,7 @@ ENCODER = ("model", "args", "encoder", "args")
         (("model", "genvae"), "losses/bce", "model.genvae: expected a registered model part, got 'losses/bce'"),
         (("model", "genvae"), 3, "cannot rebuild the model it describes: model.genvae: expected 'kind/name', got 3"),
         (("model", "args"), [], "model.args: expected an object, got a list"),
-        (("weights",), "../weights.pt", "model.json: weights: expected 'weights-<16 hex digits>.pt', got"),
+        (("weights",), "../weights.pt", "model.json: weights: expected 'weights-<16 hex digits>.safetensors', got"),
         ((*ENCODER, "conditioner"), {"genvae": "conditioners/nope"}, "conditioners: unknown name 'nope'"),
     ],
 )  # fmt: skip

@@ -12,6 +12,7 @@ from genvae import (
     decoders,
     encoders,
     evaluation,
+    hub,
     inference,
     latent_metrics,
     likelihoods,
@@ -26,6 +27,7 @@ from genvae import (
 )
 from genvae._version import __version__
 from genvae.config import load, save
+from genvae.hub import push_to_hub
 from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
@@ -53,6 +55,7 @@ __all__ = [
     "decoders",
     "encoders",
     "evaluation",
+    "hub",
     "inference",
     "latent_metrics",
     "likelihoods",
@@ -61,6 +64,7 @@ __all__ = [
     "models",
     "presets",
     "priors",
+    "push_to_hub",
     "registry",
     "save",
     "semisupervised",

@@ -2,13 +2,15 @@
 
 Every class registered in a part registry (encoders, decoders, conditioners, likelihoods,
 models) records the arguments it was constructed with. :func:`save` writes those arguments
-as JSON (``model.json``) beside the weights (``weights-<checksum>.pt``); :func:`load` checks
-the description, calls the constructors again and loads the weights. The constructor signature
+as JSON (``model.json``) beside the weights (``weights-<checksum>.safetensors``); :func:`load`
+checks the description, calls the constructors again and loads the weights. The constructor signature
 is the schema, so there is no separate config class to keep in sync.
 
 A model folder holds ``model.json`` and the one weights file it names. ``model.json`` is replaced
 last, in one rename, so it switches from the old model to the new one atomically; see :func:`save`.
-Folders written by earlier versions (format 1: ``model.json`` and ``weights.pt``) still load.
+Folders written by earlier versions still load: format 2 (torch weights, ``weights-<checksum>.pt``)
+and format 1 (``model.json`` and ``weights.pt``). A folder laid out for the Hugging Face Hub
+(:mod:`genvae.hub`: ``config.json`` and ``model.safetensors``) loads too.
 
 Example:
     >>> import tempfile, torch, genvae as gv
@@ -23,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
 from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
 from genvae._version import __version__
+from genvae._weights import WeightsFile, json_depth, to_bytes
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
@@ -47,8 +49,10 @@ __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FI
 #: The file that describes a saved model (and names its weights file).
 MODEL_FILE = "model.json"
 LEGACY_WEIGHTS_FILE = "weights.pt"  # format 1
+#: A folder laid out for the Hugging Face Hub (genvae.hub): model.json's content and the weights, by these names.
+HUB_MODEL_FILE, HUB_WEIGHTS_FILE = "config.json", "model.safetensors"
 #: The version of ``model.json`` that :func:`save` writes; :func:`load` reads it and format 1.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Bounds checked before ``model.json`` is parsed: its size, and how deeply its JSON nests.
 MAX_MODEL_FILE_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
@@ -56,12 +60,16 @@ _FIELDS = {
     1: {"format", "genvae_version", "weights_sha256", "model"},
     2: {"format", "genvae_version", "dtype", "weights", "weights_sha256", "model"},
 }
+_FIELDS[3] = _FIELDS[2]  # format 3: the same fields, the weights in safetensors
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_WEIGHTS_NAME = re.compile(r"weights-[0-9a-f]{16}\.pt")
-_SAVE_TEMPORARY = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.pt)\..+\.tmp")
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_WEIGHTS_NAMES = {  # what a model.json of each format may name; model.safetensors: a Hub folder's
+    2: re.compile(r"weights-[0-9a-f]{16}\.pt"),
+    3: re.compile(r"weights-[0-9a-f]{16}\.safetensors|model\.safetensors"),
+}
+_WEIGHTS_WHAT = {2: "'weights-<16 hex digits>.pt'", 3: "'weights-<16 hex digits>.safetensors'"}
+_OLD_WEIGHTS = re.compile(r"weights-[0-9a-f]{16}\.(pt|safetensors)")
+_SAVE_TEMPORARY = re.compile(r"\.(model\.json|weights-[0-9a-f]{16}\.(pt|safetensors))\..+\.tmp")
 _SPEC_KEY = "genvae"  # marks a nested part in a config: {"genvae": "kind/name", "args": {...}}
 
 
@@ -178,8 +186,8 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     are); an unregistered custom part is an error that says how to register it. A model with NaN
     or infinite weights is refused unless ``allow_non_finite``.
 
-    The save is atomic: the weights go to a new file named by their checksum
-    (``weights-<sha256 prefix>.pt``), then ``model.json``, which names that file and carries its
+    The weights are a safetensors file. The save is atomic: the weights go to a new file named by
+    their checksum (``weights-<sha256 prefix>.safetensors``), then ``model.json``, which names that file and carries its
     SHA-256, replaces the old one in a single rename. Whenever the save stops (an exception,
     Ctrl-C, a kill, a full disk), :func:`load` gives the complete old model or the complete new one.
     """
@@ -194,12 +202,10 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     state = model.state_dict()
     if not allow_non_finite:
         _check_finite_state(state)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    weights = buffer.getvalue()
+    weights = to_bytes(state, {"format": "pt"})  # "pt": the Hub's tag for PyTorch tensors
     sha = hashlib.sha256(weights).hexdigest()
     document = {"format": FORMAT_VERSION, "genvae_version": __version__, "dtype": _dtype_name(dtype),
-                "weights": f"weights-{sha[:16]}.pt", "weights_sha256": sha, "model": config}  # fmt: skip
+                "weights": f"weights-{sha[:16]}.safetensors", "weights_sha256": sha, "model": config}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     with locked_dir(out):  # two saves into one folder take turns, so neither removes the other's file
         step("save:start")
@@ -238,7 +244,7 @@ def _remove_unused_weights(folder: Path, keep: str) -> None:
     """Remove weights files no model.json names any more, and temporary files of interrupted saves."""
     for path in folder.iterdir():
         name = path.name
-        unused = name != keep and (_WEIGHTS_NAME.fullmatch(name) or name == LEGACY_WEIGHTS_FILE)
+        unused = name != keep and (_OLD_WEIGHTS.fullmatch(name) or name == LEGACY_WEIGHTS_FILE)
         if unused or _SAVE_TEMPORARY.fullmatch(name):
             path.unlink(missing_ok=True)
 
@@ -256,30 +262,39 @@ def load(
     version and part names) and the model it describes has been built on the ``meta`` device
     (no memory) and its tensors' shapes and dtypes compared with those in the weights file. The
     model comes back in the dtype it was saved in. Weights holding NaN or inf are refused unless
-    ``allow_non_finite``. A run directory (``genvae train``) loads too: its published model.
+    ``allow_non_finite``. A run directory (``genvae train``) loads too: its published model; and
+    ``"hf://owner/name[@revision]"`` loads a model from the Hugging Face Hub (:mod:`genvae.hub`).
 
     Raises:
         FileNotFoundError: ``directory`` holds no ``model.json`` or no weights file.
         ValueError: a file is not valid, the weights do not match their checksum or do not fit
             the model; the message names the file and the field.
     """
+    if isinstance(directory, str) and directory.startswith("hf://"):  # a model on the Hugging Face Hub
+        from genvae.hub import download
+
+        directory = download(directory)
     root = Path(directory)
     shown = root / MODEL_FILE
+    if not shown.is_file() and (root / HUB_WEIGHTS_FILE).is_file():  # a Hub folder (genvae.hub)
+        shown = root / HUB_MODEL_FILE
     if not shown.is_file():
         raise FileNotFoundError(
             f"directory: expected {MODEL_FILE} in {str(root)!r} (written by gv.save), but it is not there"
         )
-    spec, dtype, weights_path, saved = _read_files(root, shown)
-    with torch.device("meta"):  # sizes come from the file: build without memory, then compare
-        skeleton = _in_dtype(_build_checked(spec, shown), dtype)
-    _check_fit(skeleton.state_dict(), saved, weights_path)
+    spec, dtype, weights_path, source = _read_files(root, shown)
+    with source:
+        with torch.device("meta"):  # sizes come from the file: build without memory, then compare
+            skeleton = _in_dtype(_build_checked(spec, shown), dtype)
+        _check_fit(skeleton.state_dict(), source.shapes, weights_path)
+        saved = source.tensors()
     if not allow_non_finite and not _all_finite(iter(saved.values())):
         for key, tensor in saved.items():
             if tensor.is_floating_point():
                 check_finite(f"{weights_path}: {key}", tensor)
     try:
         if _filled_by_state_dict(skeleton):  # the skeleton takes the file's tensors: no second build
-            skeleton.load_state_dict({k: v.clone() for k, v in saved.items()}, assign=True)
+            skeleton.load_state_dict(source.owned(saved), assign=True)
             model = skeleton
         else:
             model = _in_dtype(_build_checked(spec, shown), dtype)
@@ -289,22 +304,16 @@ def load(
     return model.to(map_location)
 
 
-def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, dict[str, torch.Tensor]]:
-    """``model.json`` checked, and the tensors of the weights file it names (memory-mapped), after
-    their checksum; the spec, the dtype, the weights file and its tensors."""
+def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, WeightsFile]:
+    """``model.json`` checked, and the weights file it names, open (the shapes of its tensors
+    read); the spec, the dtype, the weights file and its reader."""
     real = shown.resolve()  # a run's model.json links to its published files: read them there
     with locked_dir(real.parent, shared=True):  # a save into the folder waits, and does not wait for us
         spec, dtype, weights_path, sha = _read_model_file(real, shown)
         if not weights_path.is_file():
             raise FileNotFoundError(f"directory: expected {weights_path.name} in {str(root)!r} (named by {shown})")
-        actual = _sha256(weights_path)
-        if actual != sha:
-            raise ValueError(
-                f"{weights_path}: checksum mismatch (expected sha256 {sha}, got {actual}); "
-                "the file is corrupted or belongs to another model"
-            )
-        saved = _saved_tensors(weights_path)
-    return spec, dtype or _saved_dtype(saved), weights_path, saved
+        source = WeightsFile(weights_path, sha)  # open: a save that follows may unlink it
+    return spec, dtype or _saved_dtype(source.shapes), weights_path, source
 
 
 def _saved_dtype(saved: Mapping[str, torch.Tensor]) -> torch.dtype:
@@ -340,14 +349,6 @@ def _build_checked(spec: Any, shown: Path) -> nn.Module:
     return model
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dtype | None, Path, str]:
     """Check ``model.json``'s fields; returns the model's spec, its dtype (None for format 1, which
     did not record it), the weights file and its SHA-256."""
@@ -355,7 +356,8 @@ def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dty
     version = document.get("format")
     if isinstance(version, bool) or not isinstance(version, int) or version not in _FIELDS:
         raise ValueError(
-            f"{shown}: format: expected 1 or {FORMAT_VERSION} (the versions this genvae reads), got {_short(version)}"
+            f"{shown}: format: expected 1, 2 or {FORMAT_VERSION} (the versions this genvae reads), "
+            f"got {_short(version)}"
         )
     fields = _FIELDS[version]
     missing, extra = sorted(fields - document.keys()), sorted(document.keys() - fields)
@@ -366,7 +368,7 @@ def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dty
     checks = {
         "genvae_version": (lambda v: isinstance(v, str) and len(v) <= 64, "a version string"),
         "weights_sha256": (lambda v: isinstance(v, str) and _SHA256.fullmatch(v), "64 hexadecimal digits"),
-        "weights": (lambda v: isinstance(v, str) and _WEIGHTS_NAME.fullmatch(v), "'weights-<16 hex digits>.pt'"),
+        "weights": (lambda v: isinstance(v, str) and _WEIGHTS_NAMES[version].fullmatch(v), _WEIGHTS_WHAT.get(version)),
         "dtype": (lambda v: isinstance(v, str) and v in _DTYPES, f"one of {', '.join(_DTYPES)}"),
         "model": (lambda v: isinstance(v, dict), "an object (the model's spec)"),
     }
@@ -374,7 +376,10 @@ def _read_model_file(real: Path, shown: Path) -> tuple[dict[str, Any], torch.dty
         if field in fields and not valid(document[field]):
             raise ValueError(f"{shown}: {field}: expected {what}, got {_short(document[field])}")
     dtype = _DTYPES[document["dtype"]] if version > 1 else None
-    weights = real.parent / document.get("weights", LEGACY_WEIGHTS_FILE)
+    # a run's model.json links into its published folder, beside its weights; in huggingface_hub's
+    # cache each file of a Hub folder links to its own blob, so its weights are beside the link
+    beside = shown.parent if shown.name == HUB_MODEL_FILE else real.parent
+    weights = beside / document.get("weights", LEGACY_WEIGHTS_FILE)
     return document["model"], dtype, weights, document["weights_sha256"]
 
 
@@ -399,34 +404,13 @@ def _read_json(real: Path, shown: Path) -> dict[str, Any]:
 
 
 def _json_depth(text: str) -> int:
-    """How deeply the brackets of JSON ``text`` nest (strings removed first), counted only up to
-    just past :data:`MAX_JSON_DEPTH`, so the parser never recurses deeper than that."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            break
-    return deepest
+    """How deeply the brackets of JSON ``text`` nest, counted only up to just past :data:`MAX_JSON_DEPTH`."""
+    return json_depth(text, MAX_JSON_DEPTH)
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _saved_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """The weights file's tensors, memory-mapped: their shapes and dtypes cost no memory to read."""
-    try:
-        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except Exception as err:  # torch raises many kinds for a file that is not what it should be
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f"{path}: not a weights file torch can read ({first})") from None
-    if not isinstance(saved, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in saved.items()
-    ):
-        raise ValueError(f"{path}: expected a state dict (tensor names to tensors), got {type(saved).__name__}")
-    return saved
 
 
 def _check_fit(expected: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], path: Path) -> None:

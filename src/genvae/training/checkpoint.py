@@ -1,4 +1,9 @@
-"""Checkpoint files: one ``torch.save`` payload behind a header line that carries its SHA-256.
+"""Checkpoint files: a safetensors body behind a header line that carries its SHA-256.
+
+The body holds the payload's tensors by number and, in its ``__metadata__``, the payload as JSON
+with each tensor replaced by ``{"__tensor__": "<number>"}`` (dicts with keys that are not strings,
+and tuples, are spelled out the same way), so reading a checkpoint runs no code. Checkpoints of
+genvae ≤ 0.3 (``GENVAE-CHECKPOINT 1``: a ``torch.save`` body, read with ``weights_only``) still load.
 
 A checkpoint is written atomically (temporary file, then rename) and refused on load when its
 checksum does not match, so a half-written or corrupted file is never loaded half-way. A file
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import os
 import stat
@@ -23,6 +29,7 @@ from typing import Any
 import torch
 
 from genvae._io import atomic_write
+from genvae._weights import json_depth, load_bytes, read_header, to_bytes
 
 __all__ = [
     "CheckpointError",
@@ -33,7 +40,11 @@ __all__ = [
     "write_checkpoint",
 ]
 
-_MAGIC = b"GENVAE-CHECKPOINT 1 sha256="
+_MAGIC = b"GENVAE-CHECKPOINT 2 sha256="
+_LEGACY_MAGIC = b"GENVAE-CHECKPOINT 1 sha256="  # a torch.save body
+_PAYLOAD_KEY = "genvae_checkpoint"  # the __metadata__ entry holding the payload's JSON
+_MAX_DEPTH = 32  # how deeply a checkpoint's JSON may nest (an optimiser's state nests about 8 deep)
+_TAGS = ("__tensor__", "__tuple__", "__dict__")
 
 
 class CheckpointError(ValueError):
@@ -41,11 +52,54 @@ class CheckpointError(ValueError):
 
 
 def write_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Serialise ``payload`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    body = buffer.getvalue()
+    """Serialise ``payload`` (tensors, numbers, strings, None, lists, tuples, dicts) to ``path``
+    atomically. Any other value is a ``TypeError`` naming where in the payload it sits."""
+    tensors: dict[str, torch.Tensor] = {}
+    document = json.dumps(_encode(payload, tensors, "payload"))
+    body = to_bytes(tensors, {_PAYLOAD_KEY: document})
     atomic_write(path, _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """``value`` as JSON, its tensors moved into ``tensors`` (named by number)."""
+    if isinstance(value, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = value
+        return {"__tensor__": key}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) and k not in _TAGS for k in value):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in value.items()}
+        return {"__dict__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")]
+                             for k, v in value.items()]}  # fmt: skip
+    raise TypeError(
+        f"{where}: a checkpoint holds tensors, numbers, strings, lists and dicts, got {type(value).__name__}"
+    )
+
+
+def _decode(value: Any, tensors: Mapping[str, torch.Tensor], path: Any) -> Any:
+    """Inverse of :func:`_encode`."""
+    if isinstance(value, list):
+        return [_decode(v, tensors, path) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1 and next(iter(value)) in _TAGS:
+        tag, inner = next(iter(value.items()))
+        if tag == "__tensor__" and isinstance(inner, str) and inner in tensors:
+            return tensors[inner]
+        if tag == "__tuple__" and isinstance(inner, list):
+            return tuple(_decode(v, tensors, path) for v in inner)
+        if tag == "__dict__" and isinstance(inner, list) and all(isinstance(p, list) and len(p) == 2 for p in inner):
+            pairs = [(_decode(k, tensors, path), _decode(v, tensors, path)) for k, v in inner]
+            if all(isinstance(k, str | int | float | bool | tuple) or k is None for k, _ in pairs):
+                return dict(pairs)
+        raise CheckpointError(f"{path}: not a genvae checkpoint (a malformed {tag} entry)")
+    return {k: _decode(v, tensors, path) for k, v in value.items()}
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -57,22 +111,47 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """
     data = _read_regular_file(path)
     header, sep, body = data.partition(b"\n")
-    if not sep or not header.startswith(_MAGIC) or len(header) != len(_MAGIC) + 64:
+    magic = _MAGIC if header.startswith(_MAGIC) else _LEGACY_MAGIC
+    if not sep or not header.startswith(magic) or len(header) != len(magic) + 64:
         raise CheckpointError(f"{path}: not a genvae checkpoint (bad header)")
-    expected = header[len(_MAGIC) :].decode("ascii", "replace")
+    expected = header[len(magic) :].decode("ascii", "replace")
     actual = hashlib.sha256(body).hexdigest()
     if actual != expected:
         raise CheckpointError(
             f"{path}: checksum mismatch (expected sha256 {expected}, got {actual}); the file is corrupted or truncated"
         )
-    try:
-        payload = torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many kinds for a payload that is not what it should be
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path}: the payload cannot be read ({first})") from None
+    payload = _read_body(path, body, map_location) if magic == _MAGIC else _read_legacy(path, body, map_location)
     if not isinstance(payload, dict) or payload.get("format") != 1:
         raise CheckpointError(f"{path}: not a genvae checkpoint (unknown payload)")
     return payload
+
+
+def _read_body(path: Any, body: bytes, map_location: str | torch.device) -> Any:
+    """The payload of a safetensors body: its header checked (size, entries) before its tensors are read."""
+    try:
+        header = read_header(io.BytesIO(body), path, len(body))
+        document = header.metadata.get(_PAYLOAD_KEY)
+        if document is None or json_depth(document, _MAX_DEPTH) > _MAX_DEPTH:
+            raise ValueError(f"{path}: not a genvae checkpoint (no payload, or nested over {_MAX_DEPTH} levels)")
+        skeleton = json.loads(document)
+        tensors = load_bytes(body, path)
+    except CheckpointError:
+        raise
+    except (ValueError, RecursionError) as err:
+        raise CheckpointError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from None
+    if str(map_location) != "cpu":
+        tensors = {k: v.to(map_location) for k, v in tensors.items()}
+    return _decode(skeleton, tensors, path)
+
+
+def _read_legacy(path: Any, body: bytes, map_location: str | torch.device) -> Any:
+    """The payload of a ``GENVAE-CHECKPOINT 1`` body (genvae ≤ 0.3): a ``torch.save`` pickle read
+    with ``weights_only`` (no code)."""
+    try:
+        return torch.load(io.BytesIO(body), map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for a payload that is not what it should be
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"{path}: the payload cannot be read ({first})") from None
 
 
 def check_fields(path: str | os.PathLike[str], payload: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
