@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from genvae.testing.laws import check_model
-from genvae.testing.models import build_model
+from genvae.testing._laws import check_model
+from genvae.testing._models import build_model
 
-__all__ = ["build_model", "check_model", "strategies"]
+__all__ = ["build_model", "check_model"]  # and, with the testing extra, the strategies module
 
 
 def __getattr__(name: str) -> Any:

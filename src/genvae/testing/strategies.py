@@ -26,7 +26,7 @@ import torch
 
 from genvae import conditioners, likelihoods, priors
 from genvae.models import VAE
-from genvae.testing.models import KINDS, build_model
+from genvae.testing._models import KINDS, build_model
 
 __all__ = [
     "architectures", "batches", "builtin_names", "float_tensors", "gaussian_params", "images", "labels", "latents",
