@@ -22,7 +22,8 @@ MODULES = [
     "genvae", "genvae.classifiers", "genvae.cli", "genvae.conditioners", "genvae.config", "genvae.data",
     "genvae.data.base", "genvae.data.digit_strokes", "genvae.data.digit_style", "genvae.data.files",
     "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.partial", "genvae.data.synthetic",
-    "genvae.decoders", "genvae.demo", "genvae.encoders", "genvae.evaluation", "genvae.experiment", "genvae.gaussian",
+    "genvae.decoders", "genvae.demo", "genvae.encoders", "genvae.evaluation", "genvae.experiment", "genvae.export",
+    "genvae.gaussian",
     "genvae.hub", "genvae.inference", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models",
     "genvae.presets", "genvae.priors", "genvae.registry",
     "genvae.report", "genvae.report.document", "genvae.report.evaluation", "genvae.report.figures",
@@ -32,7 +33,7 @@ MODULES = [
     "genvae.training.callbacks", "genvae.training.checkpoint", "genvae.training.distributed",
     "genvae.training.state", "genvae.training.tensorboard", "genvae.training.trainer", "genvae.viz",
     "genvae.training.averages", "genvae.training.devices", "genvae.training.epoch_log", "genvae.training.interrupts",
-    "genvae.training.resume",
+    "genvae.training.resume", "genvae.testing", "genvae.testing.strategies",
 ]  # fmt: skip
 
 

@@ -10,7 +10,8 @@ tap of every input pixel, then each tap added into the output at its stride ("co
 and 1.5× faster, while 8 → 4 channels with a 5×5 kernel was 5× slower. Training keeps PyTorch's
 kernel (its backward pass is the fast one); the product form runs only where no gradient is
 recorded, which is where the importance-weighted likelihood, the classifier and the figures
-spend their time.
+spend their time. Traced, compiled or exported, the layer is always PyTorch's kernel, so
+``torch.jit.trace``'s check sees one graph.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from genvae._validation import tracing
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -45,6 +48,8 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         kh, kw = self.kernel_size
         return (
             not torch.is_grad_enabled()
+            # a traced or exported graph records one path: PyTorch's kernel, whatever the grad mode
+            and not tracing()
             and input.device.type == "cpu"
             and input.dim() == 4
             and self.out_channels * kh * kw <= self.in_channels

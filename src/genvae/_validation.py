@@ -22,7 +22,21 @@ __all__ = [
     "check_range",
     "check_tensor",
     "fmt_shape",
+    "tracing",
 ]
+
+
+def tracing() -> bool:
+    """True while torch traces, compiles or exports the caller (``torch.jit.trace``,
+    ``torch.compile``, ``torch.export``): input checks that read values (a host sync, data-dependent
+    control flow) cannot be recorded in a graph, so the entry points skip them then and run them
+    eagerly otherwise."""
+    compiler = getattr(torch, "compiler", None)
+    for probe in ("is_compiling", "is_exporting"):
+        check = getattr(compiler, probe, None)
+        if check is not None and check():
+            return True
+    return bool(torch.jit.is_tracing())  # type: ignore[attr-defined]  # not in torch.jit.__all__
 
 
 def fmt_shape(shape: Sequence[int | str]) -> str:

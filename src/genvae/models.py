@@ -23,10 +23,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
-from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape
+from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape, tracing
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
 from genvae.priors import Prior, as_prior
@@ -82,6 +83,34 @@ class VAEOutput:
         if self.samples is not None and x.dim() == self.params.dim() - 1:
             x = x.unsqueeze(0).expand_as(self.params)
         return self.likelihood.log_prob(x, self.params)
+
+
+# A pytree, so that ``torch.export.export(model, (x,))`` can return one: the tensors are its
+# children, the likelihood and the prior (modules of the model) its context.
+_OUTPUT_TENSORS = ("params", "mean", "logvar", "z", "c")
+
+
+def _flatten_output(out: VAEOutput) -> tuple[list[Any], Any]:
+    return [getattr(out, name) for name in _OUTPUT_TENSORS], (out.likelihood, out.prior)
+
+
+def _flatten_output_with_keys(out: VAEOutput) -> tuple[list[tuple[Any, Any]], Any]:
+    children, context = _flatten_output(out)
+    return [(pytree.GetAttrKey(name), child) for name, child in zip(_OUTPUT_TENSORS, children, strict=True)], context
+
+
+def _unflatten_output(children: Any, context: Any) -> VAEOutput:
+    params, mean, logvar, z, c = children
+    return VAEOutput(params, mean, logvar, z, likelihood=context[0], c=c, prior=context[1])
+
+
+pytree.register_pytree_node(
+    VAEOutput,
+    _flatten_output,
+    _unflatten_output,
+    serialized_type_name="genvae.models.VAEOutput",
+    flatten_with_keys_fn=_flatten_output_with_keys,
+)
 
 
 @register("vae")
@@ -227,7 +256,7 @@ class VAE(nn.Module):
                 f"z: expected a tensor of shape (batch, {self.latent_dim}) or ({self.latent_dim},), "
                 f"got {fmt_shape(z.shape)}"
             )
-        if self.check_inputs:
+        if self.check_inputs and not tracing():
             check_finite("z", z)
         return z.to(self.device, self.dtype)
 
@@ -294,7 +323,7 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor, y: Labels | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z | x) (q(z | x, y) for a conditional model),
         each ``(batch, latent_dim)``."""
-        if self.check_inputs:
+        if self.check_inputs and not tracing():
             self.check_input(x)
         return self.posterior(x, self.condition(y, x.shape[0]))
 
@@ -313,7 +342,7 @@ class VAE(nn.Module):
     def forward(self, x: torch.Tensor, y: Labels | None = None, *, samples: int | None = None) -> VAEOutput:
         """Encode, draw z with the reparameterisation trick, decode. With ``samples=k``, ``k``
         draws per input (for importance-weighted objectives): see :meth:`forward_condition`."""
-        if self.check_inputs:
+        if self.check_inputs and not tracing():
             self.check_input(x)
         return self.forward_condition(x, self.condition(y, x.shape[0]), samples)
 
@@ -321,7 +350,7 @@ class VAE(nn.Module):
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """Decode the posterior mean of each input: a deterministic reconstruction (no gradients)."""
         x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-        if self.check_inputs:
+        if self.check_inputs and not tracing():
             self.check_input(x)
         c = self.condition(y, x.shape[0])
         mean, _ = self.posterior(x, c)
@@ -427,7 +456,7 @@ class ConditionalVAE(VAE):
                 raise ValueError(
                     f"y: expected float condition vectors of shape (batch, {self.condition_dim}), got {given}{hint}"
                 )
-            if self.check_inputs:
+            if self.check_inputs and not tracing():
                 check_finite("y", y)
             c = y.to(device, self.dtype)
         else:
@@ -440,7 +469,7 @@ class ConditionalVAE(VAE):
                 y = y[:, 0]
             if y.dim() != 1:
                 raise ValueError(f"y: expected integer class indices of shape (batch,), got {fmt_shape(y.shape)}")
-            if self.check_inputs:
+            if self.check_inputs and not tracing():
                 check_labels("y", y, self.num_classes)
             c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.dtype)
         if c.shape[0] == 1 and batch != 1:
