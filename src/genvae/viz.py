@@ -23,6 +23,7 @@ from genvae._memory import check_samples
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
 from genvae.inference import decode_chunk_size, eval_mode, posterior_means
+from genvae.losses import BOUND_LABELS, bound_label
 from genvae.models import VAE, ConditionalVAE
 from genvae.semisupervised import confusion_matrix
 
@@ -35,11 +36,14 @@ if TYPE_CHECKING:
 __all__ = [
     "condition_name",
     "confusion",
+    "history_bound",
     "label_swap",
     "latent_manifold",
     "latent_scatter",
     "loss_curves",
     "manifold_grid",
+    "prior_quantiles",
+    "prior_range",
     "reconstructions",
     "samples",
     "tile",
@@ -82,12 +86,73 @@ def _grid_values(n: int, scale: float, grid: str) -> np.ndarray:
     raise ValueError(f"grid: expected 'linear' or 'quantile', got {grid!r}")
 
 
+#: Prior draws behind :func:`prior_range` for a prior without closed-form quantiles; the
+#: quantiles' standard error is then about 0.01 prior standard deviations.
+PRIOR_DRAWS = 20_000
+_CENTRAL = (0.025, 0.975)  # the central 95%
+
+
+def _standard_normal(model: VAE) -> bool:
+    """Whether the model's prior is N(0, I) (a Gaussian prior without mean and variance)."""
+    gaussian = getattr(model.prior, "gaussian", None)
+    return not model.prior.conditional and gaussian is not None and gaussian(None) == (None, None)
+
+
+@torch.no_grad()
+def prior_quantiles(model: VAE, probs: Sequence[float], y: Any = None, dims: Sequence[int] = (0, 1)) -> np.ndarray:
+    """The prior's ``probs`` quantiles in each of ``dims``, ``(len(probs), len(dims))``: in closed
+    form for a Gaussian prior (given ``y`` for a conditional one), else from :data:`PRIOR_DRAWS`
+    draws of a generator seeded 0 (the same figure every time)."""
+    p = torch.as_tensor(list(probs), dtype=torch.float64)
+    c = model.condition(y, 1) if model.prior.conditional else None
+    gaussian = getattr(model.prior, "gaussian", None)
+    if gaussian is not None:
+        mean, logvar = gaussian(c)
+        mean = torch.zeros(model.latent_dim) if mean is None else mean.reshape(-1, model.latent_dim)[0]
+        std = torch.ones(model.latent_dim) if logvar is None else logvar.reshape(-1, model.latent_dim)[0].mul(0.5).exp()
+        normal = torch.distributions.Normal(0.0, 1.0)
+        z = normal.icdf(p)[:, None] * std.double().cpu()[None] + mean.double().cpu()[None]
+        return z[:, list(dims)].numpy()
+    draws = model.condition(y, PRIOR_DRAWS) if model.prior.conditional else None
+    z = model.sample_prior(PRIOR_DRAWS, draws, generator=torch.Generator().manual_seed(0))
+    return torch.quantile(z[:, list(dims)].double().cpu(), p, dim=0).numpy()
+
+
+def prior_range(model: VAE, y: Any = None, dims: Sequence[int] = (0, 1)) -> list[tuple[float, float]]:
+    """The default span of :func:`latent_manifold` in each of ``dims``: ``(-2, 2)`` for the
+    N(0, I) prior (as always), else the prior's central 95% (its 2.5% and 97.5% quantiles, see
+    :func:`prior_quantiles`; given ``y`` for a conditional prior).
+
+    Example:
+        >>> import genvae as gv
+        >>> gv.viz.prior_range(gv.presets.seed_vae())
+        [(-2.0, 2.0), (-2.0, 2.0)]
+    """
+    if _standard_normal(model):
+        return [(-2.0, 2.0)] * len(dims)
+    low, high = prior_quantiles(model, _CENTRAL, y, dims)
+    return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
+
+
+def _axes(model: VAE, y: Any, n: int, scale: float | None, grid: str, dims: tuple[int, int]) -> list[np.ndarray]:
+    """Each plotted dimension's grid values: ±``scale`` (or ±2 under N(0, I)) as always, else
+    spread over the prior's central 95% (linearly, or at equally spaced prior quantiles)."""
+    if scale is not None or _standard_normal(model):
+        values = _grid_values(n, 2.0 if scale is None else scale, grid)
+        return [values, values]
+    if grid == "linear":
+        return [np.linspace(low, high, n) for low, high in prior_range(model, y, dims)]
+    if grid == "quantile":
+        return list(prior_quantiles(model, np.linspace(*_CENTRAL, n).tolist(), y, dims).T.copy())
+    raise ValueError(f"grid: expected 'linear' or 'quantile', got {grid!r}")
+
+
 @torch.no_grad()
 def manifold_grid(
     model: VAE,
     y: Any = None,
     n: int = 31,
-    scale: float = 2.0,
+    scale: float | None = None,
     grid: str = "linear",
     dims: tuple[int, int] = (0, 1),
     fixed: torch.Tensor | None = None,
@@ -96,18 +161,20 @@ def manifold_grid(
 
     Row ``i`` of the tiled image decodes ``z[dims[1]] = grid_y[i]`` (top row the largest),
     column ``j`` decodes ``z[dims[0]] = grid_x[j]``; other dimensions are ``fixed`` (default 0).
+    ``scale=None`` spans the prior's central 95% in each dimension (:func:`prior_range`: ±2
+    for N(0, I)); a number spans ±``scale`` whatever the prior.
     """
     check_positive_int("n", n)
-    if not scale > 0:
-        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"scale: expected a positive number or None, got {scale!r}")
     d = model.latent_dim
     if d < 2:
         raise ValueError(f"model: expected a latent space of at least 2 dimensions for a manifold, got {d}")
     if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= k < d for k in dims):
         raise ValueError(f"dims: expected two different latent dimensions in [0, {d - 1}], got {dims!r}")
     check_samples(model, "n", f"{n} (a grid of {n}×{n})", n * n, figure=True)
-    grid_x = _grid_values(n, scale, grid)
-    grid_y = grid_x[::-1].copy()
+    grid_x, along_y = _axes(model, y, n, scale, grid, dims)
+    grid_y = along_y[::-1].copy()
     base = torch.zeros(d, dtype=torch.float64) if fixed is None else torch.as_tensor(fixed, dtype=torch.float64)
     base = base.reshape(d)
     gy, gx = np.meshgrid(grid_y, grid_x, indexing="ij")
@@ -176,7 +243,7 @@ def latent_manifold(
     model: VAE,
     y: Any = None,
     n: int = 31,
-    scale: float = 2.0,
+    scale: float | None = None,
     grid: str = "linear",
     dims: tuple[int, int] = (0, 1),
     fixed: torch.Tensor | None = None,
@@ -184,9 +251,12 @@ def latent_manifold(
     figsize: tuple[float, float] = (8, 8),
 ) -> Figure:
     """Decode an ``n``×``n`` grid of latent points (the notebook's ``plot_latent``; with ``y`` for a
-    conditional model, ``plot_latent_cvae``). ``grid="quantile"`` spaces the points by the inverse
-    normal CDF, so each cell holds equal prior mass. For latent sizes above 2, ``dims`` picks the
-    two dimensions shown and ``fixed`` sets the others (default 0)."""
+    conditional model, ``plot_latent_cvae``). The grid spans the prior's central 95% in each
+    dimension (:func:`prior_range`: ±2 for N(0, I); for a mixture or VampPrior wherever its
+    components sit; for a conditional prior, that of p(z | y)); ``scale`` spans ±``scale``
+    instead. ``grid="quantile"`` spaces the points at equally spaced prior quantiles (the inverse
+    normal CDF under N(0, I)), so each cell holds equal prior mass in each dimension. For latent
+    sizes above 2, ``dims`` picks the two dimensions shown and ``fixed`` sets the others (default 0)."""
     image, grid_x, grid_y = manifold_grid(model, y, n, scale, grid, dims, fixed)
     fig, ax = _figure(ax, figsize)
     _show(ax, image)
@@ -419,9 +489,19 @@ def traversal(
     return fig
 
 
+def history_bound(history: History) -> str:
+    """What a History's ``*_total`` is, in words: the negative ELBO unless the History also
+    records it under another bound's name (``train_iwae``: the negative IWAE bound)."""
+    for name in BOUND_LABELS:
+        if name != "elbo" and (f"train_{name}" in history or f"val_{name}" in history):
+            return bound_label(name)
+    return bound_label("elbo")
+
+
 def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, float] = (12, 3.6)) -> Figure:
     """Train and validation total, reconstruction and KL per epoch (the notebook's live plot);
-    three panels, or every line on ``ax`` when one is given."""
+    three panels, or every line on ``ax`` when one is given. The total's legend names its bound
+    (:func:`history_bound`): "negative IWAE bound" for an IWAE run, not the ELBO."""
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
     epochs = history["epoch"]
@@ -437,7 +517,8 @@ def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, 
         for split, style in (("train", "-"), ("val", "--")):
             key = f"{split}_{term}"
             if key in history:
-                axis.plot(epochs, history[key], style, marker="o", label=f"{split} {term}")
+                label = f"{split} {term}" if term != "total" else f"{split} total ({history_bound(history)})"
+                axis.plot(epochs, history[key], style, marker="o", label=label)
         axis.set_xlabel("epoch")
         # integer epochs; with a single epoch the locator has no integer range to place, so name it
         axis.xaxis.set_major_locator(MaxNLocator(integer=True) if len(epochs) > 1 else FixedLocator(list(epochs)))
