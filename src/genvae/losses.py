@@ -81,7 +81,7 @@ class ELBOTerms:
         kl: the KL term.
         extra: each extra term's (unweighted) value.
         bound: the name of the bound ``total`` is (:data:`BOUND_LABELS`): ``"elbo"``, ``"iwae"``,
-            ``"semi_supervised"``; the History records ``total`` under this name too when it is
+            ``"m2"``; the History records ``total`` under this name too when it is
             not the ELBO (``train_iwae``, ``val_iwae``).
     """
 
@@ -103,7 +103,7 @@ class ELBOTerms:
 BOUND_LABELS: dict[str, str] = {
     "elbo": "negative ELBO",
     "iwae": "negative IWAE bound",
-    "semi_supervised": "negative M2 bound",
+    "m2": "negative M2 bound",
 }
 
 
@@ -147,7 +147,7 @@ class Objective:
     settings (IWAE's ``k``): ``metrics.json`` and the report name the figure by it.
     """
 
-    #: The bound whose negative is ``total`` (``"elbo"``, ``"iwae"``, ``"semi_supervised"``).
+    #: The bound whose negative is ``total`` (``"elbo"``, ``"iwae"``, ``"m2"``).
     bound_name: ClassVar[str] = "elbo"
 
     def __init__(self) -> None:

@@ -291,7 +291,7 @@ class SemiSupervisedELBO(Objective):
     cross-entropy and accuracy; on partly labelled data divide them by ``labelled``).
     """
 
-    bound_name: ClassVar[str] = "semi_supervised"  # total, the negative M2 bound, is named so in the History
+    bound_name: ClassVar[str] = "m2"  # total, the negative M2 bound, is named so in the History
 
     def __init__(
         self,
