@@ -13,16 +13,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from genvae._grids import normal_grid_values, tile_columns, tile_decoded
 from genvae._memory import check_samples
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
-from genvae.inference import decode_chunk_size, eval_mode, posterior_means
+from genvae.inference import posterior_means
 from genvae.losses import BOUND_LABELS, bound_label
 from genvae.models import VAE, ConditionalVAE
 from genvae.semisupervised import confusion_matrix
@@ -74,18 +75,6 @@ def _show(ax: Axes, image: np.ndarray) -> None:
     ax.imshow(image, cmap="Greys_r" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
 
 
-def _grid_values(n: int, scale: float, grid: str) -> np.ndarray:
-    if grid == "linear":
-        return np.linspace(-scale, scale, n)
-    if grid == "quantile":
-        # equally spaced in probability between Φ(−scale) and Φ(scale), mapped back by Φ⁻¹
-        normal = torch.distributions.Normal(0.0, 1.0)
-        low = float(normal.cdf(torch.tensor(-scale)))
-        probs = torch.linspace(low, 1 - low, n, dtype=torch.float64)
-        return normal.icdf(probs).numpy()
-    raise ValueError(f"grid: expected 'linear' or 'quantile', got {grid!r}")
-
-
 #: Prior draws behind :func:`prior_range` for a prior without closed-form quantiles; the
 #: quantiles' standard error is then about 0.01 prior standard deviations.
 PRIOR_DRAWS = 20_000
@@ -95,7 +84,7 @@ _CENTRAL = (0.025, 0.975)  # the central 95%
 def _standard_normal(model: VAE) -> bool:
     """Whether the model's prior is N(0, I) (a Gaussian prior without mean and variance)."""
     gaussian = getattr(model.prior, "gaussian", None)
-    return not model.prior.conditional and gaussian is not None and gaussian(None) == (None, None)
+    return not model.prior.conditional and gaussian is not None and all(v is None for v in gaussian(None))
 
 
 @torch.no_grad()
@@ -103,15 +92,12 @@ def prior_quantiles(model: VAE, probs: Sequence[float], y: Any = None, dims: Seq
     """The prior's ``probs`` quantiles in each of ``dims``, ``(len(probs), len(dims))``: in closed
     form for a Gaussian prior (given ``y`` for a conditional one), else from :data:`PRIOR_DRAWS`
     draws of a generator seeded 0 (the same figure every time)."""
-    p = torch.as_tensor(list(probs), dtype=torch.float64)
-    c = model.condition(y, 1) if model.prior.conditional else None
+    p, d = torch.as_tensor(list(probs), dtype=torch.float64), model.latent_dim
     gaussian = getattr(model.prior, "gaussian", None)
-    if gaussian is not None:
-        mean, logvar = gaussian(c)
-        mean = torch.zeros(model.latent_dim) if mean is None else mean.reshape(-1, model.latent_dim)[0]
-        std = torch.ones(model.latent_dim) if logvar is None else logvar.reshape(-1, model.latent_dim)[0].mul(0.5).exp()
-        normal = torch.distributions.Normal(0.0, 1.0)
-        z = normal.icdf(p)[:, None] * std.double().cpu()[None] + mean.double().cpu()[None]
+    if gaussian is not None:  # closed form: mean + σ·Φ⁻¹(p), None standing for 0
+        c = model.condition(y, 1) if model.prior.conditional else None
+        mean, logvar = (torch.zeros(1, d) if v is None else v.reshape(-1, d)[:1].double().cpu() for v in gaussian(c))
+        z = mean + torch.distributions.Normal(0.0, 1.0).icdf(p)[:, None] * (0.5 * logvar).exp()
         return z[:, list(dims)].numpy()
     draws = model.condition(y, PRIOR_DRAWS) if model.prior.conditional else None
     z = model.sample_prior(PRIOR_DRAWS, draws, generator=torch.Generator().manual_seed(0))
@@ -138,7 +124,7 @@ def _axes(model: VAE, y: Any, n: int, scale: float | None, grid: str, dims: tupl
     """Each plotted dimension's grid values: ±``scale`` (or ±2 under N(0, I)) as always, else
     spread over the prior's central 95% (linearly, or at equally spaced prior quantiles)."""
     if scale is not None or _standard_normal(model):
-        values = _grid_values(n, 2.0 if scale is None else scale, grid)
+        values = normal_grid_values(n, 2.0 if scale is None else scale, grid)
         return [values, values]
     if grid == "linear":
         return [np.linspace(low, high, n) for low, high in prior_range(model, y, dims)]
@@ -181,62 +167,7 @@ def manifold_grid(
     z = base.repeat(n * n, 1)
     z[:, dims[0]] = torch.from_numpy(gx.reshape(-1))
     z[:, dims[1]] = torch.from_numpy(gy.reshape(-1))
-    return _tile_decoded(model, z, y, n), grid_x, grid_y
-
-
-#: Bytes a chunk of decoded figure images may take. A figure holds its whole tiled image, and
-#: matplotlib a copy of it (``imshow`` copies and masks its input), so decoding takes little beside:
-#: a 200×200 manifold of the seed VAE adds 278 MiB in all, 270 of them the image and its copies.
-_FIGURE_BUDGET = 8 * 2**20
-
-
-def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's
-    device, each chunk within :data:`_FIGURE_BUDGET` bytes: memory stays bounded whatever the
-    grid size."""
-    with eval_mode(model):
-        step = decode_chunk_size(model, _FIGURE_BUDGET, model.condition(y, z.shape[0]))
-        for start in range(0, z.shape[0], step):
-            yield start, model.decode(z[start : start + step], y)
-
-
-def _canvas(height: int, width: int, channels: int) -> np.ndarray:
-    """A blank tiled image: 2-D for grey (contiguous, so ``imshow`` need not copy it) or ``(H, W, C)``."""
-    return np.zeros((height, width) if channels == 1 else (height, width, channels), dtype=np.float32)
-
-
-def _pixels(images: torch.Tensor) -> np.ndarray:
-    """Images ``(N, C, H, W)`` as ``(N, H, W)`` (grey) or ``(N, H, W, C)`` clipped to [0, 1] (colour)."""
-    array = images.detach().cpu().float()
-    return array[:, 0].numpy() if array.shape[1] == 1 else array.permute(0, 2, 3, 1).clamp(0, 1).numpy()
-
-
-def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
-    """Decode ``z`` (``rows·cols`` points, row by row) chunk by chunk straight into one tiled
-    image, so a 1000×1000 grid never holds more than a chunk of decoded tensors at once."""
-    out: np.ndarray | None = None
-    for start, images in _decode_rows(model, z, y):
-        c, h, w = images.shape[1:]
-        if out is None:
-            out = _canvas(z.shape[0] // cols * h, cols * w, c)
-        for offset, image in enumerate(_pixels(images)):
-            row, col = divmod(start + offset, cols)
-            out[row * h : (row + 1) * h, col * w : (col + 1) * w] = image
-    assert out is not None
-    return out
-
-
-def _tile_columns(columns: Iterable[torch.Tensor], count: int) -> np.ndarray:
-    """Lay out ``count`` batches of images ``(rows, C, H, W)`` side by side, one batch per column,
-    each copied into the tiled image as it comes (a generator need not hold them all)."""
-    out: np.ndarray | None = None
-    for j, images in enumerate(columns):
-        rows, c, h, w = images.shape
-        if out is None:
-            out = _canvas(rows * h, count * w, c)
-        out[:, j * w : (j + 1) * w] = _pixels(images).reshape(rows * h, w, *([c] if c > 1 else []))
-    assert out is not None
-    return out
+    return tile_decoded(model, z, y, n), grid_x, grid_y
 
 
 def latent_manifold(
@@ -404,7 +335,7 @@ def samples(
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
         check_samples(model, "n", f"{n} for each of {len(labels)} rows", len(labels) * n, figure=True)
-        image = np.concatenate([_tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
+        image = np.concatenate([tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, image)
         size = image.shape[0] // len(labels)
@@ -416,7 +347,7 @@ def samples(
     check_samples(model, "n, rows", f"{n} in each of {rows} rows", rows * n, figure=True)
     z = model.sample_prior(rows * n, generator=gen)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
-    _show(ax, _tile_decoded(model, z, None, n))
+    _show(ax, tile_decoded(model, z, None, n))
     ax.set_axis_off()
     return fig
 
@@ -444,7 +375,7 @@ def label_swap(
     if labels_in is None:
         raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
     swapped = (evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets)  # one at a time
-    image = _tile_columns([images_in, *swapped], len(targets) + 1)
+    image = tile_columns([images_in, *swapped], len(targets) + 1)
     fig, ax = _figure(ax, figsize or (len(targets) + 1, images_in.shape[0]))
     _show(ax, image)
     size = images_in.shape[-1]
@@ -480,7 +411,7 @@ def traversal(
     zs = base.repeat(len(chosen), n, 1)  # row r sweeps dimension chosen[r]
     for row, k in enumerate(chosen):
         zs[row, :, k] = values
-    image = _tile_decoded(model, zs.reshape(len(chosen) * n, d), y, n)
+    image = tile_decoded(model, zs.reshape(len(chosen) * n, d), y, n)
     fig, ax = _figure(ax, figsize or (n, len(chosen) * 1.1))
     _show(ax, image)
     size = image.shape[0] // len(chosen)
