@@ -89,7 +89,8 @@ class EpochLog(Callback):
         )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
-        """Print the epoch's line: each split's total, the wall time and the images per second."""
+        """Print the epoch's line: each split's total (named by its bound when that is not the
+        ELBO: ``train_iwae``), the wall time and the images per second."""
         seconds = self.clock() - self._start
         bound = getattr(trainer.objective, "bound_name", "elbo")  # name −L_k as such, not "total"
         names = ("train_total", "val_total") if bound == "elbo" else (f"train_{bound}", f"val_{bound}")
