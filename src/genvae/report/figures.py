@@ -85,7 +85,12 @@ def choose_figures(
     shown: list[ReportFigure] = []
     if len(history):
         curves = _png(viz.loss_curves(history), 80)
-        title = f"Loss curves (per-sample nats; total is the {viz.history_bound(history)})"
+        bound = viz.history_bound(history)  # named when the total is not the ELBO
+        title = (
+            "Loss curves (per-sample nats)"
+            if bound == "negative ELBO"
+            else f"Loss curves (per-sample nats; total is the {bound})"
+        )
         shown.append(ReportFigure("loss", title, _LOOK["loss"], curves, wide=True))
     if model.latent_dim >= 2:
         shown += _manifolds(model, kind, test)
