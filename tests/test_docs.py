@@ -25,7 +25,7 @@ MODULES = [
     "genvae.decoders", "genvae.demo", "genvae.encoders", "genvae.evaluation", "genvae.experiment", "genvae.export",
     "genvae.gaussian",
     "genvae.hub", "genvae.inference", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models",
-    "genvae.presets", "genvae.priors", "genvae.registry",
+    "genvae.presets", "genvae.priors", "genvae.registry", "genvae.report.bounds",
     "genvae.report", "genvae.report.document", "genvae.report.evaluation", "genvae.report.figures",
     "genvae.report.formatting", "genvae.report.kinds", "genvae.report.page", "genvae.report.questions",
     "genvae.report.views", "genvae.runfiles", "genvae.runlock", "genvae.runs", "genvae.semisupervised",

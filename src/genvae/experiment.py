@@ -428,22 +428,41 @@ def _fit(trainer: Trainer, train: ImageDataset, test: ImageDataset) -> Divergenc
     return None
 
 
+#: ``metrics.json``'s ``units``: what its figures are.
+METRICS_UNITS = (
+    "nats per image, one sampled z per image; elbo = recon + kl is the negative ELBO; total is the "
+    "negative of the objective's own bound, named in bound (and recorded under that name too when it is not the ELBO)"
+)
+
+
+def _figures(record: Mapping[str, float], prefix: str) -> dict[str, float]:
+    """A split's figures of the History record, the prefix removed, with ``elbo`` = recon + kl."""
+    figures = {k[len(prefix) :]: v for k, v in record.items() if k.startswith(prefix)}
+    if "recon" in figures and "kl" in figures:
+        figures["elbo"] = figures["recon"] + figures["kl"]
+    return figures
+
+
 def _metrics(config: TrainConfig, trainer: Trainer, seconds: float, diverged: DivergenceError | None) -> dict[str, Any]:
     """What ``metrics.json`` records: the status, the last epoch's figures (``train`` and
-    ``test``, per-sample nats), the time, and where a divergence happened."""
+    ``test``, per-sample nats: ``elbo`` the negative ELBO, ``total`` the objective's negative bound,
+    which ``bound`` names, e.g. ``{"name": "iwae", "k": 5}``, also under its own name when it is
+    not the ELBO), the time, and where a divergence happened."""
     history, model = trainer.history, trainer.model
+    bound = getattr(trainer.objective, "bound", None)
     metrics: dict[str, Any] = {
         "status": STATUS_DIVERGED if diverged is not None else STATUS_COMPLETE,
         "model": config.model,
         "dataset": config.dataset,
         "epochs": len(history),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "train": {k[6:]: v for k, v in history.last.items() if k.startswith("train_")},
-        "test": {k[4:]: v for k, v in history.last.items() if k.startswith("val_")},
+        "train": _figures(history.last, "train_"),
+        "test": _figures(history.last, "val_"),
+        "bound": bound() if callable(bound) else {"name": "elbo"},
         "seconds": seconds,
         "seconds_per_epoch": [r["time"] for r in history],
         "stop_reason": trainer.state.stop_reason,
-        "units": "nats per sample (negative ELBO = recon + kl), one sampled z per image",
+        "units": METRICS_UNITS,
     }
     if diverged is not None:
         metrics["diverged"] = {"epoch": diverged.epoch, "term": diverged.term, "value": str(diverged.value)}

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -49,12 +49,14 @@ from genvae.models import VAEOutput
 from genvae.registry import Registry
 
 __all__ = [
+    "BOUND_LABELS",
     "ELBO",
     "IWAE",
     "BetaTCVAE",
     "ELBOTerms",
     "LossTerm",
     "Objective",
+    "bound_label",
     "get",
     "kl_normal",
     "names",
@@ -72,11 +74,15 @@ class ELBOTerms:
 
     Attributes:
         loss: what the optimiser minimises: ``recon + beta · kl`` (with free bits), plus the
-            weighted extra terms.
-        total: the negative ELBO, ``recon + kl`` (no β, no free bits): the honest bound.
+            weighted extra terms. Not a bound unless every weight is 1.
+        total: the objective's negative bound, named by ``bound``: for the ELBO (and β-TCVAE)
+            the negative ELBO, ``recon + kl`` (no β, no free bits); for IWAE −L_k.
         recon: the reconstruction term.
         kl: the KL term.
         extra: each extra term's (unweighted) value.
+        bound: the name of the bound ``total`` is (:data:`BOUND_LABELS`): ``"elbo"``, ``"iwae"``,
+            ``"m2"``; the History records ``total`` under this name too when it is
+            not the ELBO (``train_iwae``, ``val_iwae``).
     """
 
     loss: torch.Tensor
@@ -84,11 +90,34 @@ class ELBOTerms:
     recon: torch.Tensor
     kl: torch.Tensor
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    bound: str = "elbo"
 
     def as_dict(self) -> dict[str, float]:
         """Plain floats (one host sync), for logging."""
         values = {"loss": self.loss, "total": self.total, "recon": self.recon, "kl": self.kl, **self.extra}
         return {k: float(v.detach()) for k, v in values.items()}
+
+
+#: What each bound name stands for, as the History, ``metrics.json``, the CLI and the report name
+#: an objective's ``total`` (:attr:`Objective.bound_name`): the negative of that bound, in nats.
+BOUND_LABELS: dict[str, str] = {
+    "elbo": "negative ELBO",
+    "iwae": "negative IWAE bound",
+    "m2": "negative M2 bound",
+}
+
+
+def bound_label(name: str, k: int | None = None) -> str:
+    """A bound's name in words, with its number of importance samples when it has one.
+
+    Example:
+        >>> bound_label("iwae", 5)
+        'negative IWAE bound (k=5)'
+        >>> bound_label("elbo")
+        'negative ELBO'
+    """
+    label = BOUND_LABELS.get(name, f"negative {name} bound")
+    return f"{label} (k={k})" if k is not None else label
 
 
 def _per_sample(values: torch.Tensor, term: str) -> torch.Tensor:
@@ -112,10 +141,22 @@ class Objective:
     Schedules (e.g. :class:`~genvae.training.KLWarmup`) never overwrite a configured weight: they
     set a named factor with :meth:`set_factor`, and an objective multiplies its weights by the
     product of its factors, so several schedules compose.
+
+    :attr:`bound_name` says which bound the terms' ``total`` is the negative of (a key of
+    :data:`BOUND_LABELS`; ``"elbo"`` unless a subclass says otherwise), and :meth:`bound` adds its
+    settings (IWAE's ``k``): ``metrics.json`` and the report name the figure by it.
     """
+
+    #: The bound whose negative is ``total`` (``"elbo"``, ``"iwae"``, ``"m2"``).
+    bound_name: ClassVar[str] = "elbo"
 
     def __init__(self) -> None:
         self.factors: dict[str, float] = {}
+
+    def bound(self) -> dict[str, Any]:
+        """The bound ``total`` is, as ``metrics.json`` records it: ``{"name": bound_name}`` plus its
+        settings (``"k"`` for IWAE)."""
+        return {"name": self.bound_name}
 
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
         raise NotImplementedError
@@ -263,7 +304,8 @@ class IWAE(Objective):
     encoded once and its ``k·batch`` latent vectors decoded in one batched pass, through the
     model's forward (``forward(x, y, samples=k)``), so DDP and compilation apply as for the ELBO.
 
-    The terms, per-sample nats: ``loss`` and ``total`` are −L_k (the bound the model trains on);
+    The terms, per-sample nats: ``loss`` and ``total`` are −L_k (the bound the model trains on;
+    :attr:`bound_name` ``"iwae"``, so the History also records it as ``train_iwae``/``val_iwae``);
     ``recon`` and ``kl`` are the ELBO's terms averaged over the ``k`` draws (the KL as the
     Monte-Carlo estimate log q − log p), so ``recon + kl`` is the negative ELBO, ≥ ``total``.
     The prior is the model's (:mod:`genvae.priors`). Memory grows with ``k·batch`` decoded inputs.
@@ -280,9 +322,15 @@ class IWAE(Objective):
         True
     """
 
+    bound_name: ClassVar[str] = "iwae"
+
     def __init__(self, k: int = 5) -> None:
         super().__init__()
         self.k = check_positive_int("k", k)
+
+    def bound(self) -> dict[str, Any]:
+        """``{"name": "iwae", "k": k}``."""
+        return {"name": self.bound_name, "k": self.k}
 
     def compute(self, forward: Callable[..., VAEOutput], x: torch.Tensor, y: torch.Tensor | None) -> ELBOTerms:
         """One forward pass drawing ``k`` z per input, then the bound."""
@@ -293,7 +341,8 @@ class IWAE(Objective):
         log_w = importance_log_weights(log_px, log_pz, log_q)  # (k, batch)
         bound = torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
         total = -bound.mean()
-        return ELBOTerms(loss=total, total=total, recon=-log_px.mean(), kl=(log_q - log_pz).mean())
+        recon, kl = -log_px.mean(), (log_q - log_pz).mean()
+        return ELBOTerms(loss=total, total=total, recon=recon, kl=kl, bound=self.bound_name)
 
     def config(self) -> dict[str, Any]:
         """The number of importance samples."""
@@ -333,7 +382,8 @@ class BetaTCVAE(Objective):
     constants (the gradients do not depend on it); without it, N = 1: q(z) is estimated by the
     batch's own mixture (1/M) Σ_j q(z | x_j). Memory grows as ``batch² × latent_dim``.
 
-    ``total`` is the negative ELBO (``recon + kl``); the History gets the three terms as ``mi``,
+    ``total`` is the negative ELBO (``recon + kl``; :attr:`bound_name` ``"elbo"``); ``loss`` is not a
+    bound unless α = β = γ = 1. The History gets the three terms as ``mi``,
     ``tc`` and ``dim_kl``. A :class:`~genvae.training.KLWarmup` ramps the whole KL: its factor
     multiplies α, β and γ alike (see :attr:`weights`), ending at the configured values.
 

@@ -186,6 +186,10 @@ _FIGURES: Check = (
     lambda v: isinstance(v, dict) and all(_is_number(x) for x in v.values()),
     "an object of numbers",
 )
+_BOUND: Check = (
+    lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and (v.get("k") is None or _is_int(v["k"])),
+    'an object with "name" (a string) and, for IWAE, "k" (an integer)',
+)
 _NUMBERS: Check = (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "an array of numbers")
 _STRINGS: Check = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "an array of strings")
 _DATA: Check = (
@@ -212,6 +216,7 @@ _METRICS: dict[str, Check] = {
     "status": _string(choices=("complete", "diverged")), "model": _string(), "dataset": _string(),
     "epochs": _int(0), "parameters": _int(0), "train": _FIGURES, "test": _FIGURES, "seconds": _SECONDS,
     "seconds_per_epoch": _NUMBERS, "stop_reason": _string(), "units": _string(), "diverged": _DIVERGED,
+    "bound": _BOUND,  # since issue 21; older files have none (their total is the objective's bound)
 }  # fmt: skip
 _SCHEMAS: dict[str, dict[str, Check]] = {"config": _CONFIG, "training config": _CONFIG, "metrics": _METRICS}
 # The published config must say what data the run used (the report loads it again); a training's

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -291,6 +291,8 @@ class SemiSupervisedELBO(Objective):
     cross-entropy and accuracy; on partly labelled data divide them by ``labelled``).
     """
 
+    bound_name: ClassVar[str] = "m2"  # total, the negative M2 bound, is named so in the History
+
     def __init__(
         self,
         alpha: float = 0.1,
@@ -343,7 +345,7 @@ class SemiSupervisedELBO(Objective):
             "classification": cross_entropy.sum() / batch,
             "accuracy": correct.double() / batch,
         }
-        return ELBOTerms(loss=loss, total=recon + kl + label, recon=recon, kl=kl, extra=extra)
+        return ELBOTerms(loss=loss, total=recon + kl + label, recon=recon, kl=kl, extra=extra, bound=self.bound_name)
 
     def config(self) -> dict[str, Any]:
         """α, β and the terms by name."""

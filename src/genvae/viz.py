@@ -13,16 +13,18 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from genvae._grids import normal_grid_values, tile_columns, tile_decoded
 from genvae._memory import check_samples
 from genvae._validation import check_positive_int
 from genvae.data.inputs import as_tensors
-from genvae.inference import decode_chunk_size, eval_mode, posterior_means
+from genvae.inference import posterior_means
+from genvae.losses import BOUND_LABELS, bound_label
 from genvae.models import VAE, ConditionalVAE
 from genvae.semisupervised import confusion_matrix
 
@@ -35,11 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "condition_name",
     "confusion",
+    "history_bound",
     "label_swap",
     "latent_manifold",
     "latent_scatter",
     "loss_curves",
     "manifold_grid",
+    "prior_quantiles",
+    "prior_range",
     "reconstructions",
     "samples",
     "tile",
@@ -70,15 +75,61 @@ def _show(ax: Axes, image: np.ndarray) -> None:
     ax.imshow(image, cmap="Greys_r" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
 
 
-def _grid_values(n: int, scale: float, grid: str) -> np.ndarray:
+#: Prior draws behind :func:`prior_range` for a prior without closed-form quantiles; the
+#: quantiles' standard error is then about 0.01 prior standard deviations.
+PRIOR_DRAWS = 20_000
+_CENTRAL = (0.025, 0.975)  # the central 95%
+
+
+def _standard_normal(model: VAE) -> bool:
+    """Whether the model's prior is N(0, I) (a Gaussian prior without mean and variance)."""
+    gaussian = getattr(model.prior, "gaussian", None)
+    return not model.prior.conditional and gaussian is not None and all(v is None for v in gaussian(None))
+
+
+@torch.no_grad()
+def prior_quantiles(model: VAE, probs: Sequence[float], y: Any = None, dims: Sequence[int] = (0, 1)) -> np.ndarray:
+    """The prior's ``probs`` quantiles in each of ``dims``, ``(len(probs), len(dims))``: in closed
+    form for a Gaussian prior (given ``y`` for a conditional one), else from :data:`PRIOR_DRAWS`
+    draws of a generator seeded 0 (the same figure every time)."""
+    p, d = torch.as_tensor(list(probs), dtype=torch.float64), model.latent_dim
+    gaussian = getattr(model.prior, "gaussian", None)
+    if gaussian is not None:  # closed form: mean + σ·Φ⁻¹(p), None standing for 0
+        c = model.condition(y, 1) if model.prior.conditional else None
+        mean, logvar = (torch.zeros(1, d) if v is None else v.reshape(-1, d)[:1].double().cpu() for v in gaussian(c))
+        z = mean + torch.distributions.Normal(0.0, 1.0).icdf(p)[:, None] * (0.5 * logvar).exp()
+        return z[:, list(dims)].numpy()
+    draws = model.condition(y, PRIOR_DRAWS) if model.prior.conditional else None
+    z = model.sample_prior(PRIOR_DRAWS, draws, generator=torch.Generator().manual_seed(0))
+    return torch.quantile(z[:, list(dims)].double().cpu(), p, dim=0).numpy()
+
+
+def prior_range(model: VAE, y: Any = None, dims: Sequence[int] = (0, 1)) -> list[tuple[float, float]]:
+    """The default span of :func:`latent_manifold` in each of ``dims``: ``(-2, 2)`` for the
+    N(0, I) prior (as always), else the prior's central 95% (its 2.5% and 97.5% quantiles, see
+    :func:`prior_quantiles`; given ``y`` for a conditional prior).
+
+    Example:
+        >>> import genvae as gv
+        >>> gv.viz.prior_range(gv.presets.seed_vae())
+        [(-2.0, 2.0), (-2.0, 2.0)]
+    """
+    if _standard_normal(model):
+        return [(-2.0, 2.0)] * len(dims)
+    low, high = prior_quantiles(model, _CENTRAL, y, dims)
+    return [(float(a), float(b)) for a, b in zip(low, high, strict=True)]
+
+
+def _axes(model: VAE, y: Any, n: int, scale: float | None, grid: str, dims: tuple[int, int]) -> list[np.ndarray]:
+    """Each plotted dimension's grid values: ±``scale`` (or ±2 under N(0, I)) as always, else
+    spread over the prior's central 95% (linearly, or at equally spaced prior quantiles)."""
+    if scale is not None or _standard_normal(model):
+        values = normal_grid_values(n, 2.0 if scale is None else scale, grid)
+        return [values, values]
     if grid == "linear":
-        return np.linspace(-scale, scale, n)
+        return [np.linspace(low, high, n) for low, high in prior_range(model, y, dims)]
     if grid == "quantile":
-        # equally spaced in probability between Φ(−scale) and Φ(scale), mapped back by Φ⁻¹
-        normal = torch.distributions.Normal(0.0, 1.0)
-        low = float(normal.cdf(torch.tensor(-scale)))
-        probs = torch.linspace(low, 1 - low, n, dtype=torch.float64)
-        return normal.icdf(probs).numpy()
+        return list(prior_quantiles(model, np.linspace(*_CENTRAL, n).tolist(), y, dims).T.copy())
     raise ValueError(f"grid: expected 'linear' or 'quantile', got {grid!r}")
 
 
@@ -87,7 +138,7 @@ def manifold_grid(
     model: VAE,
     y: Any = None,
     n: int = 31,
-    scale: float = 2.0,
+    scale: float | None = None,
     grid: str = "linear",
     dims: tuple[int, int] = (0, 1),
     fixed: torch.Tensor | None = None,
@@ -96,87 +147,34 @@ def manifold_grid(
 
     Row ``i`` of the tiled image decodes ``z[dims[1]] = grid_y[i]`` (top row the largest),
     column ``j`` decodes ``z[dims[0]] = grid_x[j]``; other dimensions are ``fixed`` (default 0).
+    ``scale=None`` spans the prior's central 95% in each dimension (:func:`prior_range`: ±2
+    for N(0, I)); a number spans ±``scale`` whatever the prior.
     """
     check_positive_int("n", n)
-    if not scale > 0:
-        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    if scale is not None and not scale > 0:
+        raise ValueError(f"scale: expected a positive number or None, got {scale!r}")
     d = model.latent_dim
     if d < 2:
         raise ValueError(f"model: expected a latent space of at least 2 dimensions for a manifold, got {d}")
     if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= k < d for k in dims):
         raise ValueError(f"dims: expected two different latent dimensions in [0, {d - 1}], got {dims!r}")
     check_samples(model, "n", f"{n} (a grid of {n}×{n})", n * n, figure=True)
-    grid_x = _grid_values(n, scale, grid)
-    grid_y = grid_x[::-1].copy()
+    grid_x, along_y = _axes(model, y, n, scale, grid, dims)
+    grid_y = along_y[::-1].copy()
     base = torch.zeros(d, dtype=torch.float64) if fixed is None else torch.as_tensor(fixed, dtype=torch.float64)
     base = base.reshape(d)
     gy, gx = np.meshgrid(grid_y, grid_x, indexing="ij")
     z = base.repeat(n * n, 1)
     z[:, dims[0]] = torch.from_numpy(gx.reshape(-1))
     z[:, dims[1]] = torch.from_numpy(gy.reshape(-1))
-    return _tile_decoded(model, z, y, n), grid_x, grid_y
-
-
-#: Bytes a chunk of decoded figure images may take. A figure holds its whole tiled image, and
-#: matplotlib a copy of it (``imshow`` copies and masks its input), so decoding takes little beside:
-#: a 200×200 manifold of the seed VAE adds 278 MiB in all, 270 of them the image and its copies.
-_FIGURE_BUDGET = 8 * 2**20
-
-
-def _decode_rows(model: VAE, z: torch.Tensor, y: Any) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(start, images)`` for consecutive chunks of ``z``, decoded in eval mode on the model's
-    device, each chunk within :data:`_FIGURE_BUDGET` bytes: memory stays bounded whatever the
-    grid size."""
-    with eval_mode(model):
-        step = decode_chunk_size(model, _FIGURE_BUDGET, model.condition(y, z.shape[0]))
-        for start in range(0, z.shape[0], step):
-            yield start, model.decode(z[start : start + step], y)
-
-
-def _canvas(height: int, width: int, channels: int) -> np.ndarray:
-    """A blank tiled image: 2-D for grey (contiguous, so ``imshow`` need not copy it) or ``(H, W, C)``."""
-    return np.zeros((height, width) if channels == 1 else (height, width, channels), dtype=np.float32)
-
-
-def _pixels(images: torch.Tensor) -> np.ndarray:
-    """Images ``(N, C, H, W)`` as ``(N, H, W)`` (grey) or ``(N, H, W, C)`` clipped to [0, 1] (colour)."""
-    array = images.detach().cpu().float()
-    return array[:, 0].numpy() if array.shape[1] == 1 else array.permute(0, 2, 3, 1).clamp(0, 1).numpy()
-
-
-def _tile_decoded(model: VAE, z: torch.Tensor, y: Any, cols: int) -> np.ndarray:
-    """Decode ``z`` (``rows·cols`` points, row by row) chunk by chunk straight into one tiled
-    image, so a 1000×1000 grid never holds more than a chunk of decoded tensors at once."""
-    out: np.ndarray | None = None
-    for start, images in _decode_rows(model, z, y):
-        c, h, w = images.shape[1:]
-        if out is None:
-            out = _canvas(z.shape[0] // cols * h, cols * w, c)
-        for offset, image in enumerate(_pixels(images)):
-            row, col = divmod(start + offset, cols)
-            out[row * h : (row + 1) * h, col * w : (col + 1) * w] = image
-    assert out is not None
-    return out
-
-
-def _tile_columns(columns: Iterable[torch.Tensor], count: int) -> np.ndarray:
-    """Lay out ``count`` batches of images ``(rows, C, H, W)`` side by side, one batch per column,
-    each copied into the tiled image as it comes (a generator need not hold them all)."""
-    out: np.ndarray | None = None
-    for j, images in enumerate(columns):
-        rows, c, h, w = images.shape
-        if out is None:
-            out = _canvas(rows * h, count * w, c)
-        out[:, j * w : (j + 1) * w] = _pixels(images).reshape(rows * h, w, *([c] if c > 1 else []))
-    assert out is not None
-    return out
+    return tile_decoded(model, z, y, n), grid_x, grid_y
 
 
 def latent_manifold(
     model: VAE,
     y: Any = None,
     n: int = 31,
-    scale: float = 2.0,
+    scale: float | None = None,
     grid: str = "linear",
     dims: tuple[int, int] = (0, 1),
     fixed: torch.Tensor | None = None,
@@ -184,9 +182,12 @@ def latent_manifold(
     figsize: tuple[float, float] = (8, 8),
 ) -> Figure:
     """Decode an ``n``×``n`` grid of latent points (the notebook's ``plot_latent``; with ``y`` for a
-    conditional model, ``plot_latent_cvae``). ``grid="quantile"`` spaces the points by the inverse
-    normal CDF, so each cell holds equal prior mass. For latent sizes above 2, ``dims`` picks the
-    two dimensions shown and ``fixed`` sets the others (default 0)."""
+    conditional model, ``plot_latent_cvae``). The grid spans the prior's central 95% in each
+    dimension (:func:`prior_range`: ±2 for N(0, I); for a mixture or VampPrior wherever its
+    components sit; for a conditional prior, that of p(z | y)); ``scale`` spans ±``scale``
+    instead. ``grid="quantile"`` spaces the points at equally spaced prior quantiles (the inverse
+    normal CDF under N(0, I)), so each cell holds equal prior mass in each dimension. For latent
+    sizes above 2, ``dims`` picks the two dimensions shown and ``fixed`` sets the others (default 0)."""
     image, grid_x, grid_y = manifold_grid(model, y, n, scale, grid, dims, fixed)
     fig, ax = _figure(ax, figsize)
     _show(ax, image)
@@ -334,7 +335,7 @@ def samples(
     if isinstance(model, ConditionalVAE):
         labels = _conditions(model, classes, conditions, "classes")
         check_samples(model, "n", f"{n} for each of {len(labels)} rows", len(labels) * n, figure=True)
-        image = np.concatenate([_tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
+        image = np.concatenate([tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
         fig, ax = _figure(ax, figsize or (n, len(labels)))
         _show(ax, image)
         size = image.shape[0] // len(labels)
@@ -346,7 +347,7 @@ def samples(
     check_samples(model, "n, rows", f"{n} in each of {rows} rows", rows * n, figure=True)
     z = model.sample_prior(rows * n, generator=gen)
     fig, ax = _figure(ax, figsize or (n, 1.1 * rows))
-    _show(ax, _tile_decoded(model, z, None, n))
+    _show(ax, tile_decoded(model, z, None, n))
     ax.set_axis_off()
     return fig
 
@@ -374,7 +375,7 @@ def label_swap(
     if labels_in is None:
         raise ValueError("y: expected the inputs' own labels (y=..., or x as an (inputs, labels) pair), got none")
     swapped = (evaluation.label_swap(cvae, images_in, labels_in, c) for c in targets)  # one at a time
-    image = _tile_columns([images_in, *swapped], len(targets) + 1)
+    image = tile_columns([images_in, *swapped], len(targets) + 1)
     fig, ax = _figure(ax, figsize or (len(targets) + 1, images_in.shape[0]))
     _show(ax, image)
     size = images_in.shape[-1]
@@ -410,7 +411,7 @@ def traversal(
     zs = base.repeat(len(chosen), n, 1)  # row r sweeps dimension chosen[r]
     for row, k in enumerate(chosen):
         zs[row, :, k] = values
-    image = _tile_decoded(model, zs.reshape(len(chosen) * n, d), y, n)
+    image = tile_decoded(model, zs.reshape(len(chosen) * n, d), y, n)
     fig, ax = _figure(ax, figsize or (n, len(chosen) * 1.1))
     _show(ax, image)
     size = image.shape[0] // len(chosen)
@@ -419,9 +420,19 @@ def traversal(
     return fig
 
 
+def history_bound(history: History) -> str:
+    """What a History's ``*_total`` is, in words: the negative ELBO unless the History also
+    records it under another bound's name (``train_iwae``: the negative IWAE bound)."""
+    for name in BOUND_LABELS:
+        if name != "elbo" and (f"train_{name}" in history or f"val_{name}" in history):
+            return bound_label(name)
+    return bound_label("elbo")
+
+
 def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, float] = (12, 3.6)) -> Figure:
     """Train and validation total, reconstruction and KL per epoch (the notebook's live plot);
-    three panels, or every line on ``ax`` when one is given."""
+    three panels, or every line on ``ax`` when one is given. The total's legend names its bound
+    (:func:`history_bound`): "negative IWAE bound" for an IWAE run, not the ELBO."""
     from matplotlib.ticker import FixedLocator, MaxNLocator
 
     epochs = history["epoch"]
@@ -437,7 +448,8 @@ def loss_curves(history: History, ax: Axes | None = None, figsize: tuple[float, 
         for split, style in (("train", "-"), ("val", "--")):
             key = f"{split}_{term}"
             if key in history:
-                axis.plot(epochs, history[key], style, marker="o", label=f"{split} {term}")
+                label = f"{split} {term}" if term != "total" else f"{split} total ({history_bound(history)})"
+                axis.plot(epochs, history[key], style, marker="o", label=label)
         axis.set_xlabel("epoch")
         # integer epochs; with a single epoch the locator has no integer range to place, so name it
         axis.xaxis.set_major_locator(MaxNLocator(integer=True) if len(epochs) > 1 else FixedLocator(list(epochs)))

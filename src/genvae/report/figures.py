@@ -62,6 +62,11 @@ _LOOK = {
     "label's grid: z holds the style, the label the class (10.6e).",
     "scatter": "Look for separate clusters (z holds the class: 10.5b) or overlapping colours (z left the "
     "class to the label: 10.6g), and for a round cloud centred on 0, about ±2 wide, like N(0, I) (10.5g–h).",
+    "scatter-learned": "Look for separate clusters (z holds the class: 10.5b) or overlapping colours (z left "
+    "the class to the label: 10.6g), and for the cloud to sit where the prior's mass is: a learned prior "
+    "need not be round or centred on 0, so compare with the manifold's axes (the prior's central 95%).",
+    "scatter-conditional": "Look for overlapping colours (z left the class to the label: 10.6g): under a "
+    "conditional prior p(z | y) each label's codes sit around that label's prior mean, not around 0.",
     "reconstructions": "Look for each reconstruction (bottom) keeping the class of its input (top); "
     "blur is what a small code costs.",
     "samples": "Look for recognisable images of several classes; shapeless blobs are prior mass the "
@@ -80,12 +85,18 @@ def choose_figures(
     shown: list[ReportFigure] = []
     if len(history):
         curves = _png(viz.loss_curves(history), 80)
-        shown.append(ReportFigure("loss", "Loss curves (per-sample nats)", _LOOK["loss"], curves, wide=True))
+        bound = viz.history_bound(history)  # named when the total is not the ELBO
+        title = (
+            "Loss curves (per-sample nats)"
+            if bound == "negative ELBO"
+            else f"Loss curves (per-sample nats; total is the {bound})"
+        )
+        shown.append(ReportFigure("loss", title, _LOOK["loss"], curves, wide=True))
     if model.latent_dim >= 2:
         shown += _manifolds(model, kind, test)
     scatter = viz.latent_scatter(model, test.subset(slice(0, settings.eval_size)), figsize=(5.5, 4.6))
     title = "Posterior means of test images, coloured by label"
-    shown.append(ReportFigure("scatter", title, _LOOK["scatter"], _png(scatter, 120)))
+    shown.append(ReportFigure("scatter", title, _LOOK[_scatter_caption(model)], _png(scatter, 120)))
     recon = _png(viz.reconstructions(model, test, n=12), 80)
     shown.append(ReportFigure("reconstructions", "Reconstructions", _LOOK["reconstructions"], recon, wide=True))
     shown += _sample_figures(model, kind, test)
@@ -102,19 +113,42 @@ def _class_names(test: ImageDataset, k: int) -> list[str]:
     return [test.classes[i] if i < len(test.classes) else str(i) for i in range(k)]
 
 
+def _scatter_caption(model: VAE) -> str:
+    """The scatter's caption for the model's prior: only N(0, I) promises a round cloud at 0."""
+    if model.prior.conditional:
+        return "scatter-conditional"
+    return "scatter" if viz.prior_range(model) == [(-2.0, 2.0)] * 2 else "scatter-learned"
+
+
+def _range_note(model: VAE, y: int | None = None) -> str:
+    """What the manifold's grid spans, for the model's prior (see :func:`genvae.viz.prior_range`)."""
+    if model.prior.conditional:
+        return " The grid spans the central 95% of this label's prior p(z | y) in each dimension."
+    spans = viz.prior_range(model, y)
+    if spans == [(-2.0, 2.0)] * 2:
+        return " The grid spans ±2 in each dimension, the central 95% of the prior N(0, I)."
+    shown = ", ".join(f"z[{d}] from {low:.1f} to {high:.1f}" for d, (low, high) in enumerate(spans))
+    return f" The grid spans the central 95% of the learned prior ({shown}), not ±2: its mass sits there."
+
+
 def _manifolds(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigure]:
     size = (5.0, 5.0)  # a grid cell's width; the decoded images are drawn at 160 dpi to stay sharp
     if not kind.conditional:
         linear = _png(viz.latent_manifold(model, figsize=size), 160)
         quantile = _png(viz.latent_manifold(model, grid="quantile", figsize=size), 160)
+        note = _range_note(model)
         return [
-            ReportFigure("manifold", "Latent manifold (linear grid)", _LOOK["manifold"], linear),
-            ReportFigure("manifold-quantile", "Latent manifold (quantile grid)", _LOOK["manifold-quantile"], quantile),
+            ReportFigure("manifold", "Latent manifold (linear grid)", _LOOK["manifold"] + note, linear),
+            ReportFigure(
+                "manifold-quantile", "Latent manifold (quantile grid)", _LOOK["manifold-quantile"] + note, quantile
+            ),
         ]
     shown = []
     for label, name in enumerate(_class_names(test, kind.classes)):
         fig = viz.latent_manifold(model, y=label, n=15, figsize=(3.2, 3.2))  # a cell of the finer grid
-        look = _LOOK["manifold-label"] if label == 0 else "Compare with the other labels' grids."
+        look = "Compare with the other labels' grids."
+        if label == 0:
+            look = _LOOK["manifold-label"] + _range_note(model, label)
         title = f"Latent manifold for label {label} ({name})"
         shown.append(ReportFigure(f"manifold-label-{label}", title, look, _png(fig, 150)))
     return shown

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genvae.data import ImageDataset, load_dataset
+from genvae.report.bounds import RunBound, run_bound
 from genvae.report.evaluation import ReportSettings, RunEvaluation, evaluate_run, write_evaluation
 from genvae.report.figures import ReportFigure, choose_figures
 from genvae.report.kinds import RunKind, run_kind
@@ -53,6 +54,11 @@ class RunView:
     def anchor(self, key: str) -> str | None:
         """The id of the figure ``key`` of this run, or None when the run has no such figure."""
         return f"{self.slug}-{key}" if any(s.key == key for s in self.shown) else None
+
+    @property
+    def bound(self) -> RunBound:
+        """The objective's bound (what ``metrics.json``'s ``total`` is) and its test value."""
+        return run_bound(self.metrics, self.config)
 
     @property
     def test_terms(self) -> tuple[float, float] | None:

@@ -13,8 +13,11 @@ __all__ = ["accumulate", "averages"]
 
 def accumulate(sums: dict[str, torch.Tensor], terms: ELBOTerms, n: int, with_loss: bool = False) -> int:
     """Add a batch's per-sample means, weighted by its size ``n``, without waiting for the
-    device; returns ``n``."""
+    device; returns ``n``. ``total`` is also recorded under its bound's name when that is not the
+    ELBO (``iwae``: see :attr:`ELBOTerms.bound <genvae.losses.ELBOTerms>`)."""
     values = {"total": terms.total, "recon": terms.recon, "kl": terms.kl, **terms.extra}
+    if terms.bound != "elbo":
+        values[terms.bound] = terms.total
     if with_loss:
         values["loss"] = terms.loss
     for key, value in values.items():

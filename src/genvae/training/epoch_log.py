@@ -89,8 +89,11 @@ class EpochLog(Callback):
         )
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
-        """Print the epoch's line: each split's total, the wall time and the images per second."""
+        """Print the epoch's line: each split's total (named by its bound when that is not the
+        ELBO: ``train_iwae``), the wall time and the images per second."""
         seconds = self.clock() - self._start
-        figures = [f"{key} {logs[key]:.5g}" for key in ("train_total", "val_total") if key in logs]
+        bound = getattr(trainer.objective, "bound_name", "elbo")  # name −L_k as such, not "total"
+        names = ("train_total", "val_total") if bound == "elbo" else (f"train_{bound}", f"val_{bound}")
+        figures = [f"{key} {logs[key]:.5g}" for key in names if key in logs]
         self._print(f"epoch {epoch}/{trainer.max_epochs}: {', '.join(figures)}, {seconds:.1f} s"
                     f"{self._speed(trainer, seconds)}")  # fmt: skip

@@ -45,6 +45,11 @@ class History:
     the same with ``val_`` when there is validation data, and ``time`` (seconds). All losses are
     per-sample averages in nats, weighted exactly by batch size.
 
+    ``*_total`` is the objective's own negative bound (:attr:`genvae.losses.Objective.bound_name`):
+    the negative ELBO, ``recon + kl``, for the ELBO and β-TCVAE. When the bound is another one, the
+    History records it under that name as well (``train_iwae`` and ``val_iwae`` for IWAE,
+    ``*_m2`` for M2), and the negative ELBO is ``*_recon + *_kl``.
+
     Example:
         >>> h = History([{"epoch": 1, "train_total": 160.0}, {"epoch": 2, "train_total": 150.0}])
         >>> h["train_total"]
