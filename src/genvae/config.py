@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from genvae._hub_files import HUB_MODEL_FILE, HUB_WEIGHTS_FILE, download
 from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
 from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
@@ -49,8 +50,6 @@ __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FI
 #: The file that describes a saved model (and names its weights file).
 MODEL_FILE = "model.json"
 LEGACY_WEIGHTS_FILE = "weights.pt"  # format 1
-#: A folder laid out for the Hugging Face Hub (genvae.hub): model.json's content and the weights, by these names.
-HUB_MODEL_FILE, HUB_WEIGHTS_FILE = "config.json", "model.safetensors"
 #: The version of ``model.json`` that :func:`save` writes; :func:`load` reads it and format 1.
 FORMAT_VERSION = 3
 #: Bounds checked before ``model.json`` is parsed: its size, and how deeply its JSON nests.
@@ -271,8 +270,6 @@ def load(
             the model; the message names the file and the field.
     """
     if isinstance(directory, str) and directory.startswith("hf://"):  # a model on the Hugging Face Hub
-        from genvae.hub import download
-
         directory = download(directory)
     root = Path(directory)
     shown = root / MODEL_FILE

@@ -16,23 +16,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from genvae._hub_files import (
+    CARD_FILE,
+    HUB_MODEL_FILE,
+    HUB_PREFIX,
+    HUB_WEIGHTS_FILE,
+    check_repo_id,
+    download,
+    huggingface_hub,
+)
 from genvae._io import atomic_write, locked_dir
 from genvae._version import __version__
-from genvae.config import HUB_MODEL_FILE, HUB_WEIGHTS_FILE, MODEL_FILE, save
+from genvae.config import MODEL_FILE, save
 
 __all__ = ["HUB_PREFIX", "download", "push_to_hub", "save_for_hub"]
 
 #: How :func:`genvae.load` is told to fetch a model from the Hub: ``hf://owner/name[@revision]``.
-HUB_PREFIX = "hf://"
-CARD_FILE = "README.md"
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 _CARD = """---
 library_name: genvae
 tags:
@@ -53,15 +58,6 @@ model = gv.load("hf://{repo_id}")
 `config.json` holds the model's constructor arguments (genvae rebuilds the model from them) and
 `model.safetensors` its weights.
 """
-
-
-def _hub() -> Any:
-    """The ``huggingface_hub`` module, or a one-line error naming the extra that installs it."""
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise ImportError("the Hugging Face Hub needs the huggingface_hub package: pip install 'genvae[hub]'") from None
-    return huggingface_hub
 
 
 def save_for_hub(model: nn.Module, directory: str | os.PathLike[str], *, repo_id: str | None = None) -> Path:
@@ -101,8 +97,8 @@ def push_to_hub(
     """Upload ``model`` to the Hub repository ``repo_id`` (``owner/name``, created if needed), laid
     out by :func:`save_for_hub`; returns huggingface_hub's commit information. Load it back with
     ``gv.load("hf://owner/name")``. ``token`` defaults to the one ``hf auth login`` stored."""
-    _check_repo_id(repo_id)
-    hub = _hub()
+    check_repo_id(repo_id)
+    hub = huggingface_hub()
     api = hub.HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="genvae-hub-") as folder:
         save_for_hub(model, folder, repo_id=repo_id)
@@ -110,29 +106,3 @@ def push_to_hub(
         return api.upload_folder(
             repo_id=repo_id, folder_path=folder, revision=revision, commit_message=commit_message, repo_type="model"
         )
-
-
-def download(address: str) -> Path:
-    """The local folder (in huggingface_hub's cache) of the model at ``hf://owner/name[@revision]``:
-    downloaded, or found in the cache (offline with ``HF_HUB_OFFLINE=1``)."""
-    repo_id, _, revision = address.removeprefix(HUB_PREFIX).partition("@")
-    _check_repo_id(repo_id, address)
-    if "@" in address and not revision:
-        raise ValueError(f"directory: expected hf://owner/name@revision, got {address!r} (an empty revision)")
-    hub = _hub()
-    try:
-        folder = hub.snapshot_download(
-            repo_id, revision=revision or None, allow_patterns=[HUB_MODEL_FILE, HUB_WEIGHTS_FILE, CARD_FILE]
-        )
-    except Exception as err:  # huggingface_hub's errors: not found, offline and not cached, no access
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise FileNotFoundError(
-            f"directory: cannot fetch {address!r} from the Hub ({type(err).__name__}: {first})"
-        ) from None
-    return Path(folder)
-
-
-def _check_repo_id(repo_id: str, address: str | None = None) -> None:
-    if not isinstance(repo_id, str) or not _REPO_ID.fullmatch(repo_id) or ".." in repo_id:
-        what = f"hf://owner/name[@revision], got {address!r}" if address else f"'owner/name', got {repo_id!r}"
-        raise ValueError(f"{'directory' if address else 'repo_id'}: expected {what}")

@@ -7,7 +7,8 @@ from typing import Any
 
 from torch import nn
 
-import genvae as gv
+from genvae import decoders, encoders
+from genvae.models import VAE, ConditionalVAE
 
 __all__ = ["KINDS", "build_model"]
 
@@ -27,7 +28,7 @@ def build_model(
     prior: str = "normal",
     activation: str = "relu",
     width: int = 4,
-) -> gv.VAE:
+) -> VAE:
     """A tiny :class:`~genvae.VAE` (``classes=0``) or :class:`~genvae.ConditionalVAE` (``classes``
     classes) for ``(channels, size, size)`` inputs: an MLP or convolutional (``kind``) encoder and
     decoder of width ``width``, and the named conditioner, likelihood, prior and activation (any
@@ -38,13 +39,11 @@ def build_model(
     enc: nn.Module
     dec: nn.Module
     if kind == "mlp":
-        enc = gv.encoders.MLPEncoder((channels, size, size), hidden=(width, width), activation=activation, **cond)
-        dec = gv.decoders.MLPDecoder(latent, (channels, size, size), hidden=(width,), activation=activation, **cond)
+        enc = encoders.MLPEncoder((channels, size, size), hidden=(width, width), activation=activation, **cond)
+        dec = decoders.MLPDecoder(latent, (channels, size, size), hidden=(width,), activation=activation, **cond)
     else:
-        enc = gv.encoders.ConvEncoder(
-            channels, size, channels=(width, 4), hidden=(width,), activation=activation, **cond
-        )
-        dec = gv.decoders.ConvDecoder(latent, channels, size, channels=(4, width), activation=activation, **cond)
+        enc = encoders.ConvEncoder(channels, size, channels=(width, 4), hidden=(width,), activation=activation, **cond)
+        dec = decoders.ConvDecoder(latent, channels, size, channels=(4, width), activation=activation, **cond)
     if classes:
-        return gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=classes, likelihood=likelihood, prior=prior)
-    return gv.VAE(enc, dec, latent_dim=latent, likelihood=likelihood, prior=prior)
+        return ConditionalVAE(enc, dec, latent_dim=latent, num_classes=classes, likelihood=likelihood, prior=prior)
+    return VAE(enc, dec, latent_dim=latent, likelihood=likelihood, prior=prior)
