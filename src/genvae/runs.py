@@ -238,9 +238,11 @@ class RunDir:
             return f"{published} and the unfinished training of another"
         return published
 
-    def lock(self) -> RunLock:
-        """The run's lock (use as a context manager; creates the directory)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+    def lock(self, *, create: bool = True) -> RunLock:
+        """The run's lock (use as a context manager). ``create`` makes the directory first (a
+        writer's start); a reader of a published run, such as the report, passes False."""
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
         return RunLock(self.path / _LOCK, self.path)
 
     def start(
