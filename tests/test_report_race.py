@@ -53,7 +53,8 @@ def test_an_overwrite_while_the_report_writes_is_refused_and_the_report_is_of_on
     wait_for(pause)
     capsys.readouterr()
     assert main(["train", *TINY, "--seed", "3", "--overwrite", "--out", str(run)]) == 1
-    assert in_use(capsys.readouterr().err, run, pid, "genvae train")
+    err = capsys.readouterr().err
+    assert in_use(err, run, pid, "genvae train") and err.endswith("; wait for it to finish or use another --out\n")
     (tmp_path / "paused.continue").touch()
     assert worker.exit_status() == 0
     assert generations(run) == old and RunDir(run).config()["seed"] == 0 and published_together(run)
@@ -72,7 +73,9 @@ def test_a_report_while_an_overwrite_publishes_is_refused_and_leaves_no_folder_b
     wait_for(pause)
     capsys.readouterr()
     assert main(["report", str(run), "--k", "2", "--eval-size", "16"]) == 1
-    assert in_use(capsys.readouterr().err, run, pid, "genvae report")
+    err = capsys.readouterr().err
+    assert in_use(err, run, pid, "genvae report")
+    assert err.endswith("; wait for it to finish, then write the report again\n")
     (tmp_path / "paused.continue").touch()
     assert worker.exit_status() == 0
     new = generations(run)

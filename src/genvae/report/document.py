@@ -42,7 +42,7 @@ def write_report(
     with contextlib.ExitStack() as held:
         for run in _distinct(dirs):
             run.require_published()  # before the lock, which would create a file in a stray folder
-            held.enter_context(run.lock(create=False))
+            held.enter_context(run.lock(create=False, advice="wait for it to finish, then write the report again"))
         step("report:locked")
         views = [view_run(i, run, settings, data, log or (lambda line: None)) for i, run in enumerate(dirs)]
         target = _target(Path(out), dirs)
