@@ -3,7 +3,7 @@
 It imports torch and genvae once, then runs each request (one JSON line on stdin) in a forked
 child, answering ``{"pid": ...}`` when the child starts and ``{"exit": ...}`` when it ends (the
 exit status, or minus the signal that killed it). A test can so signal a real process at an exact
-step of a save, a publication or training (the ``GENVAE_TEST_PAUSE_AT`` hook; training steps
+step of a save, a publication, training or a report (the ``GENVAE_TEST_PAUSE_AT`` hook; training steps
 through tests/pause_hook.py) for the cost of a fork, not of a Python start.
 
     python -m tests.runs_worker
@@ -20,6 +20,8 @@ import torch
 
 import genvae as gv
 from genvae.experiment import TrainConfig, train_run
+from genvae.report import ReportSettings, write_report
+from genvae.runs import RunDir
 from tests.pause_hook import PauseAt
 
 
@@ -42,7 +44,13 @@ def train(request: dict[str, Any]) -> None:
     train_run(config, request["out"], quiet=True, overwrite=overwrite, callbacks=[PauseAt()])
 
 
-ACTIONS = {"save": save, "train": train}
+def report(request: dict[str, Any]) -> None:
+    """The run's own report (``RUN/report.html``), with small evaluation sizes."""
+    settings = ReportSettings(eval_size=32, probe_size=64, k=2, classify_k=2, classify_size=16)
+    write_report([request["run"]], RunDir(request["run"]).report_path, settings)
+
+
+ACTIONS = {"save": save, "train": train, "report": report}
 
 
 def run_child(request: dict[str, Any]) -> None:

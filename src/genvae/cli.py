@@ -227,29 +227,49 @@ def _check_out(path: str) -> None:
         raise CLIError(f"--out: folder is not writable: {path!r}")
 
 
+#: The exit status of ``genvae train`` when the run was published but only its report failed.
+REPORT_FAILED = 3
+
+
 def _command_train(args: argparse.Namespace, callbacks: Iterable[Callback]) -> int:
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     config = TrainConfig(**fields)
-    settings = QUICK_REPORT if args.quick_report else None
     try:
         run = train_run(
             config, args.out, quiet=args.quiet, resume=args.resume, overwrite=args.overwrite, callbacks=callbacks
         )
     except DivergenceError as err:
-        if not args.no_report and is_main_process():
-            write_report([args.out], RunDir(args.out).report_file(), settings)
-        raise CLIError(f"{err}; the last finite state is published in {args.out}") from None
-    if not args.no_report and is_main_process():
-        write_report([run], RunDir(run).report_file(), settings)
+        failed = _train_report(args, args.out)
+        also = f"; {failed}" if failed else ""
+        raise CLIError(f"{err}; the last finite state is published in {args.out}{also}") from None
+    failed = _train_report(args, run)
+    if failed:
+        _say(f"genvae train: the run was published in {run}, but {failed}", sys.stderr)
+        return REPORT_FAILED
     _say(f"genvae train: wrote {run}")
     return 0
+
+
+def _train_report(args: argparse.Namespace, run: str | Path) -> str | None:
+    """Write the report of the run just published (unless ``--no-report``; rank 0 alone): None
+    when written, else what failed, in one line. The run stays published either way."""
+    if args.no_report or not is_main_process():
+        return None
+    try:
+        write_report([run], RunDir(run).report_path, QUICK_REPORT if args.quick_report else None)
+    except Exception as err:  # whatever stopped the report, the published run is complete
+        expected = isinstance(err, ValueError | KeyError | OSError | RunLockedError)
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        text = " ".join((text if expected else f"{type(err).__name__}: {text}").split())
+        return f"only its report failed ({text}); write it again with genvae report {run}"
+    return None
 
 
 def _command_report(args: argparse.Namespace, callbacks: Iterable[Callback]) -> int:
     settings = ReportSettings(eval_size=args.eval_size, k=args.k)
     if args.out is not None and Path(args.out).is_dir():
         raise CLIError(f"--out: expected the report's file name, got a folder: {args.out!r}")
-    target = Path(args.out) if args.out else RunDir(args.runs[0]).report_file()
+    target = Path(args.out) if args.out else RunDir(args.runs[0]).report_path
     write_report(args.runs, target, settings, log=lambda line: _say(f"genvae report: {line}"))
     _say(f"genvae report: wrote {args.out or RunDir(args.runs[0]).report_path}")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from genvae.experiment import TrainConfig, choose_dataset, load_splits, train_run
 from genvae.report import ReportSettings, write_report
 from genvae.runs import RunDir
+from genvae.training.distributed import is_main_process
 
 __all__ = ["DEMO_RUNS", "QUICK_REPORT", "demo"]
 
@@ -31,10 +32,10 @@ def demo(out: str, epochs: int, quick: bool, root: str | None, download: bool, o
     """Train the notebook's VAE and CVAE (and the VAE with latent size 8) on the best data
     available and write their report."""
     choice = choose_dataset(root, download)
-    print(f"genvae demo: data: {choice.summary}", flush=True)
+    _say(f"genvae demo: data: {choice.summary}")
     runs = {name: Path(out) / name for name in DEMO_RUNS}
     report = Path(out) / "report.html"  # the demo's own report, beside its run directories
-    print(f"genvae demo: runs in {out}: {', '.join(runs)}; report {report} (written at the end)", flush=True)
+    _say(f"genvae demo: runs in {out}: {', '.join(runs)}; report {report} (written at the end)")
     base = TrainConfig(dataset=choice.name, data_root=root, epochs=epochs)
     if quick:
         base.epochs, base.train_size, base.test_size = 1, 2000, 500
@@ -42,14 +43,22 @@ def demo(out: str, epochs: int, quick: bool, root: str | None, download: bool, o
     for name, run in runs.items():
         model, latent_dim, what = DEMO_RUNS[name]
         config = dataclasses.replace(base, model=model, latent_dim=latent_dim)
-        print(f"== {name}: {what}", flush=True)
+        _say(f"== {name}: {what}")
         train_run(config, run, data=data, notes={"dataset_choice": choice.details}, overwrite=overwrite)
+        if not is_main_process():
+            continue
         test = RunDir(run).metrics()["test"]
-        print(
+        _say(
             f"   test: {test['total']:.2f} nats per image (recon {test['recon']:.2f} + KL {test['kl']:.2f}); "
-            f"written to {run}",
-            flush=True,
+            f"written to {run}"
         )
-    print("== report: evaluating the models and drawing their figures", flush=True)
-    write_report(list(runs.values()), report, QUICK_REPORT if quick else None)
-    print(f"genvae demo: wrote {report}", flush=True)
+    if is_main_process():  # under torchrun, rank 0 alone writes the report, as it alone speaks
+        _say("== report: evaluating the models and drawing their figures")
+        write_report(list(runs.values()), report, QUICK_REPORT if quick else None)
+        _say(f"genvae demo: wrote {report}")
+
+
+def _say(line: str) -> None:
+    """Print one line of the demo's progress; under torchrun, rank 0 alone speaks."""
+    if is_main_process():
+        print(line, flush=True)

@@ -59,13 +59,15 @@ class LockHolder:
 class RunLock:
     """The exclusive lock of one run directory (``RUN/.lock``): ``flock`` plus the holder's identity.
 
+    ``advice`` ends the message of :class:`RunLockedError` (what the refused process can do).
+
     Attributes:
         stale: the holder recorded by a process that died without releasing the lock (taken over),
             or None.
     """
 
-    def __init__(self, path: Path, run: Path) -> None:
-        self.path, self.run = path, run
+    def __init__(self, path: Path, run: Path, advice: str = "wait for it to finish or use another --out") -> None:
+        self.path, self.run, self.advice = path, run, advice
         self.stale: LockHolder | None = None
         self._fd: int | None = None
 
@@ -84,9 +86,7 @@ class RunLock:
             holder = LockHolder.parse(_read_fd(fd))
             os.close(fd)
             who = str(holder) if holder else "an unknown process"
-            raise RunLockedError(
-                f"{self.run}: in use by another genvae process ({who}); wait for it to finish or use another --out"
-            ) from None
+            raise RunLockedError(f"{self.run}: in use by another genvae process ({who}); {self.advice}") from None
         self.stale = LockHolder.parse(_read_fd(fd))  # what a dead holder left behind
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": now()}
         try:

@@ -238,10 +238,15 @@ class RunDir:
             return f"{published} and the unfinished training of another"
         return published
 
-    def lock(self) -> RunLock:
-        """The run's lock (use as a context manager; creates the directory)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        return RunLock(self.path / _LOCK, self.path)
+    def lock(self, *, create: bool = True, advice: str | None = None) -> RunLock:
+        """The run's lock (use as a context manager). ``create`` makes the directory first (a
+        writer's start); a reader of a published run, such as the report, passes False. ``advice``
+        ends the refusal's message (by default: wait, or use another ``--out``)."""
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        if advice is None:
+            return RunLock(self.path / _LOCK, self.path)
+        return RunLock(self.path / _LOCK, self.path, advice)
 
     def start(
         self,

@@ -11,7 +11,8 @@ whose checksum is valid but whose content is not what a checkpoint holds is refu
 :class:`CheckpointError` that names the file and what is wrong (:func:`check_fields` checks the
 fields a reader needs; :func:`check_trainer_payload` every field of a Trainer's checkpoint, since
 the checksum guards against corruption, not against a crafted file). Only a regular file is read,
-and no more of it than its size (a directory, a FIFO or a link to ``/dev/zero`` is refused).
+and no more of it than its size (a directory, a FIFO or a link to ``/dev/zero`` is refused), and
+no more than its header line when that is not a checkpoint's (a sparse 1 GB file is not read whole).
 """
 
 from __future__ import annotations
@@ -210,7 +211,10 @@ def _read_regular_file(path: str | os.PathLike[str]) -> bytes:
         os.close(fd)
         raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(info.st_mode)}")
     with os.fdopen(fd, "rb") as fh:
-        return fh.read(info.st_size)
+        head = fh.read(len(_MAGIC) + 65)  # the header line: a file that is no checkpoint is not read on
+        if not head.startswith(_MAGIC):
+            raise CheckpointError(f"{path}: not a genvae checkpoint (bad header)")
+        return head + fh.read(max(info.st_size - len(head), 0))
 
 
 def _kind(mode: int) -> str:
