@@ -20,7 +20,8 @@ from safetensors.torch import save as safetensors_bytes
 import genvae as gv
 from genvae.training import CheckpointError, read_checkpoint, write_checkpoint
 from genvae.training.checkpoint import check_trainer_payload
-from tests.test_training import tiny_data, tiny_model
+from tests.helpers import tiny_data
+from tests.helpers import tiny_vae as tiny_model
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy"
 REFERENCE = json.loads((LEGACY / "reference.json").read_text())
