@@ -80,7 +80,7 @@ def test_an_epochs_mean_loss_is_the_papers_objective_over_n_whatever_the_oversam
     x, y = dataset(12)
     data = partially_labeled((x, y), n_labels=3, seed=0, labelled_share=share)
     assert data.labelled_fraction == pytest.approx(3 / 12)
-    objective = SemiSupervisedELBO(alpha=0.3, reconstruction=recon_term, kl=kl_term)
+    objective = SemiSupervisedELBO(alpha=0.3, reconstruction=recon_term, kl=kl_term, weighting="paper")
     objective.bind_data(data)
     assert objective.repeats == data.repeats and (share is None) == (data.repeats == 1)
     order = data.epoch_order(len(data), 5, torch.Generator().manual_seed(0))
@@ -103,7 +103,8 @@ def test_the_batch_weighting_keeps_the_former_recipe() -> None:
     model = tiny()
     x, y = dataset(8)
     y[::2] = UNLABELLED
-    objective = SemiSupervisedELBO(alpha=0.7, weighting="batch")
+    objective = SemiSupervisedELBO(alpha=0.7)
+    assert objective.weighting == "batch" and SemiSupervisedELBO().alpha == 5.0  # the measured defaults
     objective.bind_data(partially_labeled((x, torch.arange(8) % K), n_labels=2, labelled_share=0.5))
     torch.manual_seed(0)
     terms = objective.compute(model, x, y)
@@ -111,7 +112,7 @@ def test_the_batch_weighting_keeps_the_former_recipe() -> None:
     expected = terms.total + 0.7 * ce / 4  # every row's bound once, α × the batch's mean cross-entropy
     assert terms.loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert objective.config()["weighting"] == "batch"
-    with pytest.raises(ValueError, match="weighting: expected 'paper' or 'batch', got 'kingma'"):
+    with pytest.raises(ValueError, match="weighting: expected 'batch' or 'paper', got 'kingma'"):
         SemiSupervisedELBO(weighting="kingma")
 
 
@@ -119,7 +120,7 @@ def test_oversampling_weighs_a_labelled_copy_one_in_repeats() -> None:
     x, y = dataset(40)
     data = partially_labeled((x, y), n_labels=4, labelled_share=0.5, seed=0)
     assert data.repeats == 9 and len(data) == 36 + 36
-    objective = SemiSupervisedELBO(alpha=0.1)
+    objective = SemiSupervisedELBO(alpha=0.1, weighting="paper")
     objective.bind_data(data)
     unlabelled, labelled, ce = objective.row_weights(n_labelled=5, batch=10)
     s = 1 - 0.1 + 9 * 0.1
