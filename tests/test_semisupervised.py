@@ -150,7 +150,7 @@ def test_beta_and_schedule_factors_weight_the_kl_of_z_only() -> None:
     assert objective.kl_weight == 0.5
     without_ce = terms.loss - objective.alpha * (terms.extra["classification"] * 4 / 2)
     assert without_ce.item() == pytest.approx((terms.recon + 0.5 * terms.kl + terms.extra["label"]).item(), rel=1e-5)
-    assert objective.config() == {"alpha": 5.0, "beta": 2.0, "reconstruction": "nll", "kl": "kl", "weighting": "batch"}
+    assert objective.config() == {"alpha": 5.0, "beta": 2.0, "reconstruction": "nll", "kl": "kl"}
 
 
 def test_the_objective_refuses_other_outputs_and_bad_weights() -> None:

@@ -415,8 +415,10 @@ class SemiSupervisedELBO(Objective):
         return rows[:n_labelled].sum(), (q * rows[n_labelled:].reshape(-1, k)).sum()
 
     def config(self) -> dict[str, Any]:
-        """α, β, the terms by name and the weighting."""
-        return {"alpha": self.alpha, "beta": self.beta, **self._names, "weighting": self.weighting}
+        """α, β, the terms by name and the weighting (when ``"paper"``)."""
+        # the weighting only when it is not the former one: older checkpoints resume as they were
+        weighting = {"weighting": self.weighting} if self.weighting != "batch" else {}
+        return {"alpha": self.alpha, "beta": self.beta, **self._names, **weighting}
 
     def __repr__(self) -> str:
         terms = ", ".join(f"{k}={v!r}" for k, v in self._names.items())
