@@ -49,7 +49,8 @@ def _checked_objective(objective: Any, model: Any) -> Any:
     """The objective to train with: ``objective``, checked, or the model's own (the objective
     registered under its ``default_objective`` name; the ELBO for a model that names none)."""
     if objective is None:
-        return objectives.get(getattr(model, "default_objective", "elbo"))()
+        name = getattr(model, "default_objective", "elbo")
+        return objectives.get(name if isinstance(name, str) else "elbo")()
     if isinstance(objective, type):  # gv.IWAE for gv.IWAE(k=...): a class is callable too
         raise TypeError(
             f"objective: expected an Objective instance, got the class {objective.__name__}; "
