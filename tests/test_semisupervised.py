@@ -150,7 +150,7 @@ def test_beta_and_schedule_factors_weight_the_kl_of_z_only() -> None:
     assert objective.kl_weight == 0.5
     without_ce = terms.loss - objective.alpha * (terms.extra["classification"] * 4 / 2)
     assert without_ce.item() == pytest.approx((terms.recon + 0.5 * terms.kl + terms.extra["label"]).item(), rel=1e-5)
-    assert objective.config() == {"alpha": 0.1, "beta": 2.0, "reconstruction": "nll", "kl": "kl"}
+    assert objective.config() == {"alpha": 5.0, "beta": 2.0, "reconstruction": "nll", "kl": "kl"}
 
 
 def test_the_objective_refuses_other_outputs_and_bad_weights() -> None:
@@ -428,7 +428,7 @@ def test_seed_m2_has_the_notebook_networks_and_a_conv_classifier() -> None:
     assert count == sum(p.numel() for p in cvae.parameters()) == 200_725
     assert isinstance(model.classifier, ConvClassifier)
     assert sum(p.numel() for p in model.classifier.parameters()) == 421_642
-    assert isinstance(model.default_objective(), SemiSupervisedELBO)
+    assert isinstance(gv.losses.objectives.get(model.default_objective)(), SemiSupervisedELBO)
 
 
 def test_seed_m2_draws_the_networks_seed_cvae_draws_under_the_same_seed() -> None:

@@ -4,6 +4,7 @@
 >>> model = gv.presets.seed_vae(latent_dim=2)
 """
 
+import genvae._output_tree
 import genvae._startup  # noqa: F401  (first: Ctrl-C while the `genvae` command starts prints one line)
 from genvae import (
     classifiers,

@@ -71,7 +71,7 @@ class TrainConfig:
     ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
     Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
     of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
-    ``trains_with``, first entry; ``"elbo"`` where it has none), see :func:`build_objective`
+    ``default_objective``), see :func:`build_objective`
     (``k``: IWAE's samples). ``labels`` keeps that many training labels (balanced over the
     classes) for the semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files."""
 
@@ -186,12 +186,14 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
 
 
 def objective_name(config: TrainConfig, model: torch.nn.Module) -> str:
-    """The objective ``config`` names, or the model's own: a model class may list the objectives
-    it trains with in its attribute ``trains_with`` (the first is its default; M2 lists ``"m2"``),
-    and such an objective trains only the models that list it."""
+    """The objective ``config`` names, or the model's own (its class attribute
+    ``default_objective``, as for :class:`~genvae.Trainer`; ``"elbo"`` for a VAE, ``"m2"`` for M2).
+    A model class may also list in ``trains_with`` the only objectives it trains with (M2 lists
+    ``"m2"``), and such an objective trains only the models that list it."""
     own: tuple[str, ...] = getattr(model, "trains_with", ())
     if config.objective is None:
-        return own[0] if own else "elbo"
+        default = getattr(model, "default_objective", "elbo")
+        return default if isinstance(default, str) else "elbo"
     if own and config.objective not in own:
         raise ConfigError(
             f"--objective: the model {config.model!r} trains with its own bound; "

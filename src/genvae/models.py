@@ -17,13 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils import _pytree as pytree
 
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
@@ -85,34 +85,6 @@ class VAEOutput:
         return self.likelihood.log_prob(x, self.params)
 
 
-# A pytree, so that ``torch.export.export(model, (x,))`` can return one: the tensors are its
-# children, the likelihood and the prior (modules of the model) its context.
-_OUTPUT_TENSORS = ("params", "mean", "logvar", "z", "c")
-
-
-def _flatten_output(out: VAEOutput) -> tuple[list[Any], Any]:
-    return [getattr(out, name) for name in _OUTPUT_TENSORS], (out.likelihood, out.prior)
-
-
-def _flatten_output_with_keys(out: VAEOutput) -> tuple[list[tuple[Any, Any]], Any]:
-    children, context = _flatten_output(out)
-    return [(pytree.GetAttrKey(name), child) for name, child in zip(_OUTPUT_TENSORS, children, strict=True)], context
-
-
-def _unflatten_output(children: Any, context: Any) -> VAEOutput:
-    params, mean, logvar, z, c = children
-    return VAEOutput(params, mean, logvar, z, likelihood=context[0], c=c, prior=context[1])
-
-
-pytree.register_pytree_node(
-    VAEOutput,
-    _flatten_output,
-    _unflatten_output,
-    serialized_type_name="genvae.models.VAEOutput",
-    flatten_with_keys_fn=_flatten_output_with_keys,
-)
-
-
 @register("vae")
 class VAE(nn.Module):
     """A variational autoencoder made of an encoder, a decoder and a likelihood.
@@ -129,6 +101,9 @@ class VAE(nn.Module):
             ``out_features`` attribute.
         prior: p(z): a registered name (``"normal"``, ``"mog"``, ``"vamp"``; see
             :mod:`genvae.priors`) or a :class:`~genvae.priors.Prior` object of its own.
+        logvar_range: ``(low, high)``: clamp the encoder's log-variances into this range (a hard
+            tanh, as the VampPrior reference does with (−6, 2)), which keeps q(z | x) from
+            collapsing or exploding early in training; None (the default) leaves them free.
 
     Example:
         >>> import torch, genvae as gv
@@ -145,6 +120,9 @@ class VAE(nn.Module):
     """
 
     conditional = False
+    #: The name in :data:`genvae.losses.objectives` of the objective this model trains with when the
+    #: Trainer is given none.
+    default_objective: str = "elbo"
     #: Check inputs (shape, finiteness, range) in the public methods. Costs one host sync per call.
     check_inputs = True
 
@@ -156,10 +134,12 @@ class VAE(nn.Module):
         likelihood: str | Likelihood = "bernoulli",
         feature_dim: int | None = None,
         prior: str | Prior = "normal",
+        logvar_range: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.condition_dim = 0
+        self.logvar_range = _checked_range(logvar_range)
         self._build(encoder, decoder, likelihood, feature_dim, {})
         self._attach_prior(prior)
 
@@ -272,7 +252,10 @@ class VAE(nn.Module):
         """Mean and log-variance of q(z | x) (q(z | x, c) given a condition from :meth:`condition`).
         No input checks: the building block that evaluation and objectives share."""
         h = self.encoder(x) if c is None else self.encoder(x, c)
-        return self.mean_head(h), self.logvar_head(h)
+        logvar = self.logvar_head(h)
+        if self.logvar_range is not None:
+            logvar = logvar.clamp(*self.logvar_range)
+        return self.mean_head(h), logvar
 
     def decoder_params(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw distribution parameters for latents ``z`` (and condition ``c``).
@@ -388,6 +371,7 @@ class ConditionalVAE(VAE):
         feature_dim: as for :class:`VAE`.
         prior: as for :class:`VAE`, and ``"conditional"`` for p(z | y)
             (:class:`~genvae.priors.ConditionalPrior`).
+        logvar_range: as for :class:`VAE`.
 
     Example:
         >>> import torch, genvae as gv
@@ -411,9 +395,11 @@ class ConditionalVAE(VAE):
         likelihood: str | Likelihood = "bernoulli",
         feature_dim: int | None = None,
         prior: str | Prior = "normal",
+        logvar_range: tuple[float, float] | None = None,
     ) -> None:
         nn.Module.__init__(self)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.logvar_range = _checked_range(logvar_range)
         if num_classes is not None:
             check_positive_int("num_classes", num_classes)
         if condition_dim is not None:
@@ -481,6 +467,19 @@ class ConditionalVAE(VAE):
     def extra_repr(self) -> str:
         """The latent size and the condition length, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, condition_dim={self.condition_dim}"
+
+
+def _checked_range(bounds: Any) -> tuple[float, float] | None:
+    """``logvar_range`` checked: None or ``(low, high)``, finite numbers with low < high."""
+    if bounds is None:
+        return None
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"logvar_range: expected (low, high) or None, got {bounds!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"logvar_range: expected finite (low, high) with low < high, got {bounds!r}")
+    return low, high
 
 
 def _as_module(name: str, part: Any) -> nn.Module:

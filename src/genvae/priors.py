@@ -375,10 +375,16 @@ class VampPrior(_MixturePriorBase):
     starting as the one-hot vector of class ``k mod condition_dim``, so the prior stays p(z): it
     does not depend on the condition of the input at hand.
 
+    With ``init="data"`` the pseudo-inputs start instead as K training images drawn at random,
+    as the reference implementation's ``use_training_data_init`` does: the
+    :class:`~genvae.Trainer` calls :meth:`initialize_from` with the training images at the start
+    of a fresh run (call it yourself when you train otherwise).
+
     Args:
         components: the number of pseudo-inputs K.
         bounds: the range ``(low, high)`` of the pseudo-inputs, or None.
         init_mean, init_std: the pseudo-inputs' initial mean and spread.
+        init: ``"noise"`` (the default: ``init_mean`` + ``init_std`` · noise) or ``"data"``.
     """
 
     def __init__(
@@ -387,8 +393,12 @@ class VampPrior(_MixturePriorBase):
         bounds: Sequence[float] | None = (0.0, 1.0),
         init_mean: float = 0.05,
         init_std: float = 0.01,
+        init: str = "noise",
     ) -> None:
         super().__init__(components)
+        if init not in ("noise", "data"):
+            raise ValueError(f"init: expected 'noise' or 'data', got {init!r}")
+        self.init = init
         if bounds is not None and (len(bounds) != 2 or not float(bounds[0]) < float(bounds[1])):
             raise ValueError(f"bounds: expected (low, high) with low < high, or None, got {bounds!r}")
         self.bounds = (float(bounds[0]), float(bounds[1])) if bounds is not None else None
@@ -414,6 +424,30 @@ class VampPrior(_MixturePriorBase):
             self.pseudo_conditions = nn.Parameter(F.one_hot(classes, self.condition_dim).float())
         # a bound method, not a submodule: the encoder stays the model's (one copy in the state dict)
         self._posterior = model.posterior
+
+    @torch.no_grad()
+    def initialize_from(self, images: torch.Tensor, *, generator: torch.Generator | None = None) -> None:
+        """Set the pseudo-inputs to K of ``images`` (``(N, *input_shape)``, e.g. the training
+        images) drawn at random without replacement (with replacement when N < K).
+
+        Raises:
+            RuntimeError: the prior is not attached to a model.
+            ValueError: the images are not of the pseudo-inputs' shape, or there are none.
+        """
+        if self._posterior is None:
+            raise RuntimeError("prior: this VampPrior is not attached to a model (pass it to gv.VAE(prior=...))")
+        shape = tuple(self.pseudo_inputs.shape[1:])
+        if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != shape or images.shape[0] == 0:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise ValueError(
+                f"images: expected a non-empty tensor of shape (N, {', '.join(map(str, shape))}), got {got}"
+            )
+        n = images.shape[0]
+        if n >= self.components:
+            index = torch.randperm(n, generator=generator)[: self.components]
+        else:
+            index = torch.randint(n, (self.components,), generator=generator)
+        self.pseudo_inputs.copy_(images[index].to(self.pseudo_inputs.device, self.pseudo_inputs.dtype))
 
     def inputs(self) -> torch.Tensor:
         """The pseudo-inputs, in the data's range: ``(components, *input_shape)``."""

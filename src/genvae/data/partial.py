@@ -36,6 +36,13 @@ class PartiallyLabeledDataset(ImageDataset):
     Its :meth:`epoch_order` spreads the labelled images evenly over each epoch, so that every
     batch sees labels (whenever there are at least as many labels as batches).
     ``subset`` and ``binarized`` return a plain ``ImageDataset`` with the same −1 labels.
+
+    Args:
+        images, labels, num_classes, classes, name, binarize: as for
+            :class:`~genvae.data.ImageDataset`; labels of −1 mark the unlabelled images.
+        repeats: how many copies of each labelled image the dataset holds (its oversampling, see
+            :func:`partially_labeled`'s ``labelled_share``); the semi-supervised objective weighs
+            each copy 1/repeats (:class:`~genvae.semisupervised.SemiSupervisedELBO`).
     """
 
     def __init__(
@@ -46,8 +53,10 @@ class PartiallyLabeledDataset(ImageDataset):
         classes: Sequence[str] | None = None,
         name: str = "images",
         binarize: str | None = None,
+        repeats: int = 1,
     ) -> None:
         super().__init__(images, labels, num_classes=num_classes, classes=classes, name=name, binarize=binarize)
+        self.repeats = check_positive_int("repeats", repeats)
         if len(self) and (int(self.labels.min()) < UNLABELLED or int(self.labels.max()) >= self.num_classes):
             bad = int(self.labels.min()) if int(self.labels.min()) < UNLABELLED else int(self.labels.max())
             raise ValueError(f"labels: expected class indices in [0, {self.num_classes - 1}] or -1, got {bad}")
@@ -56,6 +65,14 @@ class PartiallyLabeledDataset(ImageDataset):
     def labelled(self) -> torch.Tensor:
         """Which images have a label, ``(N,)`` bool."""
         return self.labels != UNLABELLED
+
+    @property
+    def labelled_fraction(self) -> float:
+        """f = n_l / N: the share of labelled images among the distinct images (copies of an
+        oversampled labelled image count once); 0 for an empty dataset."""
+        n_labelled = int(self.labelled.sum())
+        distinct = len(self) - n_labelled + n_labelled / self.repeats
+        return n_labelled / self.repeats / distinct if distinct else 0.0
 
     def epoch_order(self, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
         """One epoch's order, a permutation of ``range(n)`` drawn with ``generator`` (the Trainer's,
@@ -119,22 +136,24 @@ def partially_labeled(
     keep = _balanced(labels, num_classes, n_labels, generator) if per_class else _any(labels, n_labels, generator)
     kept = torch.full_like(labels, UNLABELLED)
     kept[keep] = labels[keep]
+    repeats = 1
     if labelled_share is not None:
-        images, kept = _oversampled(images, kept, labelled_share)
-    return PartiallyLabeledDataset(images, kept, num_classes=num_classes, **meta)
+        images, kept, repeats = _oversampled(images, kept, labelled_share)
+    return PartiallyLabeledDataset(images, kept, num_classes=num_classes, repeats=repeats, **meta)
 
 
-def _oversampled(images: torch.Tensor, labels: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The unlabelled images once, then the labelled ones repeated to about ``share`` of the whole."""
+def _oversampled(images: torch.Tensor, labels: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The unlabelled images once, then the labelled ones repeated to about ``share`` of the
+    whole, and the number of copies of each."""
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         raise ValueError(f"labelled_share: expected a number between 0 and 1 (exclusive) or None, got {share!r}")
     known = labels != UNLABELLED
     n_labelled, n_unlabelled = int(known.sum()), int((~known).sum())
     if n_labelled == 0:
-        return images, labels
+        return images, labels, 1
     repeats = max(1, round(share / (1 - share) * n_unlabelled / n_labelled))
     index = torch.cat([(~known).nonzero().squeeze(1), known.nonzero().squeeze(1).repeat(repeats)])
-    return images[index], labels[index]
+    return images[index], labels[index], repeats
 
 
 def _describe(labels: torch.Tensor | None) -> str:

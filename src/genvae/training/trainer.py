@@ -6,15 +6,15 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from genvae._validation import check_non_negative, check_positive_int
+from genvae._validation import check_positive_int
 from genvae.inference import eval_mode
-from genvae.losses import ELBO, ELBOTerms
-from genvae.training import distributed, resume
+from genvae.losses import ELBOTerms, objectives
+from genvae.training import distributed, options, resume
 from genvae.training.averages import accumulate, averages
 from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
 from genvae.training.callbacks import Callback, ModelCheckpoint, ProgressBar
@@ -46,10 +46,12 @@ class DivergenceError(FloatingPointError):
         )
 
 
-def _checked_objective(objective: Any) -> Any:
-    """The objective to train with: ``objective``, checked, or the ELBO."""
+def _checked_objective(objective: Any, model: Any) -> Any:
+    """The objective to train with: ``objective``, checked, or the model's own (the objective
+    registered under its ``default_objective`` name; the ELBO for a model that names none)."""
     if objective is None:
-        return ELBO()
+        name = getattr(model, "default_objective", "elbo")
+        return objectives.get(name if isinstance(name, str) else "elbo")()
     if isinstance(objective, type):  # gv.IWAE for gv.IWAE(k=...): a class is callable too
         raise TypeError(
             f"objective: expected an Objective instance, got the class {objective.__name__}; "
@@ -66,11 +68,18 @@ class Trainer:
     Args:
         model: a :class:`~genvae.VAE` or :class:`~genvae.ConditionalVAE` (labels are passed to the
             latter).
-        objective: a :class:`~genvae.losses.Objective` (default :class:`~genvae.ELBO`), or any
-            function ``(out, x) -> ELBOTerms``.
+        objective: a :class:`~genvae.losses.Objective`, or any function ``(out, x) -> ELBOTerms``;
+            default: the model's own, named by its ``default_objective`` in
+            :data:`genvae.losses.objectives` (:class:`~genvae.ELBO` for a VAE,
+            :class:`~genvae.semisupervised.SemiSupervisedELBO` for M2).
         optimizer: a ``torch.optim.Optimizer`` over the model's parameters (default: Adam with
             learning rate ``lr``).
-        lr: the learning rate of the default optimiser.
+        lr: the learning rate of the default optimiser, or one per group of parameters by
+            submodule name, e.g. ``{"prior": 1e-3, "default": 5e-4}`` (see
+            :mod:`genvae.training.options`).
+        normalize_gradients: divide each parameter's gradient by its L2 norm before the step (the
+            VampPrior reference's AdamNormGrad).
+        clip_grad_norm: clip the global L2 norm of the gradients to this value (None: no clipping).
         max_epochs: epochs to train (a resumed run counts the epochs already done).
         batch_size: samples per batch for in-memory data and Datasets.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...
@@ -116,7 +125,7 @@ class Trainer:
         objective: Any = None,
         optimizer: torch.optim.Optimizer | None = None,
         *,
-        lr: float = 1e-3,
+        lr: float | Mapping[str, float] = 1e-3,
         max_epochs: int = 10,
         batch_size: int = 32,
         device: str | torch.device = "auto",
@@ -129,6 +138,8 @@ class Trainer:
         compile: bool | str = False,
         amp: str | None = None,
         quiet: bool = False,
+        normalize_gradients: bool = False,
+        clip_grad_norm: float | None = None,
     ) -> None:
         self.max_epochs = check_positive_int("max_epochs", max_epochs)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -140,7 +151,8 @@ class Trainer:
         self.model: Any = model.to(self.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.objective = _checked_objective(objective)
+        self.objective = _checked_objective(objective, model)
+        self.normalize_gradients, self.clip_grad_norm = bool(normalize_gradients), options.check_clip(clip_grad_norm)
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
         self._initial_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
         self.callbacks, self._speaks = _checked_callbacks(callbacks, quiet)
@@ -179,10 +191,9 @@ class Trainer:
             )
         self.amp, self.compile, self.channels_last = amp, compile, channels_last
 
-    def _default_optimizer(self, lr: float, fused: bool | None) -> torch.optim.Optimizer:
-        check_non_negative("lr", lr)
+    def _default_optimizer(self, lr: float | Mapping[str, float], fused: bool | None) -> torch.optim.Optimizer:
         use_fused = fused_adam_by_default(self.device) if fused is None else fused
-        return torch.optim.Adam(self.model.parameters(), lr=lr, fused=use_fused or None)
+        return torch.optim.Adam(options.param_groups(self.model, lr), fused=use_fused or None)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -296,6 +307,7 @@ class Trainer:
         self._train_samples = train_batches.num_samples
         if self.steps_per_epoch == 0:
             raise ValueError(f"train: expected at least one batch, got {train_batches.num_samples} samples")
+        options.prepare_from_data(self.model, self.objective, train, self.seed, fresh=fresh)
         if resume_from is not None:
             self.load_checkpoint(resume_from, check_settings=True)
         self.should_stop = False
@@ -378,6 +390,8 @@ class Trainer:
         terms: ELBOTerms = self._step_fn(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
+        if self.normalize_gradients or self.clip_grad_norm is not None:
+            options.adjust_gradients(self.model.parameters(), self.normalize_gradients, self.clip_grad_norm)
         self.optimizer.step()
         self.state.global_step += 1
         n = accumulate(sums, terms, x.shape[0], with_loss=True)
@@ -417,6 +431,7 @@ class Trainer:
         restores the random state itself.)"""
         config = getattr(self.objective, "config", None)
         return {
+            **options.gradient_settings(self.normalize_gradients, self.clip_grad_norm),
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "drop_last": self.drop_last,
