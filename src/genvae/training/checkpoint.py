@@ -212,7 +212,7 @@ def _read_regular_file(path: str | os.PathLike[str]) -> bytes:
         raise CheckpointError(f"{path}: expected a checkpoint file, got {_kind(info.st_mode)}")
     with os.fdopen(fd, "rb") as fh:
         head = fh.read(len(_MAGIC) + 65)  # the header line: a file that is no checkpoint is not read on
-        if not head.startswith(_MAGIC):
+        if not head.startswith((_MAGIC, _LEGACY_MAGIC)):  # both formats' magic has the same length
             raise CheckpointError(f"{path}: not a genvae checkpoint (bad header)")
         return head + fh.read(max(info.st_size - len(head), 0))
 
