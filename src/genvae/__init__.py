@@ -4,8 +4,11 @@
 >>> model = gv.presets.seed_vae(latent_dim=2)
 """
 
-import genvae._output_tree
-import genvae._startup  # noqa: F401  (first: Ctrl-C while the `genvae` command starts prints one line)
+# First, before torch: Ctrl-C while the `genvae` command starts prints one line, not a traceback.
+import genvae._startup
+
+# isort: split
+import genvae._output_tree  # noqa: F401  (registers VAEOutput as a pytree, for torch.export)
 from genvae import (
     classifiers,
     conditioners,

@@ -9,21 +9,21 @@ exits with status 130; :func:`genvae.cli.main` puts Python's handler back when i
 
 from __future__ import annotations
 
-import itertools
+# Only modules the interpreter has loaded before any user code (os, signal, sys): an import that
+# runs Python code (pathlib, say) is a window in which Ctrl-C would still print a traceback.
+import os
 import signal
 import sys
-from pathlib import Path
-from types import FrameType
 
 
 def _is_the_command() -> bool:
-    if Path(sys.argv[0]).name == "genvae":  # the console script
+    if os.path.basename(sys.argv[0]) == "genvae":  # the console script
         return True
     argv = getattr(sys, "orig_argv", [])  # while `python -m genvae` imports the package, argv[0] is "-m"
-    return any(a == "-m" and b == "genvae" for a, b in itertools.pairwise(argv))
+    return any(argv[i] == "-m" and argv[i + 1] == "genvae" for i in range(len(argv) - 1))
 
 
-def _interrupted(signum: int, frame: FrameType | None) -> None:
+def _interrupted(signum: int, frame: object) -> None:  # frame: a FrameType or None
     print("genvae: interrupted", file=sys.stderr, flush=True)
     raise SystemExit(130)
 
