@@ -29,6 +29,7 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from genvae._weights import json_depth
 from genvae.config import MAX_JSON_DEPTH
 
 __all__ = ["MAX_BYTES", "RunFileError", "read_history_records", "read_run_bytes", "read_run_json"]
@@ -51,8 +52,6 @@ MAX_BYTES: dict[str, int] = {
     "checkpoint": 16 << 30,  # the weights and the optimiser's state: a bound against sparse or runaway files
 }
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}  # fmt: skip
@@ -120,7 +119,7 @@ def read_run_json(path: str | os.PathLike[str], kind: str, *, follow_symlinks: b
         genvae.runfiles.RunFileError: RUN/metrics.json: test: expected an object of numbers, got []
     """
     text = _text(path, kind, read_run_bytes(path, kind, follow_symlinks=follow_symlinks))
-    if _depth(text) > MAX_JSON_DEPTH:
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise RunFileError(f"{path}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep, got deeper nesting")
     try:
         document = json.loads(text)
@@ -130,18 +129,6 @@ def read_run_json(path: str | os.PathLike[str], kind: str, *, follow_symlinks: b
         raise RunFileError(f"{path}: expected a JSON object, got {_json_type(document)}")
     check_fields(path, document, _SCHEMAS.get(kind, {}), _REQUIRED.get(kind, ()))
     return document
-
-
-def _depth(text: str) -> int:
-    """How deeply the brackets of JSON ``text`` nest (strings removed first), counted only up to
-    just past :data:`MAX_JSON_DEPTH`: a loop, so a file of 100,000 ``[`` cannot exhaust the stack."""
-    depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            break
-    return deepest
 
 
 def _json_type(value: Any) -> str:
