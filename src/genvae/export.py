@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genvae.inference import eval_mode
 from genvae.models import VAE
 
 __all__ = ["PARTS", "example_inputs", "to_onnx"]
@@ -135,20 +136,15 @@ def to_onnx(
     batch = torch.export.Dim("batch")
     shapes: dict[str, Any] = {name: {0: batch} for name in names}
     path = Path(path)
-    was_training = model.training
-    model.eval()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-            program = torch.onnx.export(
-                graph, inputs, input_names=names, output_names=outputs, dynamic_shapes=shapes,
-                opset_version=opset, dynamo=True, verbose=False,
-            )  # fmt: skip
-        if program is None:  # pragma: no cover - the dynamo exporter returns its program
-            raise RuntimeError("to_onnx: torch.onnx.export returned no program")
-        program.save(str(path))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        program = torch.onnx.export(
+            graph, inputs, input_names=names, output_names=outputs, dynamic_shapes=shapes,
+            opset_version=opset, dynamo=True, verbose=False,
+        )  # fmt: skip
+    if program is None:  # pragma: no cover - the dynamo exporter returns its program
+        raise RuntimeError("to_onnx: torch.onnx.export returned no program")
+    program.save(str(path))
     return path
 
 

@@ -10,6 +10,7 @@ import torch
 
 from genvae.config import load, save
 from genvae.gaussian import kl_per_dim, log_normal
+from genvae.inference import eval_mode
 from genvae.losses import ELBO
 from genvae.models import VAE
 from genvae.priors import GaussianPrior
@@ -39,18 +40,13 @@ def check_model(model: VAE, x: torch.Tensor, y: torch.Tensor | int | None = None
     Raises:
         AssertionError: a law does not hold; the message names it and what was found.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            _check_shapes(model, x, y)
-            _check_loss(model, x, y)
-            _check_kl(model, x, y)
-            _check_support(model, x, y)
-            if roundtrip:
-                _check_roundtrip(model, x, y)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        _check_shapes(model, x, y)
+        _check_loss(model, x, y)
+        _check_kl(model, x, y)
+        _check_support(model, x, y)
+        if roundtrip:
+            _check_roundtrip(model, x, y)
 
 
 def _expect(condition: bool, message: str) -> None:
