@@ -50,6 +50,11 @@ TRAIN = ["train", "--dataset", "synthetic-digits", "--train-size", "192", "--tes
          "--latent-dim", "2", "--device", "cpu", "--threads", "1", "--quiet", "--no-report"]  # fmt: skip
 REPORT = ["report", "--eval-size", "16", "--k", "2"]
 
+# Tries per kill asked for: a kill that lands after a fast operation (a save takes ~50 ms) ended
+# nothing and counts for nothing, so each operation tries until its kills are in. Bounded so a
+# broken operation cannot loop for ever (4 tries per kill fell short once in CI: 4 saves of 5).
+_ATTEMPTS_PER_KILL = 25
+
 
 # -- the helper process (imports torch and genvae once; forks a child per request) -----------------
 
@@ -359,7 +364,7 @@ def overwrite(check: Check, kills: int, old_run: Path) -> None:
     """Replace a finished run (seed 0) by another (seed 1), killed: the old run or the new one."""
     old, new = check.references[0], check.references[1]
     out = check.work / "overwrite"
-    for trial in range(4 * kills):
+    for trial in range(_ATTEMPTS_PER_KILL * kills):
         if check.tally.kills["overwrite"] >= kills:
             break
         shutil.rmtree(out, ignore_errors=True)
@@ -383,7 +388,7 @@ def save_model(check: Check, kills: int) -> None:
         digests[seed] = check.helper("inspect_model", dir=str(check.work / f"model-{seed}"))["result"]["weights"]
     check.helper("save", dir=str(folder), seed=100)
     current = 100
-    for _ in range(4 * kills):
+    for _ in range(_ATTEMPTS_PER_KILL * kills):
         if check.tally.kills["save"] >= kills:
             break
         other = 201 - current
@@ -410,7 +415,7 @@ def report(check: Check, kills: int, run: Path) -> None:
     if done["exit"] != 0:
         check.tally.fail("report", f"the uninterrupted report failed (status {done['exit']}); see {check.helper.log}")
     check.observe("report", done)
-    for _ in range(4 * kills):
+    for _ in range(_ATTEMPTS_PER_KILL * kills):
         if check.tally.kills["report"] >= kills:
             break
         done = check.helper("cli", check.instant("report"), args=[*REPORT, str(out)])
