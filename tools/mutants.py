@@ -85,7 +85,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "fused ignored", TRAINER,
-        "lr=lr, fused=use_fused or None)", "lr=lr, fused=None)",
+        "lr), fused=use_fused or None)", "lr), fused=None)",
         SPEED_TESTS, "Trainer(fused=True) builds a plain Adam",
     ),
     Mutant(

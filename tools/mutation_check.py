@@ -129,7 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", default=[], help="run only the mutant of this name (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--out", default=str(ROOT / "tools" / "mutation_results.md"), help="markdown table to write")
+    parser.add_argument("--out", default=None,
+                        help="markdown table to write (default tools/mutation_results.md; with --only, none: a "
+                             "partial run does not replace the full table)")  # fmt: skip
     parser.add_argument("--slow", action="store_true", help="include tests marked slow")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per test run")
     parser.add_argument("--all", action="store_true", help="run every test of a mutant (not -x): name all that fail")
@@ -171,8 +173,12 @@ def main() -> int:
         f"{'including' if args.slow else 'without'} those marked slow; "
         f"{'every failing test is named (up to 4)' if args.all else 'stopping at the first failure, which is named'}."
     )
-    Path(args.out).write_text(table(outcomes, header))
-    print(f"wrote {args.out}")
+    out = args.out or (None if args.only else str(ROOT / "tools" / "mutation_results.md"))
+    if out is None:
+        print(table(outcomes, header))
+    else:
+        Path(out).write_text(table(outcomes, header))
+        print(f"wrote {out}")
     return 0
 
 
