@@ -278,7 +278,7 @@ def run_semi(args: argparse.Namespace, argv: Sequence[str]) -> None:
     from m2_recipe import run as m2_run  # the recipe's networks and weighting, one place
 
     for labels in args.labels:
-        accuracy, labels_only, seconds = [], [], []
+        accuracy, labels_only, seconds, curves, draws = [], [], [], [], []
         for draw in args.draws:
             settings = argparse.Namespace(
                 mnist=args.root or str(MNIST_SPLIT),
@@ -295,27 +295,49 @@ def run_semi(args: argparse.Namespace, argv: Sequence[str]) -> None:
             accuracy.append(result["m2_accuracy"])
             labels_only.append(result["labels_only_accuracy"])
             seconds.append(result["m2_seconds"] / args.epochs)
-        row = {
-            "dataset": "mnist-8k",
-            "training_images": 600 if args.limit else 8000,
-            "labels": labels,
-            "draws": list(args.draws),
-            "accuracy": accuracy,
-            "labels_only": labels_only,
-            "epochs": args.epochs,
-            "recipe": {
-                "weighting": args.weighting,
-                "alpha": args.alpha,
-                "latent": args.latent,
-                "hidden": args.hidden,
-                "labelled_share": 0.5,
-                "classifier": "ConvClassifier(dropout=0.5)",
-            },
-            "seconds_per_epoch": sum(seconds) / len(seconds),
-            "machine": machine(),
-            "command": command_line(argv),
-        }
-        record(args.out, "semi_supervised", row, ("dataset", "training_images", "labels", "epochs", "recipe", "draws"))
+            curves.append([round(a, 4) for a in result["m2_accuracy_per_epoch"]])
+            draws.append(draw)
+            # written after every draw (the same command's row grows), so a stopped run keeps its draws
+            row = semi_row(args, argv, labels, draws, accuracy, labels_only, seconds, curves)
+            record(
+                args.out,
+                "semi_supervised",
+                row,
+                ("dataset", "training_images", "labels", "epochs", "recipe", "command"),
+            )
+
+
+def semi_row(
+    args: argparse.Namespace,
+    argv: Sequence[str],
+    labels: int,
+    draws: list[int],
+    accuracy: list[float],
+    labels_only: list[float],
+    seconds: list[float],
+    curves: list[list[float]],
+) -> dict[str, Any]:
+    return {
+        "dataset": "mnist-8k",
+        "training_images": 600 if args.limit else 8000,
+        "labels": labels,
+        "draws": list(draws),
+        "accuracy": accuracy,
+        "accuracy_per_epoch": curves,
+        "labels_only": labels_only,
+        "epochs": args.epochs,
+        "recipe": {
+            "weighting": args.weighting,
+            "alpha": args.alpha,
+            "latent": args.latent,
+            "hidden": args.hidden,
+            "labelled_share": 0.5,
+            "classifier": "ConvClassifier(dropout=0.5)",
+        },
+        "seconds_per_epoch": sum(seconds) / len(seconds),
+        "machine": machine(),
+        "command": command_line(argv),
+    }
 
 
 def run_bayes(args: argparse.Namespace, argv: Sequence[str]) -> None:
