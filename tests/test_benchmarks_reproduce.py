@@ -61,8 +61,8 @@ def test_the_page_says_whether_each_target_is_met_and_compares_only_the_same_reg
         ]
     }
     page = reproduce_docs.render(document)
-    assert "- vamp: +0.30 ± 0.10 nats against the target of +1.0: **missed**." in page
-    assert "- iwae-50: +2.00 ± 0.00 nats against the target of +1.5: met." in page
+    assert "- vamp: +0.30 ± 0.10 nats over the VAE, against the target of +1.0: **missed**." in page
+    assert "- iwae-50: +2.00 ± 0.00 nats over the VAE, against the target of +1.5: met." in page
     assert page.count("against the target") == 2  # the 50-epoch VampPrior has no VAE of its regime
     assert "Regime: 8,000 training images, 50 epochs" in page
 
