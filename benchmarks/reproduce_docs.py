@@ -26,6 +26,7 @@ PAPERS: dict[str, str] = {
 # the table's order: baselines first, then the family that changes one thing
 ORDER = ["vae", "vae-warmup", "iwae-5", "iwae-50", "vamp", "mog", "cvae", "conditional", "beta-tcvae"]
 M2_TARGET = (0.90, 0.05)  # issue 21: 100 labels, mean of 3 draws; points over labels only
+BAYES_STRETCH = 0.96  # issue 21's stretch target for the CVAE's Bayes-rule accuracy on the MNIST split
 M2_PAPER = {
     100: "Kingma et al. 2014, table 1: 88.03% (M2, 100 labels)",
     1000: "Kingma et al. 2014, table 1: 96.40% (M2, 1,000 labels)",
@@ -215,6 +216,13 @@ def bayes_section(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['latent_size']} | {r['epochs']} | {100 * r['accuracy']:.1f}% | {r['k']} "
             f"| {r['seconds_per_epoch']:.1f} |"
         )
+    best = max(rows, key=lambda r: r["accuracy"])
+    met = "met" if best["accuracy"] >= BAYES_STRETCH else "**missed**"
+    lines += [
+        "",
+        f"- Best: {100 * best['accuracy']:.1f}% (latent size {best['latent_size']}, {best['epochs']} epochs), against "
+        f"the stretch target of {100 * BAYES_STRETCH:.0f}%: {met}.",
+    ]
     lines += ["", "Commands:", "", *sorted({f"- `{r['command']}`" for r in rows}), ""]
     return lines
 
