@@ -1,6 +1,6 @@
 """genvae.training.trackers: MLflowLogger against a real tracking server started here (and the file
 store), WandbLogger in offline mode, each read back through the tracker's own reader (MlflowClient;
-the offline run's record file)."""
+the offline run's record file); and ``genvae train --mlflow`` / ``--wandb``."""
 
 from __future__ import annotations
 
@@ -24,9 +24,14 @@ import pytest
 import torch
 
 import genvae as gv
+from genvae.cli import main
+from genvae.runs import RunDir
 from genvae.training import Callback, MLflowLogger, ModelCheckpoint, TrackerError, WandbLogger
 from genvae.training.trackers import flat_params, redacted_uri
 from tests.helpers import tiny_data, tiny_vae
+
+CLI_RUN = ["--dataset", "synthetic-digits", "--train-size", "64", "--test-size", "32", "--batch-size", "32",
+           "--quiet", "--no-report"]  # fmt: skip
 
 
 def fit(callbacks: list[Callback], epochs: int = 3, resume_from: Path | None = None, **kwargs: Any) -> gv.Trainer:
@@ -180,6 +185,22 @@ def test_a_resumed_training_continues_its_run_on_the_server(mlflow_server: str, 
     check_logged_run(mlflow_server, second, trainer, tmp_path)
 
 
+@pytest.mark.slow
+def test_genvae_train_logs_to_the_server_and_keeps_the_password_out_of_its_files(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    uri = mlflow_server.replace("http://", "http://someone:hunter2@")  # a server without auth ignores them
+    out = tmp_path / "run"
+    flags = ["--mlflow", uri, "--mlflow-experiment", "cli"]
+    assert main(["train", *CLI_RUN, "--epochs", "1", *flags, "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["mlflow"] == mlflow_server.replace("http://", "http://***@")
+    assert "hunter2" not in "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    run = client(mlflow_server).get_run(config["trackers"]["mlflow"])
+    assert run.info.run_name == "run" and run.data.params["model"] == "vae" and "mlflow" not in run.data.params
+    assert [step for step, _ in metric_steps(mlflow_server, run.info.run_id, "val_total")] == [1]
+
+
 def test_the_file_store_receives_the_figures_the_settings_and_the_model(file_store: str, tmp_path: Path) -> None:
     logger = MLflowLogger(file_store, experiment="files")
     trainer = fit([logger])
@@ -235,6 +256,19 @@ def test_a_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_
         MLflowLogger("sqlite:///x.db")
     with pytest.raises(ImportError, match=r"^WandbLogger needs the wandb package: pip install 'genvae\[wandb\]'$"):
         WandbLogger("p")
+    assert main(["train", *CLI_RUN, "--wandb", "p", "--out", str(tmp_path / "r")]) == 1
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_genvae_train_refuses_an_unreachable_tracker_before_writing_anything(
+    file_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # MLflow's own retries would take minutes
+    out = tmp_path / "run"
+    assert main(["train", *CLI_RUN, "--mlflow", f"http://127.0.0.1:{free_port()}", "--out", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("genvae train: error: MLflowLogger: could not connect: ") and error.count("\n") == 1
+    assert not (out / "checkpoints").exists() and not RunDir(out).holds_run()
 
 
 def test_params_are_flattened_and_passwords_redacted() -> None:
@@ -244,6 +278,26 @@ def test_params_are_flattened_and_passwords_redacted() -> None:
     assert redacted_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     assert redacted_uri("databricks://profile") == "databricks://profile"
     assert redacted_uri("https://u:p@host/x?y=1") == "https://***@host/x?y=1"
+
+
+def test_genvae_train_resumes_with_other_tracker_flags_and_continues_the_same_run(
+    file_store: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train", *CLI_RUN, "--epochs", "1", "--mlflow", file_store, "--out", str(out)]) == 0
+    first = json.loads((out / "config.json").read_text())
+    run_id = first["trackers"]["mlflow"]
+    assert (first["mlflow"], first["mlflow_experiment"]) == (file_store, "genvae")
+    # with the same flag, the checkpoint's run continues
+    assert main(["train", *CLI_RUN, "--epochs", "2", "--mlflow", file_store, "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["trackers"] == {"mlflow": run_id}
+    assert [step for step, _ in metric_steps(file_store, run_id, "train_total")] == [1, 2]
+    assert client(file_store).get_run(run_id).data.params["dataset"] == "synthetic-digits"
+    # a resume without it is not refused, and logs nowhere (its checkpoints no longer name the run)
+    assert main(["train", *CLI_RUN, "--epochs", "3", "--out", str(out), "--resume"]) == 0
+    third = json.loads((out / "config.json").read_text())
+    assert (third["mlflow"], third["trackers"]) == (None, {})
+    assert [step for step, _ in metric_steps(file_store, run_id, "train_total")] == [1, 2]
 
 
 # -- W&B, offline ------------------------------------------------------------------------------
@@ -340,3 +394,13 @@ def test_a_resumed_training_reopens_its_wandb_run(wandb_home: Path, tmp_path: Pa
     assert len(list(wandb_home.glob(f"wandb/offline-run-*-{first.run_id}"))) == 2  # `wandb sync` joins them
     with pytest.raises(ValueError, match=r"mode: expected one of online, offline, disabled, got 'dryrun'"):
         WandbLogger("p", mode="dryrun")
+
+
+def test_genvae_train_logs_to_wandb_offline(wandb_home: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "run")
+    assert main(["train", *CLI_RUN, "--epochs", "1", "--wandb", "cli", "--wandb-mode", "offline", "--out", out]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["wandb"], config["wandb_mode"]) == ("cli", "offline")
+    logged = offline_run(tmp_path, config["trackers"]["wandb"])
+    assert logged["config"]["model"] == "vae" and logged["config"]["train_data"]["size"] == 64
+    assert [row["epoch"] for row in logged["history"]] == [1]

@@ -138,6 +138,15 @@ class _Tracker(Callback):
                 raise TypeError(f"run_id: expected a string, got {type(saved).__name__}")
             self.run_id = saved
 
+    def connect(self) -> None:
+        """Check that the tracker answers (``genvae train`` calls it before it writes anything); ``fit``
+        does not need it.
+
+        Raises:
+            TrackerError: the tracker cannot be reached or refused (one line).
+        """
+        self._guarded("connect", self._connect)
+
     def on_fit_start(self, trainer: Trainer) -> None:
         """Open the run (or continue ``run_id``) and log its parameters.
 
@@ -191,6 +200,9 @@ class _Tracker(Callback):
             raise TrackerError(f"{self._who()}: could not {what}: {text}") from err
 
     # -- what a tracker implements ----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Reach the tracker without opening a run (nothing to do for a tracker without a server)."""
 
     def _start(self, params: dict[str, Any], resume_id: str | None) -> None:
         """Open a run (continue ``resume_id`` if given), set ``run_id`` and log ``params``."""
@@ -266,17 +278,24 @@ class MLflowLogger(_Tracker):
         """``MLflowLogger{tracking_uri=..., experiment=...}`` (the URI without a password): one run per store."""
         return self._key_with(tracking_uri=redacted_uri(self.tracking_uri), experiment=self.experiment)
 
+    def _connect(self) -> None:
+        """Open the client and find (or create) the experiment: the store answers, or this raises."""
+        self._client = self._client_class(tracking_uri=self.tracking_uri)
+        self.experiment_id = self._experiment_id(self._client)
+
     def _start(self, params: dict[str, Any], resume_id: str | None) -> None:
         from mlflow.entities import Param, RunStatus
 
-        client = self._client = self._client_class(tracking_uri=self.tracking_uri)
-        flat = flat_params(params)
+        if self._client is None:
+            self._client = self._client_class(tracking_uri=self.tracking_uri)
+        client, flat = self._client, flat_params(params)
         if resume_id is not None:
             run = client.get_run(resume_id)
             client.update_run(resume_id, status=RunStatus.to_string(RunStatus.RUNNING))
             flat = {k: v for k, v in flat.items() if k not in run.data.params}  # MLflow's parameters are write-once
         else:
-            run = client.create_run(self._experiment_id(client), run_name=self.run_name, tags=self.tags)
+            run = client.create_run(self.experiment_id or self._experiment_id(client), run_name=self.run_name,
+                                    tags=self.tags)  # fmt: skip
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         items = [Param(k, v) for k, v in flat.items()]
         for first in range(0, len(items), 100):  # MLflow takes at most 100 parameters per request
