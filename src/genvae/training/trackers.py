@@ -375,7 +375,7 @@ class WandbLogger(_Tracker):
             raise ValueError(f"project: expected a W&B project's name, got {project!r}")
         if mode not in _WANDB_MODES:
             raise ValueError(f"mode: expected one of {', '.join(_WANDB_MODES)}, got {mode!r}")
-        super().__init__(run_id, params, log_model)
+        super().__init__(run_id, params, log_model and mode != "disabled")  # disabled: no model to save
         self.mode = cast(_WandbMode, mode)
         self.project, self.name, self.entity, self.dir = project, name, entity, dir
         self.init_kwargs = dict(init_kwargs or {})
