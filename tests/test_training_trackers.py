@@ -239,6 +239,15 @@ def test_a_diverging_run_is_failed_and_logs_its_last_finite_model(file_store: st
     assert [a.path for a in client(file_store).list_artifacts(logger.run_id)] == ["model"]
 
 
+def test_fit_called_while_another_exception_is_handled_still_finishes_its_run(file_store: str) -> None:
+    logger = MLflowLogger(file_store, log_model=False)
+    try:
+        raise KeyError("handled by the caller, around fit")
+    except KeyError:
+        fit([logger], epochs=1)
+    assert client(file_store).get_run(logger.run_id).info.status == "FINISHED"
+
+
 def test_an_unknown_run_or_an_unusable_store_is_one_line_naming_the_logger(file_store: str, tmp_path: Path) -> None:
     with pytest.raises(TrackerError, match=r"^MLflowLogger: could not open the run: .*not found"):
         fit([MLflowLogger(file_store, run_id="0123456789abcdef0123456789abcdef")])

@@ -111,7 +111,7 @@ class _Tracker(Callback):
     record each epoch, the model at the end. A subclass opens, writes to and closes its run."""
 
     rank_zero_only = True
-    #: the ``pip install 'genvae[...]'`` extra, for the error of a missing package
+    #: the tracker's name: its extra (``pip install 'genvae[mlflow]'``) and its key in config.json's ``trackers``
     extra = ""
 
     def __init__(self, run_id: str | None, params: Mapping[str, Any] | None, log_model: bool) -> None:
@@ -122,6 +122,7 @@ class _Tracker(Callback):
         self.params = params
         self.log_model = log_model
         self._open = False
+        self._outer: BaseException | None = None  # an exception being handled around fit, not fit's own
 
     def _who(self) -> str:
         return type(self).__name__
@@ -154,7 +155,7 @@ class _Tracker(Callback):
             TrackerError: the run could not be opened (the tracker's message, one line).
         """
         params = dict(self.params) if self.params is not None else trainer_params(trainer)
-        resume_id = self.run_id
+        resume_id, self._outer = self.run_id, sys.exc_info()[1]
         self._guarded("open the run", lambda: self._start(params, resume_id))
         self._open = True
 
@@ -169,12 +170,15 @@ class _Tracker(Callback):
         if not self._open:
             return
         self._open = False
-        failing = sys.exc_info()[1] is not None  # fit is ending by an exception (it calls this in a finally)
+        # fit calls this in a `finally`: an exception in flight (other than one fit was called within) ends it
+        failing = sys.exc_info()[1] not in (None, self._outer)
         status = "KILLED" if trainer.interrupted else "FAILED" if failing else "FINISHED"
         try:
-            if self.log_model and not trainer.interrupted:
-                self._model(trainer)
-            self._guarded("close the run", lambda: self._end(status))
+            try:
+                if self.log_model and not trainer.interrupted:
+                    self._model(trainer)
+            finally:  # the run is closed even when its model could not be logged
+                self._guarded("close the run", lambda: self._end(status))
         except TrackerError as err:
             if not failing:
                 raise
