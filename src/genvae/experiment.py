@@ -371,10 +371,10 @@ def _train(
     train = _partly_labelled(config, model, train)
     objective, objective_settings = build_objective(config, model, len(train))
     config = dataclasses.replace(config, **objective_settings)  # the name and k as used, for config.json
-    # quiet: the Trainer adds no output of its own; the run's callbacks hold it
     trackers = _trackers(config, run.path.name)
     for tracker in trackers:  # an unreachable tracker is an error before the run directory is touched
         tracker.connect()
+    # quiet: the Trainer adds no output of its own; the run's callbacks hold it
     trainer = Trainer(model, objective, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
                       device=config.device, callbacks=[*_callbacks(run, quiet, config.tensorboard), *trackers, *extra],
                       seed=config.seed, quiet=True)  # fmt: skip
