@@ -1,4 +1,4 @@
-# make demo   — set up .venv and run the demo (the README's first command)
+# make demo   — set up .venv with what the demo needs (torch, genvae, matplotlib) and run the demo (the README's first command)
 # make test   — set up .venv, then lint, type-check and run the test suite (the README's second command)
 # make dist   — build the wheel and the sdist into dist/ and check them with twine
 PYTHON ?= python3
@@ -15,10 +15,20 @@ DEMO_ARGS ?=
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INSTALL)
-	$(BIN)/python -m pip install -q -e ".[dev,viz,docs]"
+# torch first, where none is installed (the build TORCH_INSTALL names), so pip keeps it
+TORCH_FIRST = @$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INSTALL)
+
+# What the demo needs, and no more: torch, genvae and matplotlib (the figures, SyntheticDigits' fonts).
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(TORCH_FIRST)
+	$(BIN)/python -m pip install -q -e ".[viz]"
 	@touch $@
+
+# Everything the tests, linters, docs and packaging use (the demo's needs included).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(TORCH_FIRST)
+	$(BIN)/python -m pip install -q -e ".[dev,viz,docs]"
+	@touch $@ $(VENV)/.installed-demo
 
 install: $(VENV)/.installed
 
@@ -38,7 +48,7 @@ test: lint docs
 test-all: lint docs
 	$(BIN)/pytest -m "slow or not slow" $(PYTEST_ARGS)
 
-demo: install
+demo: $(VENV)/.installed-demo
 	$(BIN)/genvae demo $(DEMO_ARGS)
 
 # What users install: the sdist, and the wheel built from it (so the sdist is known to build).

@@ -70,6 +70,10 @@ def callback_cases(folder: Path) -> dict[str, tuple[training.Callback, Callable[
             training.TensorBoard(folder / "tb", images_every=3, manifold_n=2, samples_n=2),
             lambda t: _check(any((folder / "tb").iterdir())),
         ),
+        "mlflow": (  # a file store (the fixture below allows it): the run's model is logged
+            training.MLflowLogger((folder / "mlruns").as_uri()),
+            lambda t: _check(len(list((folder / "mlruns").rglob("artifacts/model/model.json"))) == 1),
+        ),
     }
     return cases
 
@@ -78,7 +82,14 @@ def _check(condition: bool) -> None:
     assert condition
 
 
-CALLBACKS = ["progress", "early_stopping", "checkpoint", "csv", "terminate_on_nan", "lr_scheduler", "tensorboard"]
+CALLBACKS = [
+    "progress", "early_stopping", "checkpoint", "csv", "terminate_on_nan", "lr_scheduler", "tensorboard", "mlflow",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_file_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for a database store otherwise
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])

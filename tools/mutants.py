@@ -35,6 +35,7 @@ REPORT_WORDS = "src/genvae/report/formatting.py"
 REPORT_QUESTIONS = "src/genvae/report/questions.py"
 REPORT_EVALUATION = "src/genvae/report/evaluation.py"
 EXPERIMENT = "src/genvae/experiment.py"
+TRACKERS = "src/genvae/training/trackers.py"
 
 # The Trainer's unit tests (test_training_<module>.py); the distributed and kill/Ctrl-C files start
 # processes and are named only by the mutants they are needed for.
@@ -314,5 +315,15 @@ MUTANTS: list[Mutant] = [
         "a missing dataset's option cannot be renamed", "src/genvae/data/mnist.py",
         "return type(self)(self.missing, option)", "return self",
         ("tests/test_option_hints.py",), "the command line would still say 'pass download=True' for --download",
+    ),
+    Mutant(
+        "trackers log each epoch one step early", TRACKERS,
+        'lambda: self._metrics(metrics, epoch))', 'lambda: self._metrics(metrics, epoch - 1))',
+        ("tests/test_training_trackers.py",), "MLflow and W&B would show epoch 1 at step 0, unlike the History",
+    ),
+    Mutant(
+        "a checkpoint forgets the tracker's run", TRACKERS,
+        'return {"run_id": self.run_id} if self.run_id is not None else {}', "return {}",
+        ("tests/test_training_trackers.py",), "a resumed training would start a second MLflow or W&B run",
     ),
 ]  # fmt: skip

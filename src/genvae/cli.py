@@ -137,8 +137,32 @@ def _add_train(commands: Any, common: argparse.ArgumentParser) -> None:
     existing.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     run.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     run.add_argument("--tensorboard", metavar="DIR", default=None, help="also log to TensorBoard in DIR")
+    _add_tracker_options(train)
     run.add_argument("--no-report", action="store_true", help="do not write report.html")
     run.add_argument("--quick-report", action="store_true", help="a report with small evaluation sizes")
+
+
+def _add_tracker_options(train: argparse.ArgumentParser) -> None:
+    """Where else the run is logged; a resume may change them (the tracker's run continues when its
+    flags are the same: the checkpoint holds its run id)."""
+    trackers = train.add_argument_group("experiment trackers")
+    trackers.add_argument("--mlflow", metavar="URI", type=_non_empty("a tracking URI"), default=None,
+                          help="also log to MLflow at URI (a server or a store); needs genvae[mlflow]")  # fmt: skip
+    trackers.add_argument("--mlflow-experiment", metavar="NAME", type=_non_empty("an experiment's name"),
+                          default="genvae", help="the MLflow experiment (default: %(default)s)")  # fmt: skip
+    trackers.add_argument("--wandb", metavar="PROJECT", type=_non_empty("a project's name"), default=None,
+                          help="also log to Weights & Biases in PROJECT; needs genvae[wandb]")  # fmt: skip
+    trackers.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default="online",
+                          help="offline: keep the run in ./wandb for wandb sync (default: %(default)s)")  # fmt: skip
+
+
+def _non_empty(what: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return text
+
+    return check
 
 
 def _add_model_options(train: argparse.ArgumentParser) -> None:

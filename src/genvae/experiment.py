@@ -49,6 +49,7 @@ from genvae.training import (
 )
 from genvae.training.distributed import is_main_process
 from genvae.training.tensorboard import TensorBoard
+from genvae.training.trackers import MLflowLogger, WandbLogger, redacted_uri
 
 __all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
            "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
@@ -73,7 +74,8 @@ class TrainConfig:
     of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
     ``default_objective``), see :func:`build_objective`
     (``k``: IWAE's samples). ``labels`` keeps that many training labels (balanced over the
-    classes) for the semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files."""
+    classes) for the semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files;
+    ``mlflow`` a tracking URI and ``wandb`` a W&B project to log the run to (see :mod:`genvae.training.trackers`)."""
 
     model: str = "vae"
     dataset: str = "synthetic-digits"
@@ -95,17 +97,18 @@ class TrainConfig:
     k: int | None = None
     labels: int | None = None
     tensorboard: str | None = None
+    mlflow: str | None = None
+    mlflow_experiment: str = "genvae"
+    wandb: str | None = None
+    wandb_mode: str = "online"
 
 
-# Settings a resume may change: where the data comes from and how the run executes, not what it
-# computes. `epochs` may grow. Everything else must be what the run was started with.
-_MAY_CHANGE = frozenset(
-    {"data_root", "download", "device", "threads", "imports", "genvae_version", "notes", "tensorboard"}
-)
+# Settings a resume may change: where the data comes from, how the run executes and where it is
+# logged, not what it computes. `epochs` may grow. Everything else must be what the run was started with.
+_TRACKING = ("tensorboard", "mlflow", "mlflow_experiment", "wandb", "wandb_mode", "trackers")
+_MAY_CHANGE = frozenset({"data_root", "download", "device", "threads", "imports", "genvae_version", "notes",
+                         *_TRACKING})  # fmt: skip
 _MAY_GROW = frozenset({"epochs"})
-
-#: The keys of ``config.json`` that the readers of a run (the report) need.
-
 
 # -- the data -------------------------------------------------------------------------------------
 
@@ -368,11 +371,16 @@ def _train(
     train = _partly_labelled(config, model, train)
     objective, objective_settings = build_objective(config, model, len(train))
     config = dataclasses.replace(config, **objective_settings)  # the name and k as used, for config.json
+    trackers = _trackers(config, run.path.name)
+    for tracker in trackers:  # an unreachable tracker is an error before the run directory is touched
+        tracker.connect()
     # quiet: the Trainer adds no output of its own; the run's callbacks hold it
     trainer = Trainer(model, objective, lr=config.lr, max_epochs=config.epochs, batch_size=config.batch_size,
-                      device=config.device, callbacks=[*_callbacks(run, quiet, config.tensorboard), *extra],
+                      device=config.device, callbacks=[*_callbacks(run, quiet, config.tensorboard), *trackers, *extra],
                       seed=config.seed, quiet=True)  # fmt: skip
     record, resume_from = start(_record(config, settings, train, test, notes))
+    for tracker in trackers:  # the trackers' parameters: config.json, as the run started (not where it logs)
+        tracker.params = {k: v for k, v in record.items() if k not in _TRACKING}
     if resume_from is not None:
         _restore(trainer, resume_from)
     started = time.perf_counter()
@@ -382,6 +390,7 @@ def _train(
             f"{trainer.state.stop_reason}; checkpoint written to {run.last_checkpoint}; resume with --resume"
         )
     if is_main_process():
+        record = {**record, "trackers": {tracker.extra: tracker.run_id for tracker in trackers}}
         run.publish(model, record, trainer.history, _metrics(config, trainer, time.perf_counter() - started, diverged))
     if diverged is not None:
         raise diverged
@@ -394,6 +403,7 @@ def _record(
     return {
         **dataclasses.asdict(config),
         **settings,
+        "mlflow": redacted_uri(config.mlflow),  # a password in the URI stays out of the run's files
         "genvae_version": __version__,
         "train_data": {"name": train.name, "size": len(train)},
         "test_data": {"name": test.name, "size": len(test)},
@@ -409,6 +419,20 @@ def _callbacks(run: RunDir, quiet: bool, tensorboard: str | None) -> list[Callba
     if not quiet:  # a bar on a terminal; elsewhere a line per epoch and a heartbeat during long ones
         callbacks.append(ProgressBar(file=sys.stdout) if sys.stdout.isatty() else EpochLog(file=sys.stdout))
     return callbacks
+
+
+def _trackers(config: TrainConfig, name: str) -> list[MLflowLogger | WandbLogger]:
+    """The experiment trackers ``config`` names (rank 0 logs), built before anything is written."""
+    trackers: list[MLflowLogger | WandbLogger] = []
+    try:
+        if config.mlflow is not None and is_main_process():
+            trackers.append(MLflowLogger(config.mlflow, config.mlflow_experiment, run_name=name))
+        if config.wandb is not None and is_main_process():
+            trackers.append(WandbLogger(config.wandb, config.wandb_mode, name=name))
+    except (ImportError, ValueError) as err:
+        flag = "--wandb" if config.mlflow is None or trackers else "--mlflow"
+        raise ConfigError(f"{flag}: {err}") from None
+    return trackers
 
 
 def _restore(trainer: Trainer, path: Path) -> None:

@@ -197,7 +197,9 @@ _CONFIG: dict[str, Check] = {
     "threads": _int(1, optional=True), "objective": _string(), "k": _int(1, optional=True),
     "labels": _int(0, optional=True), "tensorboard": _string(optional=True), "run_id": _string(optional=True),
     "started": _string(optional=True), "genvae_version": _string(), "train_data": _DATA, "test_data": _DATA,
-    "imports": _STRINGS, "notes": _OBJECT,
+    "imports": _STRINGS, "notes": _OBJECT, "mlflow": _string(optional=True), "mlflow_experiment": _string(),
+    "wandb": _string(optional=True), "wandb_mode": _string(choices=("online", "offline", "disabled")),
+    "trackers": _OBJECT,
 }  # fmt: skip
 _METRICS: dict[str, Check] = {
     "status": _string(choices=("complete", "diverged")), "model": _string(), "dataset": _string(),

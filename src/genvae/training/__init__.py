@@ -14,6 +14,7 @@ from genvae.training.checkpoint import CheckpointError, read_checkpoint, write_c
 from genvae.training.epoch_log import EpochLog
 from genvae.training.state import History, TrainerState
 from genvae.training.tensorboard import TensorBoard
+from genvae.training.trackers import MLflowLogger, TrackerError, WandbLogger
 from genvae.training.trainer import DivergenceError, Trainer, resolve_device
 
 __all__ = [
@@ -26,12 +27,15 @@ __all__ = [
     "History",
     "KLWarmup",
     "LRScheduler",
+    "MLflowLogger",
     "ModelCheckpoint",
     "ProgressBar",
     "TensorBoard",
     "TerminateOnNaN",
+    "TrackerError",
     "Trainer",
     "TrainerState",
+    "WandbLogger",
     "read_checkpoint",
     "resolve_device",
     "write_checkpoint",
