@@ -1,12 +1,15 @@
 """Builders used by several test modules (fixtures are in conftest.py): one small model, its data,
-and the peak-memory probe."""
+the peak-memory probe, and a full disk for chosen files."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -103,3 +106,35 @@ def added_mb(setup: str, warm_up: str, run: str) -> float:
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     return float(figures["after"] - figures["before"])
+
+
+class FullDisk:
+    """A real full disk for the files named ``names`` (or matching them, ``weights-*``), without root
+    or a mount: while installed (as ``os.open``), opening such a file for writing creates it as
+    usual but returns a descriptor of ``/dev/full``, on which the kernel answers every write with
+    ``ENOSPC``. A name also matches the temporary files written on its behalf (``.NAME.*``:
+    ``atomic_write``'s, a download's); the first
+    ``skip`` matching opens pass (so the disk fills at, say, the second epoch's checkpoint).
+    ``tempfile.mkstemp`` and genvae's writers open files through ``os.open``."""
+
+    def __init__(self, names: tuple[str, ...], skip: int = 0) -> None:
+        self.names, self.skip, self.hits = names, skip, 0
+        self._open: Callable[..., int] = os.open
+
+    def free(self) -> None:
+        """Space again: every write from now on succeeds."""
+        self.names = ()
+
+    def matches(self, path: Any) -> bool:
+        name = os.path.basename(os.fsdecode(path))
+        return any(fnmatch.fnmatchcase(name, n) or fnmatch.fnmatchcase(name, f".{n}.*") for n in self.names)
+
+    def __call__(self, path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        fd = self._open(path, flags, mode, dir_fd=dir_fd)
+        if not flags & (os.O_WRONLY | os.O_RDWR) or not self.matches(path):
+            return fd
+        self.hits += 1
+        if self.hits <= self.skip:
+            return fd
+        os.close(fd)  # the file stays, empty, as on a disk that filled at its first byte
+        return self._open("/dev/full", os.O_WRONLY | (flags & getattr(os, "O_CLOEXEC", 0)))
