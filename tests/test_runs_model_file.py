@@ -150,7 +150,7 @@ ENCODER = ("model", "args", "encoder", "args")
         (("model", "args", "latent_dim"), 10**12, "model: decoder: expected a decoder with latent_dim=1000000000000"),
         (("model", "genvae"), "losses/bce", "model.genvae: expected a registered model part, got 'losses/bce'"),
         (("model", "genvae"), 3, "cannot rebuild the model it describes: model.genvae: expected 'kind/name', got 3"),
-        (("model", "args"), [], "model.args: expected an object, got a list"),
+        (("model", "args"), [], "model.args: expected an object, got an array"),
         (("weights",), "../weights.pt", "model.json: weights: expected 'weights-<16 hex digits>.safetensors', got"),
         ((*ENCODER, "conditioner"), {"genvae": "conditioners/nope"}, "conditioners: unknown name 'nope'"),
     ],
