@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
 from genvae.data import files
-from tests.helpers import FullDisk
+
+if TYPE_CHECKING:
+    from tests.helpers import FullDisk
 
 # Model construction and the first call into torch are slow and vary; a deadline would only
 # make the property tests flaky. CI draws fewer examples to keep the suite fast on 2 cores.
@@ -39,6 +42,8 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FullDisk]:
     """``full_disk("last.ckpt", skip=1)``: from now on, writes of that file hit a real ``ENOSPC``
     (see :class:`tests.helpers.FullDisk`; /dev/full, no root needed)."""
+    from tests.helpers import FullDisk  # here: test_ci.py runs this conftest without the tests package
+
     if not os.path.exists("/dev/full"):
         pytest.skip("needs /dev/full")
 
