@@ -1,11 +1,12 @@
 """Builders used by several test modules (fixtures are in conftest.py): one small model, its data,
-the peak-memory probe, and a full disk for chosen files."""
+the peak-memory probe, a full disk for chosen files, and the wait on another process's event."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,31 @@ from typing import Any
 import torch
 
 import genvae as gv
+
+#: The longest a test waits for another process: only a real hang reaches it (a loaded machine is
+#: slower, never this slow). Tests wait on events (a FIFO, a pidfd, a pipe), and on this only as a
+#: safety net, so they do not fail when other jobs share the machine.
+SAFETY_TIMEOUT = 600.0
+
+
+def wait_for_fifo(fifo: str | os.PathLike[str], pid: int) -> None:
+    """Block until process ``pid`` writes to (or opens) the FIFO ``fifo``, its "I am there" event,
+    or fail at once if it ends first: ``select`` wakes on either, the FIFO turning readable or the
+    process's pidfd when it exits. No clock but :data:`SAFETY_TIMEOUT`."""
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the process's open for writing go through
+    try:
+        exited = os.pidfd_open(pid)
+        try:
+            ready, _, _ = select.select([reader, exited], [], [], SAFETY_TIMEOUT)
+        finally:
+            os.close(exited)
+        assert reader in ready, (
+            f"process {pid} ended before it reached the point the test waits for"
+            if ready
+            else f"process {pid} did not reach the point the test waits for in {SAFETY_TIMEOUT:.0f} s: a hang"
+        )
+    finally:
+        os.close(reader)
 
 
 def build(arch: dict[str, Any]) -> gv.VAE:
@@ -102,7 +128,9 @@ def added_mb(setup: str, warm_up: str, run: str) -> float:
     """Peak RSS added by ``run`` in a fresh process, after ``setup`` and a small ``warm_up`` that
     loads the same code paths (so only what ``run`` itself holds is counted)."""
     code = MEASURE.format(setup=textwrap.dedent(setup), warm_up=warm_up, run=run)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=SAFETY_TIMEOUT
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     return float(figures["after"] - figures["before"])

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 from ctrl_c_check import Outcome  # noqa: E402
 
+from tests.helpers import SAFETY_TIMEOUT, wait_for_fifo  # noqa: E402
+
 # A sitecustomize whose import hook waits inside an import that catches everything (as a C
 # extension's initialisation can, numpy's within torch's): it says when it waits (the file
 # `importing`), and goes on if whatever the signal handler raised reaches it.
@@ -43,10 +45,9 @@ def test_ctrl_c_in_an_import_that_swallows_exceptions_still_ends_the_command(tmp
     path = os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "src")])
     process = subprocess.Popen([sys.executable, "-m", "genvae", "--version"], env={**os.environ, "PYTHONPATH": path},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    with open(tmp_path / "importing", "rb"):  # returns once the hook opened the FIFO: it waits in its import
-        pass
+    wait_for_fifo(tmp_path / "importing", process.pid)  # the hook opened it: it waits in its import
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=600)  # a safety net: only a hang reaches it
+    out, err = process.communicate(timeout=SAFETY_TIMEOUT)
     assert (process.returncode, out, err) == (130, "", "genvae: interrupted\n")
 
 
@@ -56,7 +57,7 @@ def test_ctrl_c_at_a_few_random_instants_of_the_start(tmp_path: Path) -> None:
     answer), mostly inside torch's import (seconds)."""
     tool = [sys.executable, str(ROOT / "tools" / "ctrl_c_check.py"), "--command", "version"]
     done = subprocess.run([*tool, "--tries", "3", "--seed", "11", "--after", "0.5", "--within", "2.5"],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=SAFETY_TIMEOUT)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[-1].endswith("; 0 failures")
 

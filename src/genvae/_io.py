@@ -5,8 +5,9 @@ Atomic writes go through a temporary file in the same folder, ``fsync`` and a re
 sees the old file or the new one, never half of one.
 
 Two environment variables let tests stop a writer at an exact step (so a signal lands
-deterministically, without sleeps): ``GENVAE_TEST_PAUSE_AT=<step>`` makes the process create the
-file ``$GENVAE_TEST_PAUSE_FILE`` when it reaches ``<step>`` and wait there until
+deterministically, without sleeps): ``GENVAE_TEST_PAUSE_AT=<step>`` makes the process write to
+the file ``$GENVAE_TEST_PAUSE_FILE`` (the tests make it a FIFO, and wait for that write) when it
+reaches ``<step>`` and wait there until
 ``$GENVAE_TEST_PAUSE_FILE.continue`` exists; ``GENVAE_TEST_FAIL_AT=<step>`` raises
 ``OSError(ENOSPC)`` at that step. The steps are named where :func:`step` is called.
 """
