@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
 from genvae.data import files
+
+if TYPE_CHECKING:
+    from tests.helpers import FullDisk
 
 # Model construction and the first call into torch are slow and vary; a deadline would only
 # make the property tests flaky. CI draws fewer examples to keep the suite fast on 2 cores.
@@ -32,6 +36,23 @@ def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENVAE_DATA", raising=False)
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FullDisk]:
+    """``full_disk("last.ckpt", skip=1)``: from now on, writes of that file hit a real ``ENOSPC``
+    (see :class:`tests.helpers.FullDisk`; /dev/full, no root needed)."""
+    from tests.helpers import FullDisk  # here: test_ci.py runs this conftest without the tests package
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+
+    def install(*names: str, skip: int = 0) -> FullDisk:
+        disk = FullDisk(names, skip)
+        monkeypatch.setattr(os, "open", disk)
+        return disk
+
+    return install
 
 
 # Tests that need data from outside the repository (../shared/data/mnist beside the checkout,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import SAFETY_TIMEOUT
+
 TESTS = Path(__file__).resolve().parent
 
 SAMPLE = """
@@ -36,7 +38,7 @@ def test_missing_data_fails_when_ci_requires_it(tmp_path: Path) -> None:
     env = {**os.environ, "GENVAE_REQUIRE_DATA": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(folder)],
-        capture_output=True, text=True, check=False, cwd=tmp_path, env=env, timeout=120,
+        capture_output=True, text=True, check=False, cwd=tmp_path, env=env, timeout=SAFETY_TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stdout.splitlines()

@@ -7,7 +7,7 @@ import hashlib
 import http.server
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,10 @@ import pytest
 import torch
 
 import genvae as gv
+from genvae._io import RunWriteError
 from genvae.data import files
 from genvae.data.idx import write_idx
+from tests.helpers import FullDisk
 
 SHARED_MNIST = next(
     (
@@ -140,6 +142,23 @@ def test_a_missing_file_on_every_mirror_is_reported(mirror: tuple[str, Path], tm
     with pytest.raises(gv.data.DownloadError, match="404"):
         files.download("nothing.gz", [url], "0" * 32, tmp_path / "d", progress=False)
     assert list((tmp_path / "d").iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [5000, 300_000])  # written at the flush, and while downloading
+def test_a_download_onto_a_full_disk_names_the_file_and_tries_no_other_mirror(
+    mirror: tuple[str, Path], tmp_path: Path, full_disk: Callable[..., FullDisk], size: int
+) -> None:
+    url, served = mirror
+    payload = b"x" * size
+    (served / "f.bin").write_bytes(payload)
+    disk = full_disk("f.bin")
+    with pytest.raises(RunWriteError) as caught:  # not a DownloadError blaming the mirrors
+        files.download("f.bin", [url, url], hashlib.md5(payload).hexdigest(), tmp_path / "d", progress=False)
+    assert str(caught.value) == (
+        f"{tmp_path / 'd' / 'f.bin'}: No space left on device while downloading f.bin; "
+        f"nothing of it was kept in {tmp_path / 'd'}"
+    )
+    assert disk.hits == 1 and list((tmp_path / "d").iterdir()) == []
 
 
 def test_download_shows_a_progress_bar_when_asked(

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import genvae as gv
 from genvae.data.idx import MAX_ITEMS, IDXError, read_idx, read_idx_header, write_idx
+from tests.helpers import FullDisk
 
 pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
@@ -35,6 +37,16 @@ def test_idx_write_then_read_round_trips(tmp_path_factory: pytest.TempPathFactor
     np.testing.assert_array_equal(back, array)
     header = read_idx_header(path)
     assert header.shape == array.shape and header.compressed == gz
+
+
+def test_idx_write_onto_a_full_disk_keeps_the_old_file(tmp_path: Path, full_disk: Callable[..., FullDisk]) -> None:
+    path = tmp_path / "labels.idx"
+    write_idx(path, np.arange(3, dtype=np.uint8))
+    full_disk("labels.idx")
+    with pytest.raises(OSError, match=f"No space left on device: '{path}'"):
+        write_idx(path, np.arange(5, dtype=np.uint8))
+    np.testing.assert_array_equal(read_idx(path), np.arange(3, dtype=np.uint8))  # not half of the new one
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.idx"]
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

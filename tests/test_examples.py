@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SAFETY_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9]*.py"))
 # A model that gives every pixel probability 1/2 costs 784 · log 2 nats per 28×28 image: any
@@ -43,7 +45,7 @@ def run_example(name: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
         }
         done = subprocess.run(
             [sys.executable, str(script), "--quick", "--out", str(tmp / "out")],
-            capture_output=True, text=True, check=False, timeout=300, env=env,
+            capture_output=True, text=True, check=False, timeout=SAFETY_TIMEOUT, env=env,
         )  # fmt: skip
         _runs[name] = Run(done.returncode, done.stdout, done.stderr, tmp / "out")
     return _runs[name]

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from genvae.data import files
 from genvae.experiment import ConfigError, TrainConfig, build_objective, train_run
 from genvae.runs import RunDir
 from genvae.training import Callback, Trainer
+from tests.helpers import SAFETY_TIMEOUT, wait_for_fifo
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = TrainConfig(dataset="synthetic-digits", train_size=96, test_size=32, epochs=1)
@@ -55,7 +55,7 @@ def genvae(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     env.update(XDG_CACHE_HOME=str(cwd / "cache"), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "genvae", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)  # fmt: skip
+                          text=True, timeout=SAFETY_TIMEOUT, check=False)  # fmt: skip
 
 
 def test_an_imported_objective_and_dataset_train_and_resume_from_the_command_line(tmp_path: Path) -> None:
@@ -157,21 +157,20 @@ def test_ctrl_c_while_the_command_starts_prints_one_line(tmp_path: Path) -> None
     signal arrives at that point, not after a sleep."""
     (tmp_path / "hook").mkdir()
     (tmp_path / "hook" / "sitecustomize.py").write_text(
-        "import pathlib, sys, time\n"
+        "import sys, time\n"
         "class Wait:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'genvae.classifiers':\n"
-        f"            pathlib.Path({str(tmp_path / 'importing')!r}).touch()\n"
+        f"            open({str(tmp_path / 'importing')!r}, 'wb').close()\n"
         "            while True:\n"
         "                time.sleep(0.01)\n"
         "sys.meta_path.insert(0, Wait())\n"
     )
+    os.mkfifo(tmp_path / "importing")  # the event: the imports reached the hook, which opens it
     path = os.pathsep.join([str(tmp_path / "hook"), str(ROOT / "src")])
     process = subprocess.Popen([sys.executable, "-m", "genvae", "--version"], env={**os.environ, "PYTHONPATH": path},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    while not (tmp_path / "importing").exists():  # the event: the imports reached the hook
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
+    wait_for_fifo(tmp_path / "importing", process.pid)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    out, err = process.communicate(timeout=SAFETY_TIMEOUT)
     assert (process.returncode, out, err) == (130, "", "genvae: interrupted\n")

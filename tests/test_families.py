@@ -16,6 +16,7 @@ import torch
 
 import genvae as gv
 from genvae import priors
+from tests.helpers import SAFETY_TIMEOUT
 
 SHAPE = (1, 4, 4)
 N, BATCH, EPOCHS = 8, 4, 2
@@ -147,7 +148,7 @@ def test_iwae_with_a_vamp_prior_under_ddp_ends_where_one_process_ends(tmp_path: 
         ([sys.executable, str(WORKER), str(tmp_path / "one")], "one"),
     ):
         (tmp_path / out).mkdir()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SAFETY_TIMEOUT, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
     ddp = torch.load(tmp_path / "ddp" / "result.pt", weights_only=True)
     one = torch.load(tmp_path / "one" / "result.pt", weights_only=True)

@@ -50,7 +50,7 @@ def test_an_overwrite_while_the_report_writes_is_refused_and_the_report_is_of_on
     old = generations(run)
     env, pause = pause_at(tmp_path, "report:page-written")  # evaluated, evaluation.json written, page not yet
     pid = worker.start({"action": "report", "run": str(run), "env": env})
-    wait_for(pause)
+    wait_for(pause, pid)
     capsys.readouterr()
     assert main(["train", *TINY, "--seed", "3", "--overwrite", "--out", str(run)]) == 1
     err = capsys.readouterr().err
@@ -70,7 +70,7 @@ def test_a_report_while_an_overwrite_publishes_is_refused_and_leaves_no_folder_b
     old = generations(run)
     env, pause = pause_at(tmp_path, "publish:switched")  # the new run is current; the old one not yet removed
     pid = worker.start({"action": "train", "config": NEW_RUN, "out": str(run), "overwrite": True, "env": env})
-    wait_for(pause)
+    wait_for(pause, pid)
     capsys.readouterr()
     assert main(["report", str(run), "--k", "2", "--eval-size", "16"]) == 1
     err = capsys.readouterr().err

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import genvae as gv
+from tests.helpers import SAFETY_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]
 NEST = "__nested__"  # a placeholder replaced by deeply nested brackets in the JSON text
@@ -150,7 +151,7 @@ ENCODER = ("model", "args", "encoder", "args")
         (("model", "args", "latent_dim"), 10**12, "model: decoder: expected a decoder with latent_dim=1000000000000"),
         (("model", "genvae"), "losses/bce", "model.genvae: expected a registered model part, got 'losses/bce'"),
         (("model", "genvae"), 3, "cannot rebuild the model it describes: model.genvae: expected 'kind/name', got 3"),
-        (("model", "args"), [], "model.args: expected an object, got a list"),
+        (("model", "args"), [], "model.args: expected an object, got an array"),
         (("weights",), "../weights.pt", "model.json: weights: expected 'weights-<16 hex digits>.safetensors', got"),
         ((*ENCODER, "conditioner"), {"genvae": "conditioners/nope"}, "conditioners: unknown name 'nope'"),
     ],
@@ -209,7 +210,9 @@ def test_mutated_descriptions_allocate_nothing_they_do_not_hold(tmp_path: Path) 
     wide, whose weights would take 1.25 GB): its peak memory may not grow by more than 100 MB."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT)]))}
     code = f"from tests.test_runs_model_file import run_examples; run_examples(150, {str(tmp_path)!r})"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=SAFETY_TIMEOUT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["error"] + result["model"] >= 150

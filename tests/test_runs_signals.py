@@ -2,8 +2,9 @@
 run's publication, two writers at once, a lock left by a killed writer, a full disk.
 
 Each writer is a child forked by tests/runs_worker.py and stopped at an exact step by the
-GENVAE_TEST_PAUSE_AT hook (it creates a file and waits there), so the signal lands where the
-test says, with no sleeps."""
+GENVAE_TEST_PAUSE_AT hook (it writes to a FIFO and waits there; the test blocks in select() on
+the FIFO and the child's pidfd), so the signal lands where the test says, with no sleeps and no
+clock but a safety net for a real hang."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +25,7 @@ import torch
 import genvae as gv
 from genvae.cli import main
 from genvae.runs import RunDir
+from tests.helpers import SAFETY_TIMEOUT, wait_for_fifo
 from tests.runs_worker import perturbed
 from tests.test_config import SAVE_STEPS, same_weights
 from tests.test_runs import PUBLISH_STEPS, TINY, copy_run, published_together, snapshot
@@ -58,7 +59,7 @@ class Worker:
     def close(self) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        self.process.wait(timeout=SAFETY_TIMEOUT)
         self.log.close()
 
 
@@ -77,16 +78,15 @@ pytestmark = pytest.mark.usefixtures("isolated_data_dirs")
 
 
 def pause_at(tmp_path: Path, step: str) -> tuple[dict[str, str], Path]:
+    """The environment that pauses a child at ``step``, and the FIFO its pause writes to."""
     pause = tmp_path / "paused"
+    os.mkfifo(pause)  # the child's write to it is the event the test waits for
     return {"GENVAE_TEST_PAUSE_AT": step, "GENVAE_TEST_PAUSE_FILE": str(pause)}, pause
 
 
-def wait_for(path: Path, timeout: float = 120.0) -> None:
-    """Wait until the paused child has created ``path`` (a file event, polled)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
+def wait_for(pause: Path, pid: int) -> None:
+    """Block until child ``pid`` is paused (it wrote to the FIFO ``pause``); fail if it ends first."""
+    wait_for_fifo(pause, pid)
 
 
 def stop(worker: Worker, pid: int, name: str) -> None:
@@ -107,7 +107,7 @@ def test_a_save_stopped_by_a_signal_at_any_step_leaves_a_complete_model(
     gv.save(perturbed(1), folder)
     env, pause = pause_at(tmp_path, step)
     pid = worker.start({"action": "save", "dir": str(folder), "seed": 2, "env": env})
-    wait_for(pause)
+    wait_for(pause, pid)
     stop(worker, pid, name)
     expected = perturbed(1) if SAVE_STEPS[step] == "old" else perturbed(2)
     assert same_weights(gv.load(folder), expected)
@@ -135,7 +135,7 @@ def test_a_publication_stopped_by_a_signal_at_any_step_leaves_one_complete_run(
     before = snapshot(run)
     env, pause = pause_at(tmp_path, step)
     pid = worker.start({"action": "train", "config": NEW_RUN, "out": str(run), "overwrite": True, "env": env})
-    wait_for(pause)
+    wait_for(pause, pid)
     stop(worker, pid, name)
     assert published_together(run)
     if PUBLISH_STEPS[step] == "old":
@@ -155,7 +155,7 @@ def test_two_trainings_into_one_run_directory(
     run = copy_run(finished, tmp_path / "run")
     env, pause = pause_at(tmp_path, "train:epoch-1:step-1")
     pid = worker.start({"action": "train", "config": NEW_RUN, "out": str(run), "overwrite": True, "env": env})
-    wait_for(pause)  # the first writer holds the run, inside its training
+    wait_for(pause, pid)  # the first writer holds the run, inside its training
     capsys.readouterr()
     assert main(["train", *TINY, "--seed", "3", "--overwrite", "--out", str(run)]) == 1
     err = capsys.readouterr().err
@@ -174,7 +174,7 @@ def test_a_lock_left_by_a_killed_writer_is_taken_over(
     run = copy_run(finished, tmp_path / "run")
     env, pause = pause_at(tmp_path, "train:epoch-1:step-1")
     pid = worker.start({"action": "train", "config": NEW_RUN, "out": str(run), "overwrite": True, "env": env})
-    wait_for(pause)
+    wait_for(pause, pid)
     stop(worker, pid, "SIGKILL")
     capsys.readouterr()
     args = ["--train-size", "64", "--test-size", "32", "--epochs", "1", "--seed", "7", "--quiet", "--no-report"]
@@ -212,7 +212,7 @@ def test_a_save_onto_a_full_disk_leaves_the_old_model(tmp_path: Path) -> None:
     shell = 'mount -t tmpfs -o size=1000k tmpfs "$0" || exit 77; exec "$1" -c "$2" "$0"'
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(["unshare", "--mount", "sh", "-c", shell, str(mount), sys.executable, FULL_DISK],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+                          capture_output=True, text=True, env=env, timeout=SAFETY_TIMEOUT)  # fmt: skip
     if done.returncode == 77:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     assert done.returncode == 0, done.stderr

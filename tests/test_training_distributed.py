@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import genvae as gv
+from tests.helpers import SAFETY_TIMEOUT
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -34,7 +35,9 @@ def environment() -> dict[str, str]:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"ddp": tmp_path_factory.mktemp("ddp"), "single": tmp_path_factory.mktemp("single")}
     for command in (torchrun(str(WORKER), str(paths["ddp"])), [sys.executable, str(WORKER), str(paths["single"])]):
-        done = subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=300, check=False)
+        done = subprocess.run(
+            command, env=environment(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT, check=False
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     return paths
 
@@ -67,12 +70,12 @@ def agreed(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[int, dict[str
     with subprocess.Popen(torchrun(str(WORKER), str(out), "agree"), env=environment(), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as process:  # fmt: skip
         try:
-            stdout, stderr = process.communicate(timeout=300)
+            stdout, stderr = process.communicate(timeout=SAFETY_TIMEOUT)
         except subprocess.TimeoutExpired:
             # ranks that disagree wait for each other forever; SIGTERM makes torchrun end them (each
             # runs in a process group of its own, which a SIGKILL of torchrun would leave running)
             process.terminate()
-            process.communicate(timeout=60)
+            process.communicate(timeout=SAFETY_TIMEOUT)
             raise
     assert process.returncode == 0, stdout + stderr
     return {rank: torch.load(out / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)}, stderr
@@ -106,7 +109,7 @@ def test_genvae_train_runs_under_torchrun(tmp_path: Path) -> None:
             "--epochs", "1", "--quiet", "--no-report", "--device", "cpu", "--out", str(run)]  # fmt: skip
     env = environment()
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    done = subprocess.run(torchrun(*args), env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(torchrun(*args), env=env, capture_output=True, text=True, timeout=SAFETY_TIMEOUT, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("genvae train: wrote") == 1  # both ranks finish (exit 0); rank 0 alone says so
     assert gv.load(run).latent_dim == 2

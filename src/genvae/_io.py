@@ -5,8 +5,9 @@ Atomic writes go through a temporary file in the same folder, ``fsync`` and a re
 sees the old file or the new one, never half of one.
 
 Two environment variables let tests stop a writer at an exact step (so a signal lands
-deterministically, without sleeps): ``GENVAE_TEST_PAUSE_AT=<step>`` makes the process create the
-file ``$GENVAE_TEST_PAUSE_FILE`` when it reaches ``<step>`` and wait there until
+deterministically, without sleeps): ``GENVAE_TEST_PAUSE_AT=<step>`` makes the process write to
+the file ``$GENVAE_TEST_PAUSE_FILE`` (the tests make it a FIFO, and wait for that write) when it
+reaches ``<step>`` and wait there until
 ``$GENVAE_TEST_PAUSE_FILE.continue`` exists; ``GENVAE_TEST_FAIL_AT=<step>`` raises
 ``OSError(ENOSPC)`` at that step. The steps are named where :func:`step` is called.
 """
@@ -22,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
-    "RunWriteError", "atomic_write", "fsync_dir", "locked_dir", "new_folder", "publish", "step", "why", "write_synced",
-    "writing",
+    "RunWriteError", "atomic_write", "fsync_dir", "locked_dir", "named", "new_folder", "publish", "step", "why",
+    "write_synced", "writing",
 ]  # fmt: skip
 
 try:  # POSIX; elsewhere directory locks are a no-op
@@ -69,22 +70,38 @@ def new_folder(parent: str | os.PathLike[str], prefix: str) -> Path:
     return folder
 
 
+def named(err: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``err`` naming the file ``path`` it was writing (a failed ``write``, ``fsync`` or ``mkstemp``
+    names no file, or a temporary one), as the same kind of ``OSError``."""
+    if err.filename is not None and os.fspath(err.filename) == os.fspath(path):
+        return err
+    return OSError(err.errno, err.strerror or str(err), os.fspath(path))  # the subclass errno maps to
+
+
 def write_synced(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to a new file ``path`` and ``fsync`` it (for files in a folder that is itself
-    published atomically)."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    published atomically). An ``OSError`` names ``path``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)  # new: never through a link
+    try:
+        with os.fdopen(os.open(path, flags, _FILE_MODE), "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise named(err, path) from err
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, *, step_name: str | None = None) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, fsync, rename.
 
     With ``step_name``, :func:`step` is called as ``"<step_name>-written"`` (the temporary file is
-    complete, not yet renamed) and ``"<step_name>-renamed"``."""
+    complete, not yet renamed) and ``"<step_name>-renamed"``. An ``OSError`` (a full disk) names
+    ``path``, not the temporary file, and leaves the file there before intact."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise named(err, path) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -93,8 +110,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, step_name: str | 
         if step_name:
             step(f"{step_name}-written")
         publish(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise named(err, path) from err
         raise
     if step_name:
         step(f"{step_name}-renamed")
@@ -131,8 +150,8 @@ def locked_dir(path: str | os.PathLike[str], *, shared: bool = False) -> Iterato
 
 
 class RunWriteError(OSError):
-    """A write into the run directory failed (a full disk, a read-only folder): the message names
-    the path and says what state the run was left in (published, or as it was)."""
+    """A write failed (a full disk, a read-only folder): the one-line message names the file and
+    says what state the run (or the folder written) was left in (published, or as it was)."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)

@@ -4,15 +4,15 @@ Starting the command imports torch, which takes seconds; Python's own SIGINT han
 ``KeyboardInterrupt`` inside those imports and print a traceback of every module on the way.
 :mod:`genvae` imports this module first: in the ``genvae`` command's process alone (the console
 script, or ``python -m genvae``), it installs a handler that prints ``genvae: interrupted`` and
-exits with status 130; :func:`genvae.cli.main` puts Python's handler back when it starts.
+ends the process at once with status 130; :func:`genvae.cli.main` puts Python's handler back when
+it starts. ``tools/ctrl_c_check.py`` sends SIGINT at random instants of the start to check this.
 """
 
-from __future__ import annotations
-
-# Only modules the interpreter has loaded before any user code (os, signal, sys): an import that
-# runs Python code (pathlib, say) is a window in which Ctrl-C would still print a traceback.
+# Only modules the interpreter has loaded before any user code (os, sys, and _signal, the C module:
+# `signal` itself is Python code, an enum conversion of every signal, not loaded at start-up): an
+# import that runs Python code is a window in which Ctrl-C would still print a traceback.
+import _signal  # type: ignore[import-not-found]  # (no stub: the C half of `signal`)
 import os
-import signal
 import sys
 
 
@@ -24,15 +24,18 @@ def _is_the_command() -> bool:
 
 
 def _interrupted(signum: int, frame: object) -> None:  # frame: a FrameType or None
-    print("genvae: interrupted", file=sys.stderr, flush=True)
-    raise SystemExit(130)
+    # End the process here rather than raise: an exception raised inside a module's import (numpy's
+    # C core, within torch's) can be swallowed by it and leave it half imported, and the command
+    # then goes on and fails later with a traceback. Nothing is written yet, so nothing to clean up.
+    os.write(2, b"genvae: interrupted\n")
+    os._exit(130)
 
 
 def restore_ctrl_c() -> None:
     """Give SIGINT back to Python (``KeyboardInterrupt``), if this module's handler holds it."""
-    if signal.getsignal(signal.SIGINT) is _interrupted:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _signal.getsignal(_signal.SIGINT) is _interrupted:
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
-if _is_the_command() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _interrupted)
+if _is_the_command() and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupted)

@@ -14,15 +14,13 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["MAX_HEADER_BYTES", "Header", "WeightsFile", "json_depth", "load_bytes", "read_all", "read_header",
-           "to_bytes"]  # fmt: skip
+__all__ = ["MAX_HEADER_BYTES", "Header", "WeightsFile", "load_bytes", "read_all", "read_header", "to_bytes"]
 
 #: The largest safetensors header read (the JSON that names, shapes and places each tensor).
 MAX_HEADER_BYTES = 16 << 20
@@ -197,22 +195,6 @@ def legacy_tensors(path: Path) -> dict[str, torch.Tensor]:
     ):
         raise ValueError(f"{path}: expected a state dict (tensor names to tensors), got {type(saved).__name__}")
     return saved
-
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def json_depth(text: str, limit: int) -> int:
-    """How deeply the brackets of JSON ``text`` nest (strings removed first), counted only up to
-    just past ``limit``, so a parser is never asked to recurse deeper than that."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            break
-    return deepest
 
 
 def _short(value: Any) -> str:

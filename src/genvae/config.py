@@ -39,9 +39,10 @@ from torch import nn
 from genvae._hub_files import HUB_MODEL_FILE, HUB_WEIGHTS_FILE, download
 from genvae._init_arguments import INIT_ARGUMENTS_ATTR
 from genvae._io import atomic_write, locked_dir, step
+from genvae._json import json_object, json_type
 from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
 from genvae._version import __version__
-from genvae._weights import WeightsFile, json_depth, to_bytes
+from genvae._weights import WeightsFile, to_bytes
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
@@ -152,11 +153,11 @@ def _part_class(spec: dict[str, Any], where: str) -> type:
     if not isinstance(reference, str) or reference.count("/") != 1:
         raise _SpecError(f"{where}.genvae: expected 'kind/name', got {reference!r}")
     if not isinstance(spec.get("args", {}), dict):
-        raise _SpecError(f"{where}.args: expected an object, got {_json_type(spec['args'])}")
+        raise _SpecError(f"{where}.args: expected an object, got {json_type(spec['args'])}")
     for key, value in spec.get("args", {}).items():
         if key.startswith("*") and not isinstance(value, list):
             raise _SpecError(
-                f"{_field(where, key[1:])}: expected a list of positional arguments, got {_json_type(value)}"
+                f"{_field(where, key[1:])}: expected a list of positional arguments, got {json_type(value)}"
             )
     kind, _, name = reference.partition("/")
     try:
@@ -167,11 +168,6 @@ def _part_class(spec: dict[str, Any], where: str) -> type:
     if not (registry.record_config and isinstance(cls, type) and registered_name(cls) == (kind, name)):
         raise _SpecError(f"{where}.genvae: expected a registered model part, got {reference!r}")
     return cls
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), f"a number ({value!r})" if isinstance(value, int | float) else type(value).__name__)
 
 
 # -- the model directory: model.json names its weights file; replacing model.json switches both --------
@@ -342,7 +338,7 @@ def _build_checked(spec: Any, shown: Path) -> nn.Module:
     except _SpecError as err:
         raise ValueError(f"{shown}: cannot rebuild the model it describes: {err}") from None
     if not isinstance(model, nn.Module):
-        raise ValueError(f"{shown}: model: expected a model part, got {_json_type(spec)}")
+        raise ValueError(f"{shown}: model: expected a model part, got {json_type(spec)}")
     return model
 
 
@@ -389,20 +385,8 @@ def _read_json(real: Path, shown: Path) -> dict[str, Any]:
         text = real.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"{shown}: not a genvae model description (not UTF-8 text at byte {err.start})") from None
-    if _json_depth(text) > MAX_JSON_DEPTH:
-        raise ValueError(f"{shown}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep, got deeper nesting")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise ValueError(f"{shown}: not a genvae model description (invalid JSON: {err})") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{shown}: expected a JSON object (a genvae model description), got {_json_type(document)}")
-    return document
-
-
-def _json_depth(text: str) -> int:
-    """How deeply the brackets of JSON ``text`` nest, counted only up to just past :data:`MAX_JSON_DEPTH`."""
-    return json_depth(text, MAX_JSON_DEPTH)
+    what = "a genvae model description"
+    return json_object(text, shown, what, limit=MAX_JSON_DEPTH, object_is=what)
 
 
 def _short(value: Any) -> str:

@@ -29,7 +29,7 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from genvae._weights import json_depth
+from genvae._json import json_object
 from genvae.config import MAX_JSON_DEPTH
 
 __all__ = ["MAX_BYTES", "RunFileError", "read_history_records", "read_run_bytes", "read_run_json"]
@@ -119,21 +119,9 @@ def read_run_json(path: str | os.PathLike[str], kind: str, *, follow_symlinks: b
         genvae.runfiles.RunFileError: RUN/metrics.json: test: expected an object of numbers, got []
     """
     text = _text(path, kind, read_run_bytes(path, kind, follow_symlinks=follow_symlinks))
-    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise RunFileError(f"{path}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep, got deeper nesting")
-    try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise RunFileError(f"{path}: not a {kind} file written by genvae (invalid JSON: {err})") from None
-    if not isinstance(document, dict):
-        raise RunFileError(f"{path}: expected a JSON object, got {_json_type(document)}")
+    document = json_object(text, path, f"a {kind} file written by genvae", limit=MAX_JSON_DEPTH, error=RunFileError)
     check_fields(path, document, _SCHEMAS.get(kind, {}), _REQUIRED.get(kind, ()))
     return document
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number")
 
 
 # -- the schemas: the fields genvae reads, each with a check and what it expects -------------------

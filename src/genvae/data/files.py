@@ -14,6 +14,7 @@ A download goes to ``root`` when given, else ``$GENVAE_DATA/NAME`` when set, els
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -23,7 +24,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from genvae._io import publish
+from genvae._io import RunWriteError, publish, writing
 
 __all__ = ["DownloadError", "download", "download_dir", "find_file", "search_dirs"]
 
@@ -90,26 +91,40 @@ def download(
         directory: where to write it (created if needed).
         timeout: seconds to wait for each connection and read.
         progress: show a progress bar (tqdm, on stderr); ``None``: only when stderr is a terminal.
+
+    Raises:
+        DownloadError: every mirror failed (each failure listed).
+        RunWriteError: the file could not be written here (a full disk, a read-only folder):
+            one line naming it; no other mirror is tried, and nothing of it is kept.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / filename
+    disk = functools.partial(writing, target, f"downloading {filename}", f"nothing of it was kept in {directory}")
+    with disk():
+        directory.mkdir(parents=True, exist_ok=True)
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".part")
+        with disk():
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".part")
         try:
             digest = hashlib.md5()
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with _progress_bar(filename, total, progress) as bar:
                     while chunk := response.read(1 << 16):
-                        out.write(chunk)
+                        with disk():  # the local disk's error, not the mirror's: the next mirror cannot help
+                            out.write(chunk)
                         digest.update(chunk)
                         bar.update(len(chunk))
+                with disk():
+                    out.flush()  # here, not in close(), where a full disk would pass for the mirror's error
             if digest.hexdigest() != md5:
                 raise ValueError(f"MD5 {digest.hexdigest()}, expected {md5}")
-            publish(tmp, target)
+            with disk():
+                publish(tmp, target)
             return target
+        except RunWriteError:
+            raise
         except (OSError, ValueError, urllib.error.URLError) as err:
             failures.append(f"  {url}: {err}")
         finally:

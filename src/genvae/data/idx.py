@@ -38,6 +38,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from genvae._io import atomic_write
+
 __all__ = ["MAX_ITEMS", "IDXError", "IDXHeader", "check_header", "read_idx", "read_idx_header", "write_idx"]
 
 _TYPES: dict[int, np.dtype] = {
@@ -241,7 +243,8 @@ def _truncated(path: Path, header: IDXHeader, count: int, got: int) -> str:
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file; gzip-compressed when ``path`` ends in ``.gz``."""
+    """Write ``array`` as an IDX file, atomically (a full disk leaves the file there before, and an
+    ``OSError`` naming ``path``); gzip-compressed when ``path`` ends in ``.gz``."""
     array = np.asarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     if dtype not in _CODES:
@@ -258,4 +261,4 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     path = Path(path)
     if path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
+    atomic_write(path, data)

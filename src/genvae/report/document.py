@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genvae._io import atomic_write, step
+from genvae._io import atomic_write, step, writing
 from genvae._version import __version__
 from genvae.data import ImageDataset
 from genvae.report.evaluation import ReportSettings
@@ -46,8 +46,10 @@ def write_report(
         step("report:locked")
         views = [view_run(i, run, settings, data, log or (lambda line: None)) for i, run in enumerate(dirs)]
         target = _target(Path(out), dirs)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, page_html(views, settings, __version__).encode(), step_name="report:page")
+        kept = "the report there before (if any) is intact, and the runs are as they were"
+        with writing(target, "writing the report", kept):  # a full disk: one line naming the page
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, page_html(views, settings, __version__).encode(), step_name="report:page")
     return Path(out)
 
 

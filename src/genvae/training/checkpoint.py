@@ -30,7 +30,8 @@ from typing import Any
 import torch
 
 from genvae._io import atomic_write
-from genvae._weights import json_depth, load_bytes, read_header, to_bytes
+from genvae._json import json_depth
+from genvae._weights import load_bytes, read_header, to_bytes
 
 __all__ = [
     "CheckpointError",

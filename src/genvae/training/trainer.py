@@ -17,12 +17,13 @@ from genvae.losses import ELBOTerms, objectives
 from genvae.training import distributed, options, resume
 from genvae.training.averages import accumulate, averages
 from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
-from genvae.training.callbacks import Callback, ModelCheckpoint, ProgressBar
+from genvae.training.callbacks import Callback, ProgressBar
 from genvae.training.checkpoint import write_checkpoint
 from genvae.training.devices import fused_adam_by_default, resolve_device
 from genvae.training.epoch_log import EpochLog
 from genvae.training.interrupts import sigint_requests_stop
 from genvae.training.state import History, TrainerState
+from genvae.training.stops import callback_writes, interrupt_notice, record_checkpoint
 
 __all__ = ["DivergenceError", "Trainer", "resolve_device"]
 
@@ -283,15 +284,8 @@ class Trainer:
             for cb in self._active:
                 cb.on_fit_end(self)
         if self.interrupted and self._speaks and self.distributed.is_main:
-            print(self._interrupt_notice(), file=sys.stderr, flush=True)
+            print(interrupt_notice(self), file=sys.stderr, flush=True)
         return self.history
-
-    def _interrupt_notice(self) -> str:
-        """What an interrupted run says: where it stopped and the checkpoint to resume from."""
-        written = [str(cb.last_path) for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
-        if not written:
-            return f"{self.state.stop_reason}; no checkpoint written (add a ModelCheckpoint to be able to resume)"
-        return f"{self.state.stop_reason}; last.ckpt written to {written[0]}; continue with fit(..., resume_from=it)"
 
     def _start(
         self, train: Any, val: Any, resume_from: str | os.PathLike[str] | None
@@ -334,7 +328,8 @@ class Trainer:
         self.state.epoch = epoch
         self.history.append(logs)
         for cb in self._active:
-            cb.on_epoch_end(self, epoch, logs)
+            with callback_writes(self, cb, f"at the end of epoch {epoch}"):  # a full disk: say what is kept
+                cb.on_epoch_end(self, epoch, logs)
         self._agree_to_stop()
         return True
 
@@ -406,7 +401,8 @@ class Trainer:
             f"interrupted at epoch {self.state.epoch + 1}, step {step + 1} of {self.steps_per_epoch}"
         )
         for cb in self._active:
-            cb.on_interrupt(self)
+            with callback_writes(self, cb, f"on Ctrl-C ({self.state.stop_reason})"):
+                cb.on_interrupt(self)
 
     @torch.no_grad()
     def _evaluate(self, batches: Batches) -> dict[str, float]:
@@ -449,6 +445,7 @@ class Trainer:
         """Write everything a resume needs (model, optimiser, objective, counters, history,
         callbacks, RNG, the settings a resume must match)."""
         write_checkpoint(path, resume.trainer_payload(self, self._epoch_start_shuffle, self._partial))
+        record_checkpoint(self, path)
 
     def load_checkpoint(self, path: str | os.PathLike[str], *, check_settings: bool = False) -> None:
         """Restore the state written by :meth:`save_checkpoint` into this trainer (``fit(...,
@@ -471,6 +468,7 @@ class Trainer:
         if self.state.step_in_epoch:
             self._epoch_start_shuffle = payload["rng"]["shuffle"]
             self._partial = (dict(payload["partial"]["sums"]), int(payload["partial"]["count"]))
+        record_checkpoint(self, path)
 
 
 def _checked_callbacks(callbacks: Sequence[Callback], quiet: bool) -> tuple[list[Callback], bool]:
