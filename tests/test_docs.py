@@ -35,7 +35,7 @@ MODULES = [
     "genvae.viz",
     "genvae.training.averages", "genvae.training.devices", "genvae.training.epoch_log", "genvae.training.interrupts",
     "genvae.training.resume", "genvae.testing", "genvae.testing.strategies",
-    "genvae.classification", "genvae.training.options",
+    "genvae.classification", "genvae.training.options", "genvae.training.stops",
 ]  # fmt: skip
 
 

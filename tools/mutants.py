@@ -326,4 +326,20 @@ MUTANTS: list[Mutant] = [
         'return {"run_id": self.run_id} if self.run_id is not None else {}', "return {}",
         ("tests/test_training_trackers.py",), "a resumed training would start a second MLflow or W&B run",
     ),
+    # -- hardening round three: full disks, Ctrl-C at start-up -------------------------------------------
+    Mutant(
+        "a failed atomic write keeps its nameless error", "src/genvae/_io.py",
+        "return OSError(err.errno, err.strerror or str(err), os.fspath(path))", "return err",
+        ("tests/test_io.py", "tests/test_full_disk.py"), "a full disk: a bare '[Errno 28] No space left on device'",
+    ),
+    Mutant(
+        "a callback's failed write passes through", "src/genvae/training/stops.py",
+        "    except OSError as err:\n", "    except ValueError as err:\n",
+        ("tests/test_training_stops.py",), "a full disk at a checkpoint: no epoch, no word of last.ckpt",
+    ),
+    Mutant(
+        "Ctrl-C at start-up raises instead of ending", "src/genvae/_startup.py",
+        "    os._exit(130)", "    raise SystemExit(130)",
+        ("tests/test_startup.py",), "a Ctrl-C swallowed inside numpy's import lets the command go on, broken",
+    ),
 ]  # fmt: skip

@@ -62,7 +62,7 @@ def interrupt_notice(trainer: Trainer) -> str:
 @contextlib.contextmanager
 def callback_writes(trainer: Trainer, callback: Callback, when: str) -> Iterator[None]:
     """Turn an ``OSError`` of ``callback`` (a checkpoint or a history that could not be written:
-    a full disk, a read-only folder) into a one-line :class:`~genvae._io.RunWriteError` naming
+    a full disk, a read-only folder) into a one-line :class:`~genvae.runs.RunWriteError` naming
     the file, the callback, ``when`` it ran (``"at the end of epoch 2"``) and the checkpoint that
     a resume continues from."""
     try:
