@@ -30,6 +30,17 @@ def _seed() -> None:
 
 
 @pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test: with tiny models a second thread only waits for the first,
+    and on a busy machine the waiting made training tests 20 times slower. Use it in a module with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def isolated_data_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the machine's own dataset folders, cache or ``GENVAE_DATA``. A module that loads
     or downloads data uses it for every test: ``pytestmark = pytest.mark.usefixtures("isolated_data_dirs")``."""

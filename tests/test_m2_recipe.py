@@ -4,7 +4,6 @@ labels-only baseline (genvae.semisupervised, genvae.classification, genvae.data.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,12 +19,7 @@ SHAPE = (1, 6, 6)
 K = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny() -> SemiSupervisedVAE:

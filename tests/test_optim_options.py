@@ -3,7 +3,6 @@ per-group learning rates, the log-variance clamp and the VampPrior's pseudo-inpu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,7 @@ import genvae as gv
 from genvae.priors import VampPrior
 from genvae.training.options import param_groups
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(prior: Any = "normal", **kwargs: Any) -> gv.VAE:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,7 @@ from genvae.semisupervised import (
 SHAPE = (1, 6, 6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """These models are tiny: a second intra-op thread only waits for the first, and on a busy
-    machine the waiting made the training tests 20 times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(num_classes: int = 3, latent_dim: int = 2, dropout: float = 0.0) -> SemiSupervisedVAE:
