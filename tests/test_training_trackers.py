@@ -397,6 +397,9 @@ def test_a_resumed_training_reopens_its_wandb_run(wandb_home: Path, tmp_path: Pa
     first = WandbLogger("genvae-tests", mode="offline", dir=str(wandb_home))
     fit([first, checkpoints, InterruptAt(3)])
     assert offline_run(wandb_home, first.run_id)["artifacts"] == []  # interrupted: no model
+    # W&B names an offline run's folder by the second it started in; a real resume comes later than the
+    # same second, so wait for the clock to turn rather than let a fast machine reuse the first folder.
+    time.sleep(1.05 - time.time() % 1)
     second = WandbLogger("genvae-tests", mode="offline", dir=str(wandb_home))
     fit([second, ModelCheckpoint(tmp_path / "ckpt")], resume_from=checkpoints.last_path)
     assert second.run_id == first.run_id
