@@ -36,7 +36,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any
 import torch
 
 import genvae as gv
+from genvae._io import atomic_write  # the one atomic write: a temporary file, fsync, rename
 from genvae.latent_metrics import active_units, mig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -96,10 +96,7 @@ def record(path: Path, section: str, row: dict[str, Any], key: Sequence[str]) ->
             rows[same[0]] = row
         else:
             rows.append(row)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reproduce-")
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(document, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, (json.dumps(document, indent=1) + "\n").encode())
     return document
 
 

@@ -5,11 +5,11 @@ but the papers' figures below."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from genvae._io import atomic_write
 
 # The papers' figures (MNIST, 50,000-60,000 training images, one stochastic layer), cited.
 PAPERS: dict[str, str] = {
@@ -260,7 +260,4 @@ def render(document: dict[str, Any]) -> str:
 
 def write_docs(document: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".reproducibility-")
-    with os.fdopen(fd, "w") as f:
-        f.write(render(document))
-    os.replace(tmp, path)
+    atomic_write(path, render(document).encode())

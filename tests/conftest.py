@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -83,3 +84,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if any(name in reason for name in DATA_SKIP_REASONS):
         report.outcome = "failed"
         report.longrepr = f"GENVAE_REQUIRE_DATA=1, but the data this test needs is missing: {reason}"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-epoch VAE run made by ``genvae train`` (copy it before changing it)."""
+    from genvae.cli import main
+    from tests.helpers import TINY
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    return run

@@ -166,3 +166,8 @@ class FullDisk:
             return fd
         os.close(fd)  # the file stays, empty, as on a disk that filled at its first byte
         return self._open("/dev/full", os.O_WRONLY | (flags & getattr(os, "O_CLOEXEC", 0)))
+
+
+#: `genvae train` arguments of a tiny two-epoch run on SyntheticDigits (seconds on a CPU).
+TINY = ["--dataset", "synthetic-digits", "--train-size", "96", "--test-size", "32", "--epochs", "2", "--quiet",
+        "--no-report", "--device", "cpu"]  # fmt: skip

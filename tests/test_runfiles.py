@@ -18,7 +18,7 @@ from genvae.data import files
 from genvae.runfiles import MAX_BYTES, RunFileError, read_run_bytes, read_run_json
 from genvae.runs import RunDir, RunLockedError, RunWriteError
 from genvae.training.state import History
-from tests.test_runs import TINY, copy_run, snapshot, train
+from tests.test_runs import copy_run, snapshot, train
 
 
 @pytest.fixture(autouse=True)
@@ -26,14 +26,6 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setattr(files, "SYSTEM_DATA_DIR", tmp_path_factory.mktemp("system"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENVAE_DATA", raising=False)
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished two-epoch VAE run (copy it before changing it)."""
-    run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", *TINY, "--out", str(run)]) == 0
-    return run
 
 
 def real(run: Path, name: str) -> Path:

@@ -23,9 +23,8 @@ from genvae.cli import main
 from genvae.data import write_idx
 from genvae.experiment import TrainConfig, train_run
 from genvae.runs import RunDir
+from tests.helpers import TINY
 
-TINY = ["--dataset", "synthetic-digits", "--train-size", "96", "--test-size", "32", "--epochs", "2", "--quiet",
-        "--no-report", "--device", "cpu"]  # fmt: skip
 PUBLISHED = ("config.json", "model.json", "history.csv", "metrics.json")
 
 # A likelihood that turns NaN after a number of training steps: a model made to diverge, loaded
@@ -82,14 +81,6 @@ def snapshot(run: Path) -> dict[str, bytes]:
 def published_together(run: Path) -> bool:
     """Every top-level published name resolves into one and the same publication folder."""
     return len({(run / name).resolve().parent for name in PUBLISHED}) == 1
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished two-epoch VAE run (copy it before changing it)."""
-    run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", *TINY, "--out", str(run)]) == 0
-    return run
 
 
 def copy_run(run: Path, to: Path) -> Path:

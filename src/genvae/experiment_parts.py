@@ -1,0 +1,261 @@
+"""The parts a run builds from its settings: :class:`TrainConfig`, the data it names, its model and
+objective (each chosen by name from its registry), and the modules ``--import`` loads to register
+parts. :mod:`genvae.experiment` trains and publishes the run; it re-exports every name here."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genvae import models, presets
+from genvae.data import MNIST, FashionMNIST, ImageDataset, datasets, load_dataset, partially_labeled
+from genvae.data.files import DownloadError
+from genvae.losses import Objective, objectives
+from genvae.semisupervised import SemiSupervisedVAE
+
+__all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
+           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
+           "partly_labelled"]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A setting of a run that cannot be used (one line, naming the setting as ``genvae train``'s flag)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a run; the message says where and how to resume."""
+
+
+@dataclass
+class TrainConfig:
+    """The settings of one training run (what ``genvae train`` takes; saved as ``config.json``).
+
+    ``conditioner``, ``likelihood`` and ``prior`` left as None take the model's default;
+    ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
+    Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
+    of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
+    ``default_objective``), see :func:`build_objective`
+    (``k``: IWAE's samples). ``labels`` keeps that many training labels (balanced over the
+    classes) for the semi-supervised ``"m2"``; ``tensorboard`` is a folder for TensorBoard's event files;
+    ``mlflow`` a tracking URI and ``wandb`` a W&B project to log the run to (see :mod:`genvae.training.trackers`)."""
+
+    model: str = "vae"
+    dataset: str = "synthetic-digits"
+    data_root: str | None = None
+    download: bool = False
+    latent_dim: int = 2
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    conditioner: str | None = None
+    likelihood: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    train_size: int | None = None
+    test_size: int | None = None
+    threads: int | None = None
+    prior: str | None = None
+    objective: str | None = None
+    k: int | None = None
+    labels: int | None = None
+    tensorboard: str | None = None
+    mlflow: str | None = None
+    mlflow_experiment: str = "genvae"
+    wandb: str | None = None
+    wandb_mode: str = "online"
+
+
+# -- the data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """What ``--dataset auto`` chose: the dataset's name, a short reason (for one line of output)
+    and the details of what was tried (download errors and so on, for the run's notes)."""
+
+    name: str
+    summary: str
+    details: str
+
+
+_REAL_DATA = (("mnist", MNIST, "MNIST"), ("fashion-mnist", FashionMNIST, "Fashion-MNIST"))
+
+
+def choose_dataset(root: str | None, download: bool) -> DataChoice:
+    """MNIST if its files are found (or, with ``download``, can be downloaded), else Fashion-MNIST
+    likewise, else the offline SyntheticDigits."""
+    tried: list[str] = []
+    for name, dataset, label in _REAL_DATA:
+        unavailable = f"; {tried[0].split(':')[0]} is not available" if tried else ""
+        if all(dataset.available(root, split) for split in ("train", "test")):
+            return DataChoice(name, f"{label} (found locally{unavailable})", "; ".join([*tried, f"{label}: found"]))
+        if not download:
+            tried.append(f"{label}: not found locally, and downloading is off")
+            continue
+        try:
+            for split in ("train", "test"):
+                dataset(root, split, download=True)
+            return DataChoice(name, f"{label} (downloaded{unavailable})", "; ".join([*tried, f"{label}: downloaded"]))
+        except (DownloadError, OSError, ValueError) as err:
+            reason = " ".join(str(err).split())
+            tried.append(f"{label}: not found locally, and the download failed ({reason[:400]})")
+    summary = "SyntheticDigits (rendered offline; neither MNIST nor Fashion-MNIST is available)"
+    return DataChoice("synthetic-digits", summary, "; ".join(tried))
+
+
+def load_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
+    """The training and test splits of ``config.dataset`` (a :data:`genvae.data.datasets` name),
+    cut to ``config.train_size`` and ``config.test_size``."""
+    if config.dataset not in datasets:
+        known = ", ".join([*datasets.names(), "auto"])
+        raise ConfigError(f"--dataset: expected one of {known}, got {config.dataset!r}")
+    train = load_dataset(config.dataset, "train", config.data_root, config.download, config.train_size)
+    test = load_dataset(config.dataset, "test", config.data_root, config.download, config.test_size)
+    return train, test
+
+
+# -- the model and its objective -----------------------------------------------------------------
+
+
+#: How a run builds the model its config names: the notebook's networks for the built-in
+#: names; any other registered model is built by its class. Add a preset here to make a new
+#: registered model build like the notebook's.
+MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
+    "vae": presets.seed_vae,
+    "cvae": presets.seed_cvae,
+    "m2": presets.seed_m2,
+}
+
+
+def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model ``config.model`` names (from the model registry), and the settings it was built
+    with. Every setting goes to the builder's keyword argument of the same name; a setting the
+    builder does not take is an error when it was given, and recorded as None otherwise."""
+    builder = MODEL_BUILDERS.get(config.model) or models.get(config.model)
+    chosen = {
+        "latent_dim": config.latent_dim,
+        "conditioner": config.conditioner,
+        "likelihood": config.likelihood,
+        "prior": config.prior,
+    }
+    arguments, settings = _arguments(builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}")
+    torch.manual_seed(config.seed)  # the model's initialisation follows the seed too
+    return builder(**arguments), settings
+
+
+def objective_name(config: TrainConfig, model: torch.nn.Module) -> str:
+    """The objective ``config`` names, or the model's own (its class attribute
+    ``default_objective``, as for :class:`~genvae.Trainer`; ``"elbo"`` for a VAE, ``"m2"`` for M2).
+    A model class may also list in ``trains_with`` the only objectives it trains with (M2 lists
+    ``"m2"``), and such an objective trains only the models that list it."""
+    own: tuple[str, ...] = getattr(model, "trains_with", ())
+    if config.objective is None:
+        default = getattr(model, "default_objective", "elbo")
+        return default if isinstance(default, str) else "elbo"
+    if own and config.objective not in own:
+        raise ConfigError(
+            f"--objective: the model {config.model!r} trains with its own bound; "
+            f"expected {', '.join(own)}, got {config.objective!r}"
+        )
+    owners = [name for name in models.names() if config.objective in getattr(models.get(name), "trains_with", ())]
+    if owners and config.objective not in own:  # another model's own bound: it needs that model's outputs
+        raise ConfigError(
+            f"--objective: {config.objective!r} is the own bound of --model {', '.join(owners)}, "
+            f"got --model {config.model}"
+        )
+    return config.objective
+
+
+def build_objective(config: TrainConfig, model: torch.nn.Module, train_size: int) -> tuple[Objective, dict[str, Any]]:
+    """The objective of :func:`objective_name` (a class of :data:`genvae.losses.objectives`) for
+    ``model``, and the run's options as it was built with them. The class gets those of the
+    run's options it declares: ``k`` (as given) and ``dataset_size`` (the training set's size,
+    which β-TCVAE's estimator needs); ``k`` given to a class that does not take it is an error."""
+    name = objective_name(config, model)
+    if name not in objectives:
+        raise ConfigError(f"--objective: expected one of {', '.join(objectives.names())}, got {name!r}")
+    cls = objectives.get(name)
+    arguments, settings = _arguments(cls, {"k": config.k}, {"dataset_size": train_size}, f"the objective {name!r}")
+    return cls(**arguments), {"objective": name, **settings}
+
+
+def _arguments(
+    build: Callable[..., Any], chosen: Mapping[str, Any], derived: Mapping[str, Any], what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keyword arguments ``build`` gets: the ``chosen`` settings that were given (an error
+    naming the flag where it does not take one) and the ``derived`` values it declares; and the
+    chosen settings as used (``build``'s default where not given, None where it takes none)."""
+    parameters = inspect.signature(build).parameters
+    for name, value in chosen.items():
+        if value is not None and name not in parameters:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag}: {what} takes no {name}, got {value!r}")
+    arguments = {k: v for k, v in {**chosen, **derived}.items() if v is not None and k in parameters}
+    settings = {name: arguments.get(name, _default(parameters, name)) for name in chosen}
+    return arguments, settings
+
+
+def _default(parameters: Mapping[str, inspect.Parameter], name: str) -> Any:
+    parameter = parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
+
+
+def partly_labelled(config: TrainConfig, model: torch.nn.Module, train: ImageDataset) -> ImageDataset:
+    """The training data with only ``config.labels`` labels kept (for M2), oversampled to half of
+    every batch as the semi-supervised papers do."""
+    if config.labels is None:
+        return train
+    if not isinstance(model, SemiSupervisedVAE):
+        raise ConfigError(f"--labels: only --model m2 learns from partly labelled data, got --model {config.model}")
+    return partially_labeled(train, config.labels, seed=config.seed, labelled_share=0.5)
+
+
+# -- modules that register parts ------------------------------------------------------------------
+
+
+_IMPORTED: list[str] = []  # the modules import_modules loaded, recorded in each run's config
+
+
+def import_modules(targets: Iterable[str]) -> None:
+    """Import the modules ``targets`` (``genvae train --import``), e.g. ones that register parts.
+    A name is imported as ``python -m`` would (the current folder first); a path ending in
+    ``.py`` is loaded from that file. Each run's ``config.json`` records them (``imports``)."""
+    _IMPORTED.clear()
+    for target in targets:
+        try:
+            _import(target)
+        except Exception as err:  # the module's own code may fail in any way
+            raise ConfigError(f"--import: cannot import {target!r} ({type(err).__name__}: {err})") from None
+        _IMPORTED.append(target)
+
+
+def imported_modules() -> list[str]:
+    """The modules the last :func:`import_modules` imported, in order."""
+    return list(_IMPORTED)
+
+
+def _import(target: str) -> None:
+    if target.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+        if spec is None or spec.loader is None or not Path(target).is_file():
+            raise ImportError(f"no such file: {target!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return
+    sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(target)
+    finally:
+        sys.path.remove(os.getcwd())
