@@ -120,18 +120,23 @@ def test_with_a_perturbed_iaf_posterior_the_estimate_stays_exact_in_expectation(
     no longer constant, yet their mean is p(x), because log q(z | x) is the flow's exact density
     (a log q without the flow's log-determinant, or of the Gaussian base, would converge elsewhere)."""
     torch.manual_seed(0)
-    model = linear_gaussian(conditional, posterior=gv.posteriors.IAFPosterior(steps=2, hidden=(8,), context_dim=2))
+    iaf = gv.posteriors.IAFPosterior(steps=2, hidden=(8,), context_dim=2)
+    # a Gaussian base wider than the posterior: the IAF's gated steps only ever contract
+    model = linear_gaussian(conditional, off=(1.0, 0.0, 0.5), posterior=iaf)
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in model.q.parameters():
-            p.add_(0.4 * torch.randn(p.shape, generator=g))
-    x, y = points(4, seed=3), torch.tensor([0, 1, 2, 1])
-    data, c = ((x, y), torch.eye(3)[y]) if conditional else (x, None)
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
+    y = torch.tensor([0, 1, 2, 1])
+    c = torch.eye(3)[y] if conditional else None
+    # near the data's mean, where the flow's pull towards its shift stays within the posterior's width
+    x = B + 0.3 * points(4, seed=3) + (c @ V.T if c is not None else 0)
+    data = (x, y) if conditional else x
     exact = -exact_log_likelihood(x, c)
     weights = evaluation.log_importance_weights(model, x, c, k=64)
-    assert float(weights.std(1).min()) > 0.05  # q is not the posterior: the weights vary
-    assert float((evaluation.nll(model, data, k=1).per_sample - exact).abs().max()) > 0.05
-    estimate = evaluation.nll(model, data, k=20_000).per_sample
+    assert float(weights.std(1).min()) > 0.3  # q is not the posterior: the weights vary
+    assert float((evaluation.nll(model, data, k=1).per_sample - exact).abs().max()) > 0.5
+    estimate = evaluation.nll(model, data, k=100_000).per_sample
     torch.testing.assert_close(estimate, exact, atol=0.03, rtol=0)
 
 
