@@ -231,3 +231,42 @@ def test_a_model_with_an_iaf_posterior_and_a_flow_prior_saves_and_loads(tmp_path
     torch.testing.assert_close(again.posterior_location(x, c), model.posterior_location(x, c))
     torch.testing.assert_close(again.prior_log_prob(torch.ones(2, 3), c[:2] if c is not None else None),
                                model.prior_log_prob(torch.ones(2, 3), c[:2] if c is not None else None))  # fmt: skip
+
+
+def test_m2_trains_with_an_iaf_posterior_and_a_flow_prior(tmp_path: Path) -> None:
+    """The semi-supervised bound's KL of z comes from the output, so it is the flow's Monte-Carlo KL."""
+    torch.manual_seed(0)
+    cond = {"condition_dim": 3, "conditioner": "split"}
+    model = gv.SemiSupervisedVAE(
+        gv.encoders.MLPEncoder(SHAPE, hidden=(8,), **cond), gv.decoders.MLPDecoder(2, SHAPE, hidden=(8,), **cond),
+        gv.classifiers.MLPClassifier(3, SHAPE, hidden=(8,)), latent_dim=2, num_classes=3,
+        prior=flows.FlowPrior(hidden=(6,)), posterior=posteriors.IAFPosterior(hidden=(6,)),
+    )  # fmt: skip
+    x = torch.bernoulli(torch.full((8, *SHAPE), 0.5), generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 2, -1, -1, -1, 0, -1])
+    out = model(x, y, semi_supervised=True)
+    assert not out.vae.gaussian_posterior
+    torch.testing.assert_close(out.vae.kl(), out.vae.log_q - model.prior_log_prob(out.vae.z, out.vae.c))
+    history = gv.Trainer(model, max_epochs=1, batch_size=4, device="cpu", seed=0, quiet=True).fit((x, y))
+    assert all(math.isfinite(v) for v in history.last.values())
+    gv.save(model, tmp_path / "m2")
+    assert isinstance(gv.load(tmp_path / "m2").q, posteriors.IAFPosterior)
+
+
+def test_the_figures_and_latent_metrics_use_the_flows_codes() -> None:
+    pytest.importorskip("matplotlib")
+    from matplotlib import pyplot as plt
+
+    model = tiny(flows.FlowPrior(hidden=(6,)), latent=2, posterior=posteriors.IAFPosterior(hidden=(6,)))
+    perturb(model.q)
+    x = torch.rand(8, *SHAPE, dtype=torch.float64)
+    codes, _ = gv.inference.posterior_means(model, x)
+    torch.testing.assert_close(codes, model.posterior_location(x).detach())
+    figures = [
+        gv.viz.latent_manifold(model, n=3),
+        gv.viz.latent_scatter(model, (x, torch.arange(8) % 3)),
+        gv.viz.reconstructions(model, x, n=4),
+    ]
+    plt.close("all")
+    assert all(fig.axes for fig in figures)
+    assert gv.latent_metrics.active_units(model, x).variances.shape == (2,)

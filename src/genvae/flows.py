@@ -13,16 +13,24 @@
 The dimensions are reversed between steps, so every dimension is conditioned on every other
 after two steps; a reversal has log-determinant 0.
 
-Why genvae writes these two flows itself rather than depending on a flow library (zuko 1.6 was
-the candidate), measured with ``benchmarks/flow_choice.py`` (2 steps, latent 32, batch 128, one
-CPU thread): forward with log-determinant and its backward pass took about as long in both
-(genvae's MADE and zuko's MaskedAutoregressiveTransform are the same algorithm, and both are a
-handful of small matrix products), the log-densities of both integrate to 1, but zuko would add a
-dependency to the core (which depends on torch and numpy only), its modules are built lazily from
-callables, so their constructor arguments are not recorded and :func:`genvae.save` could not
-write them into ``model.json`` without wrapping every class, and the IAF's numerically stable
-update ``z = σ·z + (1 − σ)·m`` (Kingma et al.'s eq. 14) is not one of its transforms. About 150
-lines here keep the flows saveable as any other part, with one MADE for both directions.
+Why genvae writes these two flows itself rather than taking them from a flow library (zuko 1.6
+was the candidate), measured with ``python benchmarks/flow_choice.py`` (2 steps, MADE hidden
+layers (64, 64), latent 32, batch 128, one CPU thread, median of 5 interleaved rounds):
+
+- speed: forward with log-determinant 458 µs (genvae's MAF) against 721 µs (zuko's MAF), and
+  516 µs against 620 µs for the IAF direction; with the backward pass 1.11 ms against 1.45 ms
+  and 1.14 ms against 1.39 ms. The same algorithm; genvae's is 1.2–1.6× faster here.
+- exactness: both are normalised by construction; on a 1001² grid over [−18, 18]² a perturbed
+  2-D flow holds 0.9980 (genvae; 0.0019 of its draws fall outside the box) and 1.0000 (zuko),
+  and inverting a 32-D flow recovers z to 6e−12 (genvae) and 3e−8 (zuko) in float64.
+- weight: zuko is small (422 KiB, 5,272 lines; torch and numpy only) but would be a new core
+  dependency (the core depends on torch and numpy only), for about 300 lines here.
+- save/load: zuko builds its transforms lazily from callables, so its modules record no
+  constructor arguments; :func:`genvae.save` could write them only through a registered wrapper
+  per flow. Written here, the flows are parts like any other (``model.json`` names
+  ``posteriors/iaf`` and ``priors/flow`` with their arguments; the weights are safetensors).
+- the IAF's numerically stable update ``z = σ·z + (1 − σ)·m`` (Kingma et al.'s eq. 14) is not one
+  of zuko's transforms, and one MADE here serves both directions.
 
 Example:
     >>> import torch
@@ -59,11 +67,12 @@ LOG_SCALE_BOUND = 3.0
 
 
 class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (a buffer, ``(out, in)``)."""
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (a buffer, ``(out, in)``; not
+    saved: the architecture fixes it)."""
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__(mask.shape[1], mask.shape[0])
-        self.register_buffer("mask", mask.to(self.weight.dtype))
+        self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
