@@ -78,6 +78,7 @@ class MaskedLinear(nn.Linear):
         self.register_buffer("mask", mask.to(self.weight.dtype), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` times the masked weight, plus the bias."""
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
 
 
@@ -247,8 +248,8 @@ class MaskedAutoregressiveFlow(nn.Module):
 
 @register_prior("flow")
 class FlowPrior(Prior):
-    """A masked autoregressive flow prior (Papamakarios et al., 2017): p(z) = N(u(z); 0, I) ·
-    |det ∂u/∂z| with u a :class:`MaskedAutoregressiveFlow` of z, conditioned on c in a
+    """A masked autoregressive flow prior (Papamakarios et al., 2017): ``p(z) = N(u(z); 0, I) ·
+    |det ∂u/∂z|`` with u a :class:`MaskedAutoregressiveFlow` of z, conditioned on c in a
     conditional model (p(z | c)). A normalised density, exactly; it starts as N(0, I) and is
     learned with the model. The KL is a Monte-Carlo estimate. Sampling inverts the flow, one
     dimension at a time.
@@ -291,7 +292,7 @@ class FlowPrior(Prior):
         return c if self.conditional else None
 
     def log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """log N(u(z); 0, I) + log |det ∂u/∂z|, shape ``z.shape[:-1]``."""
+        """``log N(u(z); 0, I) + log |det ∂u/∂z|``, shape ``z.shape[:-1]``."""
         u, log_det = self.flow(z, self._condition(c))
         return log_normal(u) + log_det
 
@@ -314,4 +315,5 @@ class FlowPrior(Prior):
         return self.flow.inverse(u, None if context is None else context.to(*own[::-1])).to(device_, dtype_)
 
     def extra_repr(self) -> str:
+        """The latent size and the flow's shape, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, steps={self.steps}, hidden={self.hidden}"

@@ -197,6 +197,7 @@ class IAFPosterior(Posterior):
         return self.flow(params.mean, self._context(params))[0]
 
     def extra_repr(self) -> str:
+        """The latent size and the flow's shape, shown in the module's ``repr``."""
         return f"latent_dim={self.latent_dim}, steps={self.steps}, hidden={self.hidden}, context_dim={self.context_dim}"
 
 
