@@ -82,6 +82,7 @@ def tiny_vae(
     hidden: int = 16,
     dtype: torch.dtype | None = None,
     seed: int | None = 0,
+    posterior: Any = "gaussian",
 ) -> gv.VAE:
     """A small all-MLP VAE (or a CVAE over 3 classes) on ``shape`` images, one ``hidden`` layer each
     way. ``seed`` seeds torch just before the layers are built (None: the caller's random state)."""
@@ -91,9 +92,9 @@ def tiny_vae(
     enc = gv.encoders.MLPEncoder(shape, hidden=(hidden,), **cond)
     dec = gv.decoders.MLPDecoder(latent, shape, hidden=(hidden,), **cond)
     if conditional:
-        model: gv.VAE = gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior)
+        model: gv.VAE = gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior, posterior=posterior)
     else:
-        model = gv.VAE(enc, dec, latent_dim=latent, prior=prior)
+        model = gv.VAE(enc, dec, latent_dim=latent, prior=prior, posterior=posterior)
     return model if dtype is None else model.to(dtype)
 
 

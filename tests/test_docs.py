@@ -36,6 +36,7 @@ MODULES = [
     "genvae.training.averages", "genvae.training.devices", "genvae.training.epoch_log", "genvae.training.interrupts",
     "genvae.training.resume", "genvae.testing", "genvae.testing.strategies",
     "genvae.classification", "genvae.training.options", "genvae.training.stops",
+    "genvae.posteriors", "genvae.flows", "genvae.outputs",
 ]  # fmt: skip
 
 

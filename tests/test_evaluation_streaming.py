@@ -54,16 +54,19 @@ B = torch.tensor([0.1, -0.3, 0.2, 0.4])
 V = torch.tensor([[0.5, -1.0, 0.0], [0.0, 0.8, -0.4], [1.1, 0.0, 0.3], [-0.7, 0.2, 0.9]])
 
 
-def linear_gaussian(conditional: bool = False, off: tuple[float, float, float] | None = None) -> gv.VAE:
+def linear_gaussian(
+    conditional: bool = False, off: tuple[float, float, float] | None = None, posterior: object = "gaussian"
+) -> gv.VAE:
     """x = W z (+ V c) + b + N(0, σ²I), z ~ N(0, I); the encoder is the exact posterior, or with
-    ``off = (scale, shift, extra log-variance)`` a proposal moved away from it (and from the prior)."""
+    ``off = (scale, shift, extra log-variance)`` a proposal moved away from it (and from the prior);
+    ``posterior`` may put a flow on top of it."""
     classes = V.shape[1] if conditional else 0
     enc, dec = Features(W.shape[0], classes), Linear(W, B, V if conditional else None)
     lik = gv.likelihoods.Gaussian(SIGMA)
     model = (
-        gv.ConditionalVAE(enc, dec, 2, num_classes=classes, likelihood=lik)
+        gv.ConditionalVAE(enc, dec, 2, num_classes=classes, likelihood=lik, posterior=posterior)  # type: ignore[arg-type]
         if conditional
-        else gv.VAE(enc, dec, 2, likelihood=lik)
+        else gv.VAE(enc, dec, 2, likelihood=lik, posterior=posterior)  # type: ignore[arg-type]
     )
     assert torch.allclose(W.T @ W, torch.diag(torch.diag(W.T @ W)))
     cov = torch.linalg.inv(torch.eye(2) + W.T @ W / SIGMA**2)  # diagonal
@@ -109,6 +112,32 @@ def test_away_from_the_posterior_and_the_prior_the_estimate_converges() -> None:
     assert (one - (-exact_log_likelihood(x))).abs().max() > 0.2  # off the posterior: k = 1 is not exact
     estimate = evaluation.nll(model, x, k=20_000).per_sample
     torch.testing.assert_close(estimate, -exact_log_likelihood(x), atol=0.03, rtol=0)
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["vae", "cvae"])
+def test_with_a_perturbed_iaf_posterior_the_estimate_stays_exact_in_expectation(conditional: bool) -> None:
+    """A flow on top of the exact posterior moves q away from p(z | x): the importance weights are
+    no longer constant, yet their mean is p(x), because log q(z | x) is the flow's exact density
+    (a log q without the flow's log-determinant, or of the Gaussian base, would converge elsewhere)."""
+    torch.manual_seed(0)
+    iaf = gv.posteriors.IAFPosterior(steps=2, hidden=(8,), context_dim=2)
+    # a Gaussian base wider than the posterior: the IAF's gated steps only ever contract
+    model = linear_gaussian(conditional, off=(1.0, 0.0, 0.5), posterior=iaf)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.q.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=g))
+    y = torch.tensor([0, 1, 2, 1])
+    c = torch.eye(3)[y] if conditional else None
+    # near the data's mean, where the flow's pull towards its shift stays within the posterior's width
+    x = B + 0.3 * points(4, seed=3) + (c @ V.T if c is not None else 0)
+    data = (x, y) if conditional else x
+    exact = -exact_log_likelihood(x, c)
+    weights = evaluation.log_importance_weights(model, x, c, k=64)
+    assert float(weights.std(1).min()) > 0.3  # q is not the posterior: the weights vary
+    assert float((evaluation.nll(model, data, k=1).per_sample - exact).abs().max()) > 0.5
+    estimate = evaluation.nll(model, data, k=100_000).per_sample
+    torch.testing.assert_close(estimate, exact, atol=0.03, rtol=0)
 
 
 def test_bayes_rule_scores_are_the_exact_class_likelihoods() -> None:

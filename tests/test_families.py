@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import genvae as gv
-from genvae import priors
+from genvae import flows, priors
 from tests.helpers import SAFETY_TIMEOUT
 
 SHAPE = (1, 4, 4)
@@ -25,6 +25,7 @@ PRIORS: dict[str, Callable[[], Any]] = {
     "mog": lambda: priors.MixturePrior(components=3),
     "vamp": lambda: priors.VampPrior(components=4),
     "conditional": lambda: "conditional",
+    "flow": lambda: flows.FlowPrior(hidden=(6,)),
 }
 OBJECTIVES: dict[str, Callable[[], gv.Objective]] = {
     "elbo": lambda: gv.ELBO(beta=2.0),
@@ -122,7 +123,7 @@ def test_the_figures_work_with_every_prior(prior: str, conditioning: str) -> Non
     assert units.variances.shape == (2,) and 0 <= units.count <= 2
 
 
-@pytest.mark.parametrize("prior", ["normal", "mog", "vamp", "conditional"])
+@pytest.mark.parametrize("prior", ["normal", "mog", "vamp", "conditional", "flow"])
 def test_class_conditional_samples_with_every_prior(prior: str) -> None:
     from matplotlib import pyplot as plt
 

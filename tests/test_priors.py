@@ -244,8 +244,8 @@ def test_the_default_prior_gives_the_same_numbers_as_the_formulas() -> None:
 # -- building, routing, save and load ------------------------------------------------------------
 
 
-def test_the_registry_holds_the_four_priors() -> None:
-    assert gv.priors.names() == ["conditional", "mog", "normal", "vamp"]
+def test_the_registry_holds_the_five_priors() -> None:
+    assert gv.priors.names() == ["conditional", "flow", "mog", "normal", "vamp"]
     with pytest.raises(
         gv.registry.UnknownNameError, match="prior: priors: unknown name 'flat'; known names: conditional"
     ):

@@ -97,19 +97,20 @@ def mse(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
 
 @register("kl")
 def kl(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """KL(q(z | x) ‖ p(z)) from the model's prior: analytic per latent dimension, ``(batch,
-    latent_dim)``, where the prior has a closed form (normal, conditional), else the one-sample
-    Monte-Carlo estimate per sample, ``(batch,)``."""
+    """KL(q(z | x) ‖ p(z)) as the output gives it (:meth:`~genvae.VAEOutput.kl`): with the
+    Gaussian posterior, analytic per latent dimension, ``(batch, latent_dim)``, where the prior has
+    a closed form (normal, conditional), else the one-sample Monte-Carlo estimate per sample,
+    ``(batch,)``; with a flow posterior, the Monte-Carlo estimate ``log q − log p`` per sample."""
     # no finiteness check: no host sync in the training step
-    if out.prior is None:
-        return kl_per_dim(out.mean, out.logvar)
-    return out.prior.kl(out.mean, out.logvar, out.z, out.c)
+    return out.kl()
 
 
 @register("kl_mc")
 def kl_mc(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
-    """One-sample estimate log q(z | x) − log p(z) at the drawn z: per latent dimension for a
-    prior that factorises over them (normal, conditional), else per sample."""
+    """One-sample estimate log q(z | x) − log p(z) at the drawn z: per latent dimension for the
+    Gaussian posterior and a prior that factorises over them (normal, conditional), else per sample."""
+    if not out.gaussian_posterior:
+        return out.log_q - out.log_prior()
     log_q = log_normal_dims(out.z, out.mean, out.logvar)
     if out.prior is None:
         return log_q - log_normal_dims(out.z)

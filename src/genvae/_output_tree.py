@@ -11,12 +11,12 @@ from torch.utils import _pytree as pytree
 from genvae.models import VAEOutput
 
 # A pytree, so that ``torch.export.export(model, (x,))`` can return one: the tensors are its
-# children, the likelihood and the prior (modules of the model) its context.
-_OUTPUT_TENSORS = ("params", "mean", "logvar", "z", "c")
+# children, the likelihood and the prior (modules of the model) and the posterior's kind its context.
+_OUTPUT_TENSORS = ("params", "mean", "logvar", "z", "c", "log_q")
 
 
 def _flatten_output(out: VAEOutput) -> tuple[list[Any], Any]:
-    return [getattr(out, name) for name in _OUTPUT_TENSORS], (out.likelihood, out.prior)
+    return [getattr(out, name) for name in _OUTPUT_TENSORS], (out.likelihood, out.prior, out.gaussian_posterior)
 
 
 def _flatten_output_with_keys(out: VAEOutput) -> tuple[list[tuple[Any, Any]], Any]:
@@ -25,8 +25,8 @@ def _flatten_output_with_keys(out: VAEOutput) -> tuple[list[tuple[Any, Any]], An
 
 
 def _unflatten_output(children: Any, context: Any) -> VAEOutput:
-    params, mean, logvar, z, c = children
-    return VAEOutput(params, mean, logvar, z, likelihood=context[0], c=c, prior=context[1])
+    params, mean, logvar, z, c, log_q = children
+    return VAEOutput(params, mean, logvar, z, context[0], c, context[1], log_q, context[2])
 
 
 pytree.register_pytree_node(

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from genvae._validation import check_positive_int
-from genvae.gaussian import log_normal, reparameterize
 from genvae.inference import MEMORY_BUDGET as MEMORY_BUDGET
 from genvae.inference import decode_chunk_size as decode_chunk_size
 from genvae.inference import importance_log_weights, labels_for, model_inputs, posteriors
@@ -43,6 +42,7 @@ from genvae.inference import inference as inference
 from genvae.inference import posterior_means as posterior_means
 from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig
 from genvae.models import VAE, ConditionalVAE, Labels
+from genvae.posteriors import PosteriorParams
 
 __all__ = [
     "ActiveUnits",
@@ -101,13 +101,12 @@ def _steps(total: int, per_step: int) -> Iterator[int]:
 
 
 def _chunk_log_weights(
-    model: VAE, x: torch.Tensor, c: torch.Tensor | None, mean: torch.Tensor, logvar: torch.Tensor, m: int, bf16: bool
+    model: VAE, x: torch.Tensor, c: torch.Tensor | None, q: PosteriorParams, m: int, bf16: bool
 ) -> torch.Tensor:
-    """``log p(x, z) − log q(z | x)`` for ``m`` fresh draws per row of ``x``: shape ``(m, batch)``."""
+    """``log p(x, z) − log q(z | x)`` for ``m`` fresh draws per row of ``x`` from the model's
+    posterior (its flow included): shape ``(m, batch)``."""
     batch = x.shape[0]
-    eps = torch.randn(m, *mean.shape, device=mean.device, dtype=mean.dtype)
-    z = reparameterize(mean, logvar, eps)  # (m, batch, latent)
-    log_q = log_normal(z, mean, logvar)
+    z, log_q = model.sample_posterior(q, m)  # (m, batch, latent), (m, batch)
     flat_z = z.reshape(m * batch, -1)
     flat_c = c.repeat(m, 1) if c is not None else None
     log_p_z = model.prior_log_prob(flat_z, flat_c).reshape(m, batch)
@@ -125,10 +124,10 @@ def _log_marginal(
     """Importance-weighted ``log p(x)`` of each row of ``x`` (float64) from ``k`` posterior
     draws, ``max(1, chunk // batch)`` draws per row decoded at a time and folded into a
     running log-mean-exp, so memory does not depend on ``k``."""
-    mean, logvar = model.posterior(x, c)
+    q = model.posterior_params(x, c)
     total = LogMeanExp(x.shape[0], device=x.device)
     for m in _steps(k, max(1, chunk // x.shape[0])):
-        total.add(_chunk_log_weights(model, x, c, mean, logvar, m, bf16))
+        total.add(_chunk_log_weights(model, x, c, q, m, bf16))
     return total.value()
 
 
@@ -144,9 +143,9 @@ def log_importance_weights(
     check_positive_int("k", k)
     check_positive_int("chunk", chunk)
     with torch.no_grad():
-        mean, logvar = model.posterior(x, c)
+        q = model.posterior_params(x, c)
         per_step = max(1, chunk // x.shape[0])
-        return torch.cat([_chunk_log_weights(model, x, c, mean, logvar, m, False) for m in _steps(k, per_step)]).T
+        return torch.cat([_chunk_log_weights(model, x, c, q, m, False) for m in _steps(k, per_step)]).T
 
 
 class _NoBar:
@@ -385,7 +384,8 @@ class PriorMatch:
 
 @torch.no_grad()
 def prior_match(model: VAE, data: Any, batch_size: int = 1000) -> PriorMatch:
-    """How close the aggregate posterior is to N(0, I) (the notebook's questions 10.5 g–h)."""
+    """How close the aggregate posterior is to N(0, I) (the notebook's questions 10.5 g–h).
+    With a flow posterior, of its Gaussian base q₀ (``model.posterior``)."""
     means, logvars, _ = posteriors(model, data, batch_size)
     mu, var = means.double(), logvars.double().exp()
     mean = mu.mean(0)
@@ -423,6 +423,6 @@ def label_swap(
     with inference(cvae):
         step = decode_chunk_size(cvae, memory_budget, c_new)
         for i in range(0, n, step):
-            z, _ = cvae.posterior(x[i : i + step].to(cvae.device), c[i : i + step])
+            z = cvae.posterior_location(x[i : i + step].to(cvae.device), c[i : i + step])
             out[i : i + step] = cvae.likelihood.mean(cvae.decoder_params(z, c_new[i : i + step]))
     return out

@@ -6,7 +6,9 @@ ONNX file that runs without genvae or PyTorch (e.g. under onnxruntime):
 - ``part="decoder"``: input ``z`` ``(batch, latent_dim)`` (and ``y``), output ``x_mean``, the
   data-space mean of p(x | z), equal to :meth:`VAE.decode <genvae.VAE.decode>`;
 - ``part="encoder"``: input ``x`` ``(batch, *input_shape)`` (and ``y``), outputs ``mean`` and
-  ``logvar`` of q(z | x), equal to :meth:`VAE.encode <genvae.VAE.encode>`.
+  ``logvar`` of q(z | x), equal to :meth:`VAE.encode <genvae.VAE.encode>`. For a model with a flow
+  posterior (``posterior="iaf"``) this is the Gaussian part q₀ only: the flow's steps are not in
+  the graph (draw from q itself with :meth:`VAE.sample_posterior <genvae.VAE.sample_posterior>`).
 
 A conditional model built with ``num_classes`` takes ``y`` as integer class indices ``(batch,)``
 (int64; one-hot encoded inside the graph); one built with only ``condition_dim`` takes float

@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -166,32 +166,41 @@ def labels_for(model: VAE, y: torch.Tensor | None, argument: str = "data") -> to
     return y if model.conditional else None
 
 
-@torch.no_grad()
+def _encoded(
+    model: VAE, data: Any, batch_size: int, limit: int | None, encode: Callable[..., Any]
+) -> tuple[list[Any], torch.Tensor | None]:
+    """``encode(x, c)`` of every batch of ``data`` (in eval mode, without gradients), and its labels.
+    A conditional model encodes each input with its own label."""
+    x_all, y_all = model_inputs(model, data, limit=limit)
+    y_cond = labels_for(model, y_all)
+    results = []
+    with eval_mode(model), torch.no_grad():
+        for i in range(0, x_all.shape[0], batch_size):
+            y = y_cond[i : i + batch_size] if y_cond is not None else None
+            x = x_all[i : i + batch_size].to(model.device)
+            results.append(encode(x, model.condition(y, x.shape[0])))
+    return results, y_all
+
+
 def posteriors(
     model: VAE, data: Any, batch_size: int = 1000, limit: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Posterior means and log-variances of ``data`` (on the CPU, in eval mode) and its labels.
-    A conditional model encodes each image with its own label."""
-    x_all, y_all = model_inputs(model, data, limit=limit)
-    y_cond = labels_for(model, y_all)
-    means, logvars = [], []
-    with eval_mode(model):
-        for i in range(0, x_all.shape[0], batch_size):
-            y = y_cond[i : i + batch_size] if y_cond is not None else None
-            x = x_all[i : i + batch_size].to(model.device)
-            mean, logvar = model.posterior(x, model.condition(y, x.shape[0]))
-            means.append(mean.cpu())
-            logvars.append(logvar.cpu())
-    return torch.cat(means), torch.cat(logvars), y_all
+    A conditional model encodes each image with its own label. With a flow posterior, those of
+    its Gaussian base q₀."""
+    pairs, labels = _encoded(model, data, batch_size, limit, model.posterior)
+    return torch.cat([m.cpu() for m, _ in pairs]), torch.cat([v.cpu() for _, v in pairs]), labels
 
 
 def posterior_means(
     model: VAE, data: Any, batch_size: int = 1000, limit: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior means of ``data`` (on the CPU) and its labels, if any; with ``limit``, of its
-    first ``limit`` inputs only. A conditional model encodes each input with its own label."""
-    means, _, labels = posteriors(model, data, batch_size, limit)
-    return means, labels
+    first ``limit`` inputs only. A conditional model encodes each input with its own label. With a
+    flow posterior, the deterministic codes of :meth:`~genvae.VAE.posterior_location` (the flow's
+    image of its Gaussian base's mean)."""
+    codes, labels = _encoded(model, data, batch_size, limit, model.posterior_location)
+    return torch.cat([z.cpu() for z in codes]), labels
 
 
 def importance_log_weights(log_px: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

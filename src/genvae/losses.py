@@ -261,6 +261,8 @@ class ELBO(Objective):
                 prior = (
                     f" (the {type(out.prior).__name__}'s KL is a per-sample Monte-Carlo estimate)"
                     if (out.prior is not None and not out.prior.per_dimension)
+                    else " (a flow posterior's KL is a per-sample Monte-Carlo estimate)"
+                    if not out.gaussian_posterior
                     else ""
                 )
                 raise ValueError(
@@ -354,16 +356,16 @@ class IWAE(Objective):
 
 def _log_joint_terms(out: VAEOutput, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """log p(x | z), log p(z) and log q(z | x) of each draw, each ``(samples, batch)`` (one sample
-    for a single-sample output)."""
-    batch = out.mean.shape[0]
+    for a single-sample output), as the output gives them."""
     expected = out.params.shape if out.samples is None else out.params.shape[1:]
     if not isinstance(x, torch.Tensor) or x.shape != expected:
         got = fmt_shape(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x: expected a tensor of the decoder's output shape {fmt_shape(expected)}, got {got}")
-    z = out.z if out.samples is not None else out.z.unsqueeze(0)
-    log_px = out.log_prob(x).reshape(z.shape[0], batch, -1).sum(-1)
-    log_pz = out.prior.log_prob(z, out.c) if out.prior is not None else log_normal(z)
-    return log_px, log_pz, log_normal(z, out.mean, out.logvar)
+    log_q, log_pz = out.log_q, out.log_prior()
+    if out.samples is None:
+        log_q, log_pz = log_q.unsqueeze(0), log_pz.unsqueeze(0)
+    log_px = out.log_prob(x).reshape(*log_q.shape, -1).sum(-1)
+    return log_px, log_pz, log_q
 
 
 @objectives.register("beta-tcvae")
@@ -428,6 +430,11 @@ class BetaTCVAE(Objective):
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
         if out.samples is not None:
             raise ValueError(f"out: expected one z per input for BetaTCVAE, got {out.samples} samples per input")
+        if not out.gaussian_posterior:
+            raise ValueError(
+                "posterior: BetaTCVAE estimates q(z) from diagonal-Gaussian posteriors, expected a model "
+                "with posterior='gaussian', got a flow posterior"
+            )
         recon = _per_sample(self.reconstruction(out, x), "reconstruction").mean()
         mi, tc, dim_kl, kl = self.decomposition(out)
         alpha, beta, gamma = self.weights
@@ -445,7 +452,7 @@ class BetaTCVAE(Objective):
         log_qz = torch.logsumexp(pairs.sum(2), dim=1) - norm
         log_qz_dims = (torch.logsumexp(pairs, dim=1) - norm).sum(1)
         log_q_zx = log_normal(z, mean, logvar)
-        log_pz = out.prior.log_prob(z, out.c) if out.prior is not None else log_normal(z)
+        log_pz = out.log_prior()
         mi = (log_q_zx - log_qz).mean()
         tc = (log_qz - log_qz_dims).mean()
         dim_kl = (log_qz_dims - log_pz).mean()

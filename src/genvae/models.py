@@ -1,8 +1,11 @@
-"""The models: :class:`VAE`, :class:`ConditionalVAE` and their output, :class:`VAEOutput`.
+"""The models: :class:`VAE`, :class:`ConditionalVAE` and their output, :class:`VAEOutput`
+(defined in :mod:`genvae.outputs`).
 
 A model is an encoder (any feature extractor), a posterior head (two linear maps to the mean
-and log-variance of q(z | x)), a decoder (z to raw distribution parameters) and a likelihood
-(raw parameters to p(x | z)), and a prior p(z) (:mod:`genvae.priors`; N(0, I) by default).
+and log-variance of a Gaussian q(z | x)) with its posterior part (:mod:`genvae.posteriors`: the
+Gaussian itself by default, or a flow on top of it), a decoder (z to raw distribution
+parameters) and a likelihood (raw parameters to p(x | z)), and a prior p(z)
+(:mod:`genvae.priors`; N(0, I) by default).
 
 Example:
     >>> import torch, genvae as gv
@@ -18,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,6 +32,8 @@ from genvae._memory import check_samples
 from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape, tracing
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
+from genvae.outputs import VAEOutput
+from genvae.posteriors import Posterior, PosteriorParams, as_posterior
 from genvae.priors import Prior, as_prior
 from genvae.registry import Registry
 
@@ -41,48 +45,6 @@ get = registry.get
 names = registry.names
 
 Labels = torch.Tensor | int
-
-
-@dataclass
-class VAEOutput:
-    """What a forward pass returns.
-
-    Attributes:
-        params: the decoder's raw output (logits for a Bernoulli likelihood).
-        mean: posterior means, ``(batch, latent_dim)``.
-        logvar: posterior log-variances, ``(batch, latent_dim)``.
-        z: the reparameterised sample that was decoded, ``(batch, latent_dim)``; with
-            ``model(x, samples=k)``, ``k`` samples per input, ``(k, batch, latent_dim)``, and
-            ``params`` then has the same leading sample dimension.
-        likelihood: the model's likelihood, which interprets ``params``.
-        c: the condition vectors of a conditional model (None otherwise).
-        prior: the model's prior, which gives the KL term and log p(z) (None: N(0, I)).
-    """
-
-    params: torch.Tensor
-    mean: torch.Tensor
-    logvar: torch.Tensor
-    z: torch.Tensor
-    likelihood: Likelihood
-    c: torch.Tensor | None = None
-    prior: Prior | None = None
-
-    @property
-    def recon(self) -> torch.Tensor:
-        """The reconstruction in data space: the likelihood's mean (probabilities for Bernoulli)."""
-        return self.likelihood.mean(self.params)
-
-    @property
-    def samples(self) -> int | None:
-        """The number of z drawn per input when the forward pass drew several (None for one)."""
-        return int(self.z.shape[0]) if self.z.dim() > self.mean.dim() else None
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Elementwise log p(x | z) under the decoded distribution (``x`` is broadcast over the
-        sample dimension of a multi-sample output)."""
-        if self.samples is not None and x.dim() == self.params.dim() - 1:
-            x = x.unsqueeze(0).expand_as(self.params)
-        return self.likelihood.log_prob(x, self.params)
 
 
 @register("vae")
@@ -104,6 +66,9 @@ class VAE(nn.Module):
         logvar_range: ``(low, high)``: clamp the encoder's log-variances into this range (a hard
             tanh, as the VampPrior reference does with (−6, 2)), which keeps q(z | x) from
             collapsing or exploding early in training; None (the default) leaves them free.
+        posterior: q(z | x): a registered name (``"gaussian"``, ``"iaf"``; see
+            :mod:`genvae.posteriors`) or a :class:`~genvae.posteriors.Posterior` object; kept as
+            :attr:`q`.
 
     Example:
         >>> import torch, genvae as gv
@@ -135,12 +100,13 @@ class VAE(nn.Module):
         feature_dim: int | None = None,
         prior: str | Prior = "normal",
         logvar_range: tuple[float, float] | None = None,
+        posterior: str | Posterior = "gaussian",
     ) -> None:
         super().__init__()
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.condition_dim = 0
         self.logvar_range = _checked_range(logvar_range)
-        self._build(encoder, decoder, likelihood, feature_dim, {})
+        self._build(encoder, decoder, likelihood, feature_dim, {}, posterior)
         self._attach_prior(prior)
 
     def _attach_prior(self, prior: str | Prior) -> None:
@@ -155,6 +121,7 @@ class VAE(nn.Module):
         likelihood: str | Likelihood,
         feature_dim: int | None,
         condition: dict[str, Any],
+        posterior: str | Posterior,
     ) -> None:
         self.encoder = _as_module("encoder", encoders.registry.resolve(encoder, argument="encoder", **condition))
         self.decoder = _as_module(
@@ -189,6 +156,8 @@ class VAE(nn.Module):
         check_positive_int("feature_dim", features)
         self.mean_head = nn.Linear(features, self.latent_dim)
         self.logvar_head = nn.Linear(features, self.latent_dim)
+        self.q = as_posterior(posterior)
+        self.q.attach(self.latent_dim, features)
 
     # -- shapes, dtype and device -------------------------------------------------------------
 
@@ -248,14 +217,34 @@ class VAE(nn.Module):
 
     # -- the pieces of a forward pass (public, unchecked, differentiable) -----------------------
 
-    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of q(z | x) (q(z | x, c) given a condition from :meth:`condition`).
-        No input checks: the building block that evaluation and objectives share."""
+    def posterior_params(self, x: torch.Tensor, c: torch.Tensor | None = None) -> PosteriorParams:
+        """The encoder's pass (given a condition from :meth:`condition`): the Gaussian q₀'s mean and
+        log-variance and the encoder's features, from which :meth:`sample_posterior` draws. No
+        input checks: the building block that evaluation and objectives share."""
         h = self.encoder(x) if c is None else self.encoder(x, c)
         logvar = self.logvar_head(h)
         if self.logvar_range is not None:
             logvar = logvar.clamp(*self.logvar_range)
-        return self.mean_head(h), logvar
+        return PosteriorParams(self.mean_head(h), logvar, h)
+
+    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the Gaussian q(z | x) (q(z | x, c) given a condition from
+        :meth:`condition`); with a flow posterior, of its Gaussian base q₀. No input checks."""
+        params = self.posterior_params(x, c)
+        return params.mean, params.logvar
+
+    def sample_posterior(
+        self, params: PosteriorParams, samples: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised draws z ~ q(z | x) from the encoder's ``params`` and their log q(z | x),
+        through the posterior part :attr:`q`: ``z`` ``(batch, latent_dim)``, or ``(samples, batch,
+        latent_dim)``; ``log q`` of shape ``z.shape[:-1]``."""
+        return self.q.rsample(params, samples)
+
+    def posterior_location(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """A deterministic code of each input, ``(batch, latent_dim)``: the posterior mean for the
+        Gaussian posterior, the flow's image of q₀'s mean for a flow posterior. No input checks."""
+        return self.q.location(self.posterior_params(x, c))
 
     def decoder_params(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw distribution parameters for latents ``z`` (and condition ``c``).
@@ -286,18 +275,17 @@ class VAE(nn.Module):
 
         With ``samples=k``, ``k`` draws of z per input, decoded in one batched decoder pass (one
         encoder pass): ``z`` is ``(k, batch, latent_dim)`` and ``params`` ``(k, batch, ...)``."""
-        mean, logvar = self.posterior(x, c)
+        if samples is not None:
+            check_positive_int("samples", samples)
+        q = self.posterior_params(x, c)
+        z, log_q = self.sample_posterior(q, samples)
         if samples is None:
-            z = self.sample_latent(mean, logvar)
-            return VAEOutput(self.decoder_params(z, c), mean, logvar, z, self.likelihood, c, self.prior)
-        check_positive_int("samples", samples)
-        shape = (samples, *mean.shape)
-        z = self.sample_latent(mean.expand(shape), logvar.expand(shape))
-        flat_c = c.repeat(samples, 1) if c is not None else None
-        params = self.decoder_params(z.reshape(-1, self.latent_dim), flat_c)
-        return VAEOutput(
-            params.reshape(samples, mean.shape[0], *params.shape[1:]), mean, logvar, z, self.likelihood, c, self.prior
-        )
+            params = self.decoder_params(z, c)
+        else:
+            flat_c = c.repeat(samples, 1) if c is not None else None
+            params = self.decoder_params(z.reshape(-1, self.latent_dim), flat_c)
+            params = params.reshape(samples, q.mean.shape[0], *params.shape[1:])
+        return VAEOutput(params, q.mean, q.logvar, z, self.likelihood, c, self.prior, log_q, self.q.gaussian)
 
     # -- public methods ------------------------------------------------------------------------
     # Both models share these signatures; ``y`` is the label of a conditional model and must be
@@ -305,7 +293,8 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor, y: Labels | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z | x) (q(z | x, y) for a conditional model),
-        each ``(batch, latent_dim)``."""
+        each ``(batch, latent_dim)``; with a flow posterior, of its Gaussian base q₀ (draws of q
+        itself: :meth:`sample_posterior`)."""
         if self.check_inputs and not tracing():
             self.check_input(x)
         return self.posterior(x, self.condition(y, x.shape[0]))
@@ -331,13 +320,13 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
-        """Decode the posterior mean of each input: a deterministic reconstruction (no gradients)."""
+        """Decode the posterior mean of each input (:meth:`posterior_location`): a deterministic
+        reconstruction (no gradients)."""
         x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
         if self.check_inputs and not tracing():
             self.check_input(x)
         c = self.condition(y, x.shape[0])
-        mean, _ = self.posterior(x, c)
-        return self.likelihood.mean(self.decoder_params(mean, c))
+        return self.likelihood.mean(self.decoder_params(self.posterior_location(x, c), c))
 
     @torch.no_grad()
     def sample(self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -372,6 +361,7 @@ class ConditionalVAE(VAE):
         prior: as for :class:`VAE`, and ``"conditional"`` for p(z | y)
             (:class:`~genvae.priors.ConditionalPrior`).
         logvar_range: as for :class:`VAE`.
+        posterior: as for :class:`VAE`.
 
     Example:
         >>> import torch, genvae as gv
@@ -396,6 +386,7 @@ class ConditionalVAE(VAE):
         feature_dim: int | None = None,
         prior: str | Prior = "normal",
         logvar_range: tuple[float, float] | None = None,
+        posterior: str | Posterior = "gaussian",
     ) -> None:
         nn.Module.__init__(self)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
@@ -413,7 +404,7 @@ class ConditionalVAE(VAE):
             )
         self.num_classes = num_classes
         self.condition_dim = condition_dim if condition_dim is not None else int(num_classes)  # type: ignore[arg-type]
-        self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim})
+        self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim}, posterior)
         self._attach_prior(prior)
 
     def condition(self, y: Labels | None, batch: int) -> torch.Tensor:

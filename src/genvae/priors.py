@@ -12,6 +12,8 @@ VampPrior) keeps its posterior function. The model routes its public entry point
   pseudo-inputs; Monte-Carlo KL.
 - ``"conditional"``: p(z | c), a diagonal Gaussian whose mean and log-variance are functions of the
   condition, for conditional models; analytic KL per latent dimension.
+- ``"flow"``: a masked autoregressive flow over z (p(z | c) in a conditional model); Monte-Carlo
+  KL. Defined in :mod:`genvae.flows` (:class:`~genvae.flows.FlowPrior`), registered here.
 
 Every prior has ``log_prob(z, c=None)`` (summed over the latent dimensions), ``sample(n, c=None)``
 and ``kl(mean, logvar, z, c=None)``: per latent dimension, ``(batch, latent_dim)``, where the KL is

@@ -125,6 +125,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         feature_dim: as for :class:`~genvae.VAE`.
         prior: the prior of z, passed on to :class:`~genvae.ConditionalVAE`.
         logvar_range: as for :class:`~genvae.VAE`.
+        posterior: q(z | x, y), as for :class:`~genvae.VAE` (``"gaussian"``, ``"iaf"``).
 
     Example:
         >>> import torch, genvae as gv
@@ -150,6 +151,7 @@ class SemiSupervisedVAE(ConditionalVAE):
         feature_dim: int | None = None,
         prior: Any = "normal",
         logvar_range: tuple[float, float] | None = None,
+        posterior: Any = "gaussian",
     ) -> None:
         check_positive_int("latent_dim", latent_dim)
         check_positive_int("num_classes", num_classes)
@@ -163,6 +165,7 @@ class SemiSupervisedVAE(ConditionalVAE):
             feature_dim=feature_dim,
             prior=prior,
             logvar_range=logvar_range,
+            posterior=posterior,
         )
         self.num_classes: int = num_classes
         shape = {"input_shape": self.input_shape} if self.input_shape is not None else {}
