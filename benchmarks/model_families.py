@@ -59,7 +59,7 @@ FAMILIES: dict[str, Family] = {
 CONDITIONAL_ONLY: dict[str, Family] = {"conditional prior": ("conditional", gv.ELBO, True)}
 
 
-def build(prior: str, conditional: bool, latent_dim: int = 50) -> gv.VAE:
+def build(prior: str, conditional: bool, latent_dim: int = 50, posterior: Any = "gaussian") -> gv.VAE:
     """Burda et al.'s one-layer model (a CVAE with the label concatenated when ``conditional``),
     its linear layers initialised as Glorot & Bengio's for tanh (Burda et al.'s heuristic); with
     PyTorch's default initialisation this tanh network stays on the mean-image plateau (z unused)
@@ -68,11 +68,11 @@ def build(prior: str, conditional: bool, latent_dim: int = 50) -> gv.VAE:
     enc = gv.encoders.MLPEncoder((1, 28, 28), hidden=(200, 200), activation="tanh", **cond)
     dec = gv.decoders.MLPDecoder(latent_dim, (1, 28, 28), hidden=(200, 200), activation="tanh", **cond)
     if conditional:
-        model = gv.ConditionalVAE(enc, dec, latent_dim=latent_dim, num_classes=10, prior=prior)
+        model = gv.ConditionalVAE(enc, dec, latent_dim=latent_dim, num_classes=10, prior=prior, posterior=posterior)
     else:
-        model = gv.VAE(enc, dec, latent_dim=latent_dim, prior=prior)
-    for name, layer in model.named_modules():
-        if isinstance(layer, torch.nn.Linear) and not name.startswith("prior"):
+        model = gv.VAE(enc, dec, latent_dim=latent_dim, prior=prior, posterior=posterior)
+    for name, layer in model.named_modules():  # a flow (prior or posterior) keeps its own initialisation
+        if isinstance(layer, torch.nn.Linear) and name.split(".")[0] not in ("prior", "q"):
             torch.nn.init.xavier_uniform_(layer.weight, gain=torch.nn.init.calculate_gain("tanh"))
             torch.nn.init.zeros_(layer.bias)
     return model

@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -56,18 +56,37 @@ RESULTS = ROOT / "benchmarks" / "results" / "reproduce.json"
 DOCS = ROOT / "docs" / "reproducibility.md"
 MNIST_SPLIT = ROOT.parent / "shared" / "data" / "mnist"
 
-# family -> (prior, objective factory, uses the KL warm-up, conditional)
 Objective = Callable[[int], gv.Objective]  # the training set's size -> objective
-FAMILIES: dict[str, tuple[Callable[[], Any], Objective, bool, bool]] = {
-    "vae": (lambda: "normal", lambda n: gv.ELBO(), False, False),
-    "vae-warmup": (lambda: "normal", lambda n: gv.ELBO(), True, False),
-    "iwae-5": (lambda: "normal", lambda n: gv.IWAE(k=5), False, False),
-    "iwae-50": (lambda: "normal", lambda n: gv.IWAE(k=50), False, False),
-    "vamp": (lambda: gv.priors.VampPrior(500), lambda n: gv.ELBO(), True, False),
-    "mog": (lambda: gv.priors.MixturePrior(10), lambda n: gv.ELBO(), True, False),
-    "cvae": (lambda: "normal", lambda n: gv.ELBO(), False, True),
-    "conditional": (lambda: "conditional", lambda n: gv.ELBO(), True, True),
-    "beta-tcvae": (lambda: "normal", lambda n: gv.BetaTCVAE(beta=6.0, dataset_size=n), False, False),
+
+
+class Family(NamedTuple):
+    """How a family is built and trained: its prior and posterior (factories, so each run gets
+    fresh parts), its objective, whether it uses the KL warm-up, whether it is conditional."""
+
+    prior: Callable[[], Any]
+    objective: Objective
+    warmup: bool
+    conditional: bool
+    posterior: Callable[[], Any] = lambda: "gaussian"
+
+
+def _iaf() -> Any:
+    # Kingma et al.'s IAF on Burda's network: 2 steps, a MADE as wide as the encoder, the encoder's context h
+    return gv.posteriors.IAFPosterior(steps=2, hidden=(200,), context_dim=50)
+
+
+FAMILIES: dict[str, Family] = {
+    "vae": Family(lambda: "normal", lambda n: gv.ELBO(), False, False),
+    "vae-warmup": Family(lambda: "normal", lambda n: gv.ELBO(), True, False),
+    "iwae-5": Family(lambda: "normal", lambda n: gv.IWAE(k=5), False, False),
+    "iwae-50": Family(lambda: "normal", lambda n: gv.IWAE(k=50), False, False),
+    "vamp": Family(lambda: gv.priors.VampPrior(500), lambda n: gv.ELBO(), True, False),
+    "mog": Family(lambda: gv.priors.MixturePrior(10), lambda n: gv.ELBO(), True, False),
+    "cvae": Family(lambda: "normal", lambda n: gv.ELBO(), False, True),
+    "conditional": Family(lambda: "conditional", lambda n: gv.ELBO(), True, True),
+    "beta-tcvae": Family(lambda: "normal", lambda n: gv.BetaTCVAE(beta=6.0, dataset_size=n), False, False),
+    "iaf": Family(lambda: "normal", lambda n: gv.ELBO(), False, False, _iaf),
+    "flow-prior": Family(lambda: gv.flows.FlowPrior(steps=2, hidden=(200,)), lambda n: gv.ELBO(), False, False),
 }
 BASELINE = {False: "vae", True: "cvae"}
 
@@ -158,9 +177,9 @@ def regime(args: argparse.Namespace, warmup: bool) -> dict[str, Any]:
 
 
 def train_family(family: str, train: gv.data.ImageDataset, args: argparse.Namespace) -> tuple[gv.VAE, Any, float]:
-    prior, objective, warmup, conditional = FAMILIES[family]
+    prior, objective, warmup, conditional, posterior = FAMILIES[family]
     torch.manual_seed(args.seed)
-    model = build("normal", conditional)
+    model = build("normal", conditional, posterior=posterior())
     spec = prior()
     if spec != "normal":
         model._attach_prior(spec)  # after build(): the prior's parameters keep their own initialisation
@@ -214,7 +233,8 @@ def run_likelihood(args: argparse.Namespace, argv: Sequence[str]) -> None:
             "images": len(held_out),
             "training_images": len(train),
             "seed": args.seed,
-            "regime": regime(args, FAMILIES[family][2]),
+            "regime": regime(args, FAMILIES[family].warmup),
+            "parts": {part: f"{type(m).__name__}({m.extra_repr()})" for part, m in (("posterior", model.q), ("prior", model.prior))},
             **score(model, held_out, args.k),
             "seconds_per_epoch": seconds / args.epochs,
             "train_total_last": history.last["train_total"],
@@ -245,7 +265,7 @@ def run_mig(args: argparse.Namespace, argv: Sequence[str]) -> None:
         for seed in args.seeds:
             torch.manual_seed(seed)
             model = build("normal", False, latent_dim=10)
-            objective = FAMILIES[family][1](n_train)
+            objective = FAMILIES[family].objective(n_train)
             trainer = gv.Trainer(
                 model, objective, max_epochs=args.epochs, batch_size=100, device="cpu", seed=seed, quiet=True
             )

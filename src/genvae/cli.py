@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from genvae import conditioners, likelihoods, models, priors
+from genvae import conditioners, likelihoods, models, posteriors, priors
 from genvae._startup import restore_ctrl_c
 from genvae._version import __version__
 from genvae.data import DatasetNotFoundError, datasets
@@ -175,7 +175,9 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     model.add_argument("--likelihood", choices=likelihoods.names(), default=None,
                        help="p(x given z) (default: the model's, bernoulli)")  # fmt: skip
     model.add_argument("--prior", choices=priors.names(), default=None,
-                       help="p(z) (default: the model's, normal; conditional: p(z given y))")  # fmt: skip
+                       help="p(z) (default: the model's, normal; conditional: p(z given y); flow: a learned MAF)")  # fmt: skip
+    model.add_argument("--posterior", choices=posteriors.names(), default=None,
+                       help="q(z given x) (default: the model's, gaussian; iaf: an inverse autoregressive flow on it)")  # fmt: skip
     model.add_argument("--labels", type=_non_negative_int, default=None,
                        help="--model m2: keep only N training labels, balanced over the classes")  # fmt: skip
 

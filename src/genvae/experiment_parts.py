@@ -39,7 +39,7 @@ class Interrupted(Exception):
 class TrainConfig:
     """The settings of one training run (what ``genvae train`` takes; saved as ``config.json``).
 
-    ``conditioner``, ``likelihood`` and ``prior`` left as None take the model's default;
+    ``conditioner``, ``likelihood``, ``prior`` and ``posterior`` left as None take the model's default;
     ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
     Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
     of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
@@ -64,6 +64,7 @@ class TrainConfig:
     test_size: int | None = None
     threads: int | None = None
     prior: str | None = None
+    posterior: str | None = None
     objective: str | None = None
     k: int | None = None
     labels: int | None = None
@@ -146,6 +147,7 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
         "conditioner": config.conditioner,
         "likelihood": config.likelihood,
         "prior": config.prior,
+        "posterior": config.posterior,
     }
     arguments, settings = _arguments(builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}")
     torch.manual_seed(config.seed)  # the model's initialisation follows the seed too

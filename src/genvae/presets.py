@@ -20,6 +20,7 @@ import torch
 from genvae._seed_networks import seed_decoder, seed_encoder
 from genvae.conditioners import Conditioner
 from genvae.models import VAE, ConditionalVAE
+from genvae.posteriors import Posterior
 from genvae.priors import Prior
 from genvae.semisupervised import seed_m2
 
@@ -41,16 +42,21 @@ NOTEBOOK_CVAE_LAYERS = {
 }  # fmt: skip
 
 
-def seed_vae(latent_dim: int = 2, likelihood: str = "bernoulli", prior: str | Prior = "normal") -> VAE:
+def seed_vae(
+    latent_dim: int = 2, likelihood: str = "bernoulli", prior: str | Prior = "normal", posterior: str | Posterior = "gaussian"
+) -> VAE:
     """The notebook's VAE (97,237 parameters at ``latent_dim=2``): a convolutional encoder for
     28×28 grey images and a transposed-convolution decoder returning logits. ``prior`` is a
-    registered prior's name (``"normal"``, ``"mog"``, ``"vamp"``) or a :class:`~genvae.priors.Prior`."""
+    registered prior's name (``"normal"``, ``"mog"``, ``"vamp"``, ``"flow"``) or a
+    :class:`~genvae.priors.Prior`; ``posterior`` a registered posterior's name (``"gaussian"``,
+    ``"iaf"``) or a :class:`~genvae.posteriors.Posterior`."""
     return VAE(
         encoder=seed_encoder(),
         decoder=seed_decoder(latent_dim),
         latent_dim=latent_dim,
         likelihood=likelihood,
         prior=prior,
+        posterior=posterior,
     )
 
 
@@ -60,12 +66,13 @@ def seed_cvae(
     conditioner: str | Conditioner = "split",
     likelihood: str = "bernoulli",
     prior: str | Prior = "normal",
+    posterior: str | Posterior = "gaussian",
 ) -> ConditionalVAE:
     """The notebook's conditional VAE (200,725 parameters with ``"split"``, ``latent_dim=2``,
     ten classes). With ``"split"`` the label enters the encoder as ``Linear(num_classes, 32·14·14)``
     added to the first convolution's output and the decoder as ``W_y·y`` added to ``W_z·z``;
     ``"concat"`` and ``"film"`` are the alternatives. ``prior`` as for :func:`seed_vae`, and
-    ``"conditional"`` (p(z | y))."""
+    ``"conditional"`` (p(z | y)); ``posterior`` as for :func:`seed_vae`."""
     return ConditionalVAE(
         encoder=seed_encoder(num_classes, conditioner),
         decoder=seed_decoder(latent_dim, num_classes, conditioner),
@@ -73,6 +80,7 @@ def seed_cvae(
         num_classes=num_classes,
         likelihood=likelihood,
         prior=prior,
+        posterior=posterior,
     )
 
 

@@ -447,11 +447,13 @@ def seed_m2(
     classifier_hidden: Sequence[int] = (128,),
     classifier_dropout: float = 0.0,
     prior: Any = "normal",
+    posterior: Any = "gaussian",
 ) -> SemiSupervisedVAE:
     """The semi-supervised VAE with the notebook's networks: the encoder and decoder of
     :func:`genvae.presets.seed_cvae` and a small convolutional classifier
     (:class:`~genvae.classifiers.ConvClassifier`: the encoder's two convolutions, then
-    ``classifier_hidden`` units, then the logits). ``prior`` as for :func:`genvae.presets.seed_cvae`."""
+    ``classifier_hidden`` units, then the logits). ``prior`` and ``posterior`` as for
+    :func:`genvae.presets.seed_cvae`."""
     # built whole, as presets.seed_cvae builds it, though only its encoder and decoder are kept:
     # its heads draw from the random stream, so a seeded seed_m2 gets the weights it always had
     cvae = ConditionalVAE(
@@ -472,4 +474,5 @@ def seed_m2(
         num_classes=num_classes,
         likelihood=likelihood,
         prior=prior,
+        posterior=posterior,
     )
