@@ -243,6 +243,8 @@ def test_bad_arguments_and_beta_tcvae_are_one_line_errors() -> None:
         gv.HierarchicalVAE(enc, dec, latent_dims=(4, 2))
     with pytest.raises(ValueError, match=r"^latent_dim: expected None or the bottom level's size"):
         gv.presets.seed_hierarchical(latent_dims=(8, 4), latent_dim=2)
+    with pytest.raises(ValueError, match=r"^logvar_range: expected low < high"):
+        gv.HierarchicalVAE(enc, dec, latent_dims=(3, 2), logvar_range=(1.0, -1.0))
     x = binary_data(4)[0]
     with pytest.raises(ValueError, match=r"^model: BetaTCVAE decomposes the KL of one latent vector"):
         gv.BetaTCVAE()(tiny()(x), x)
@@ -275,3 +277,14 @@ def test_composition(tmp_path: Path, conditioner: str | None, objective: str) ->
     a = model.sample(3, label)
     torch.manual_seed(0)
     assert torch.equal(a, loaded.sample(3, label))
+
+
+def test_logvar_range_clamps_the_bottom_up_and_top_down_log_variances() -> None:
+    model, x = tiny(logvar_range=(-0.1, 0.1)), binary_data(8)[0]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(50)  # log-variances far outside the range before the clamp
+        params = model.posterior_params(x)
+        prior_logvar = model.prior_step(0, torch.randn(8, 2), None)[1]
+    for logvar in (*params.logvars, prior_logvar):
+        assert float(logvar.abs().max()) <= 0.1 + 1e-6

@@ -45,13 +45,12 @@ from genvae._ladder import HierarchicalOutput, HierarchicalParams, Level, TopDow
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence
 from genvae._seed_networks import seed_decoder, seed_encoder
-from genvae._validation import check_non_negative, check_positive_int
+from genvae._validation import check_finite_number, check_non_negative, check_positive_int
 from genvae.conditioners import Conditioner
 from genvae.gaussian import log_normal, reparameterize
 from genvae.inference import posterior_means
 from genvae.likelihoods import Likelihood
 from genvae.models import VAE, ConditionalVAE, Labels, register
-from genvae.models import _checked_range as _checked_range
 from genvae.priors import Prior, as_prior
 
 __all__ = ["HierarchicalOutput", "HierarchicalParams", "HierarchicalVAE", "Level", "merge", "seed_hierarchical"]
@@ -321,6 +320,18 @@ class HierarchicalVAE(VAE):
 
 def _draw(mean: torch.Tensor, logvar: torch.Tensor, draw: bool) -> torch.Tensor:
     return reparameterize(mean, logvar) if draw else mean
+
+
+def _checked_range(bounds: Any) -> tuple[float, float] | None:
+    """``logvar_range``: None or finite ``(low, high)`` with low < high."""
+    if bounds is None:
+        return None
+    if not isinstance(bounds, Sequence) or isinstance(bounds, str) or len(bounds) != 2:
+        raise ValueError(f"logvar_range: expected (low, high) or None, got {bounds!r}")
+    low, high = (check_finite_number("logvar_range", b) for b in bounds)
+    if not low < high:
+        raise ValueError(f"logvar_range: expected low < high, got {bounds!r}")
+    return low, high
 
 
 def _condition_size(num_classes: int | None, condition_dim: int | None) -> tuple[int | None, int]:
