@@ -92,9 +92,7 @@ def tiny_vae(
     enc = gv.encoders.MLPEncoder(shape, hidden=(hidden,), **cond)
     dec = gv.decoders.MLPDecoder(latent, shape, hidden=(hidden,), **cond)
     if conditional:
-        model: gv.VAE = gv.ConditionalVAE(
-            enc, dec, latent_dim=latent, num_classes=3, prior=prior, posterior=posterior
-        )
+        model: gv.VAE = gv.ConditionalVAE(enc, dec, latent_dim=latent, num_classes=3, prior=prior, posterior=posterior)
     else:
         model = gv.VAE(enc, dec, latent_dim=latent, prior=prior, posterior=posterior)
     return model if dtype is None else model.to(dtype)

@@ -126,7 +126,7 @@ def test_flow_prior_samples_have_the_densitys_mean_and_entropy() -> None:
 def test_the_conditional_flow_prior_needs_the_condition() -> None:
     model = tiny("flow", conditional=True, latent=2)
     assert model.prior.conditional
-    with pytest.raises(ValueError, match="^c: expected condition vectors"):
+    with pytest.raises(ValueError, match=r"^c: expected condition vectors"):
         model.prior_log_prob(torch.zeros(2, 2, dtype=torch.float64))
     assert model.sample(3, y=1).shape == (3, *SHAPE)
 
@@ -135,7 +135,11 @@ def test_the_conditional_flow_prior_needs_the_condition() -> None:
 
 
 def iaf_model(context_dim: int = 3, conditional: bool = False) -> gv.VAE:
-    model = tiny(conditional=conditional, latent=3, posterior=posteriors.IAFPosterior(steps=2, hidden=(6,), context_dim=context_dim))
+    model = tiny(
+        conditional=conditional,
+        latent=3,
+        posterior=posteriors.IAFPosterior(steps=2, hidden=(6,), context_dim=context_dim),
+    )
     perturb(model.q, 0.5)
     return model
 
@@ -165,7 +169,10 @@ def test_a_forward_pass_carries_the_posteriors_log_q_and_kind() -> None:
     assert out.kl().shape == (5,)  # the Monte-Carlo KL, per input
     gaussian = tiny(latent=3)(x)
     assert gaussian.gaussian_posterior and gaussian.kl().shape == (5, 3)  # analytic, per dimension
-    torch.testing.assert_close(gaussian.log_q, torch.distributions.Normal(gaussian.mean, (0.5 * gaussian.logvar).exp()).log_prob(gaussian.z).sum(-1))
+    torch.testing.assert_close(
+        gaussian.log_q,
+        torch.distributions.Normal(gaussian.mean, (0.5 * gaussian.logvar).exp()).log_prob(gaussian.z).sum(-1),
+    )
 
 
 def test_the_reconstruction_decodes_the_flows_image_of_the_mean() -> None:
@@ -188,25 +195,27 @@ def test_the_objectives_use_the_flows_log_q() -> None:
     one = model(x)
     elbo = gv.ELBO()(one, x)
     torch.testing.assert_close(elbo.kl, (one.log_q - model.prior_log_prob(one.z)).mean())
-    with pytest.raises(ValueError, match="^posterior: BetaTCVAE"):
+    with pytest.raises(ValueError, match=r"^posterior: BetaTCVAE"):
         gv.BetaTCVAE()(one, x)
-    with pytest.raises(ValueError, match="^free_bits: .*flow posterior"):
+    with pytest.raises(ValueError, match=r"^free_bits: .*flow posterior"):
         gv.ELBO(free_bits=0.1)(one, x)
 
 
 def test_unknown_and_shared_posteriors_are_errors() -> None:
     def build(posterior: object) -> gv.VAE:
-        return gv.VAE(gv.encoders.MLPEncoder(SHAPE), gv.decoders.MLPDecoder(2, SHAPE), latent_dim=2, posterior=posterior)
+        return gv.VAE(
+            gv.encoders.MLPEncoder(SHAPE), gv.decoders.MLPDecoder(2, SHAPE), latent_dim=2, posterior=posterior
+        )
 
     with pytest.raises(KeyError, match="posterior"):
         build("nope")
-    with pytest.raises(TypeError, match="^posterior: expected a registered name"):
+    with pytest.raises(TypeError, match=r"^posterior: expected a registered name"):
         build(torch.nn.Linear(2, 2))
     part = posteriors.IAFPosterior()
     build(part)
-    with pytest.raises(ValueError, match="^posterior: expected a IAFPosterior of its own"):
+    with pytest.raises(ValueError, match=r"^posterior: expected a IAFPosterior of its own"):
         build(part)
-    with pytest.raises(ValueError, match="^steps"):
+    with pytest.raises(ValueError, match=r"^steps"):
         posteriors.IAFPosterior(steps=0)
 
 
@@ -216,7 +225,8 @@ def test_a_model_with_an_iaf_posterior_and_a_flow_prior_saves_and_loads(tmp_path
     model = tiny_vae("flow", conditional, latent=3, shape=SHAPE, hidden=8)
     model = type(model)(
         model.encoder, model.decoder, latent_dim=3, **({"num_classes": 3} if conditional else {}),
-        prior=flows.FlowPrior(steps=3, hidden=(7,)), posterior=posteriors.IAFPosterior(steps=3, hidden=(5, 4), context_dim=2),
+        prior=flows.FlowPrior(steps=3, hidden=(7,)),
+        posterior=posteriors.IAFPosterior(steps=3, hidden=(5, 4), context_dim=2),
     )  # fmt: skip
     perturb(model.q)
     perturb(model.prior)

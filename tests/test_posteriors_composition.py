@@ -68,7 +68,7 @@ def test_every_posterior_prior_objective_and_conditioner_compose(
     tmp_path: Path, posterior: str, prior: str, objective: str, conditioning: str
 ) -> None:
     if prior == "conditional" and conditioning == "none":  # p(z | y) needs a y: refused, by name
-        with pytest.raises(ValueError, match="^prior: the 'conditional' prior p.z | y. needs a conditional model"):
+        with pytest.raises(ValueError, match=r"^prior: the 'conditional' prior p\(z \| y\) needs a conditional model"):
             model_for(posterior, prior, conditioning)
         return
     model = model_for(posterior, prior, conditioning)
@@ -76,7 +76,9 @@ def test_every_posterior_prior_objective_and_conditioner_compose(
     y = torch.arange(N) % 3
     data = x if conditioning == "none" else (x, y)
     before = [p.detach().clone() for p in model.q.parameters()]
-    history = gv.Trainer(model, OBJECTIVES[objective](), max_epochs=1, batch_size=BATCH, device="cpu", seed=0, quiet=True).fit(data)
+    history = gv.Trainer(
+        model, OBJECTIVES[objective](), max_epochs=1, batch_size=BATCH, device="cpu", seed=0, quiet=True
+    ).fit(data)
     assert all(torch.isfinite(torch.tensor(v)) for v in history.last.values())
     assert all(not torch.equal(p, b) for p, b in zip(model.q.parameters(), before, strict=True))  # the flow learned
     nll = gv.evaluation.nll(model, data, k=5)

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -69,6 +70,8 @@ LOG_SCALE_BOUND = 3.0
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 mask (a buffer, ``(out, in)``; not
     saved: the architecture fixes it)."""
+
+    mask: torch.Tensor
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__(mask.shape[1], mask.shape[0])
@@ -111,7 +114,7 @@ class MADE(nn.Module):
         inputs = torch.arange(1, features + 1)
         degrees = [inputs] + [torch.arange(w) % max(1, features - 1) + 1 for w in widths]
         self.hidden = nn.ModuleList(
-            MaskedLinear((high[:, None] >= low[None, :]).float()) for low, high in zip(degrees, degrees[1:])
+            MaskedLinear((high[:, None] >= low[None, :]).float()) for low, high in itertools.pairwise(degrees)
         )
         self.act = make_activation(activation)
         out_mask = (inputs[:, None] > degrees[-1][None, :]).float().repeat(2, 1)  # shift, then log-scale
@@ -275,7 +278,9 @@ class FlowPrior(Prior):
     def build(self, model: PriorHost) -> None:
         """Create the flow, conditioned on the model's condition vector when it has one."""
         self.conditional = bool(self.condition_dim)
-        self.flow = MaskedAutoregressiveFlow(self.latent_dim, self.steps, self.hidden, self.condition_dim, self.activation)
+        self.flow = MaskedAutoregressiveFlow(
+            self.latent_dim, self.steps, self.hidden, self.condition_dim, self.activation
+        )
 
     def _condition(self, c: torch.Tensor | None) -> torch.Tensor | None:
         if self.conditional and c is None:
