@@ -257,6 +257,8 @@ def test_the_preset_builds_from_what_a_run_passes() -> None:
     )
     x = torch.rand(2, 1, 28, 28)
     assert model(x, torch.tensor([1, 2])).params.shape == (2, 1, 28, 28) and model.conditional
+    plain = gv.presets.seed_hierarchical(latent_dims=(8, 4), num_classes=10)  # a run passes num_classes always
+    assert not plain.conditional and plain(x).z.shape == (2, 12)
 
 
 @pytest.mark.parametrize("objective", ["elbo", "iwae"])
