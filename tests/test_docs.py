@@ -24,6 +24,7 @@ MODULES = [
     "genvae.data.idx", "genvae.data.inputs", "genvae.data.mnist", "genvae.data.partial", "genvae.data.synthetic",
     "genvae.decoders", "genvae.demo", "genvae.encoders", "genvae.evaluation", "genvae.experiment", "genvae.export",
     "genvae.experiment_parts", "genvae.gaussian",
+    "genvae.hierarchical",
     "genvae.hub", "genvae.inference", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models",
     "genvae.presets", "genvae.priors", "genvae.registry", "genvae.report.bounds",
     "genvae.report", "genvae.report.document", "genvae.report.evaluation", "genvae.report.figures",

@@ -18,6 +18,7 @@ from genvae import (
     evaluation,
     export,
     flows,
+    hierarchical,
     hub,
     inference,
     latent_metrics,
@@ -34,6 +35,7 @@ from genvae import (
 )
 from genvae._version import __version__
 from genvae.config import load, save
+from genvae.hierarchical import HierarchicalVAE
 from genvae.hub import push_to_hub
 from genvae.losses import ELBO, IWAE, BetaTCVAE, Objective
 from genvae.models import VAE, ConditionalVAE, VAEOutput
@@ -48,6 +50,7 @@ __all__ = [
     "BetaTCVAE",
     "ConditionalVAE",
     "DivergenceError",
+    "HierarchicalVAE",
     "History",
     "Objective",
     "Registry",
@@ -64,6 +67,7 @@ __all__ = [
     "evaluation",
     "export",
     "flows",
+    "hierarchical",
     "hub",
     "inference",
     "latent_metrics",

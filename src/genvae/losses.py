@@ -218,7 +218,9 @@ class ELBO(Objective):
             priors (with a mixture prior the KL is per sample, and free bits are an error).
         extra: more terms added to ``loss``, ``{name or function: weight}``.
 
-    Calling it returns :class:`ELBOTerms`. ``total`` is always the true negative ELBO.
+    Calling it returns :class:`ELBOTerms`. ``total`` is always the true negative ELBO. For a model with latent
+    levels (:class:`~genvae.HierarchicalVAE`), ``extra`` also holds each level's KL, ``kl_level_1``,
+    ``kl_level_2``, ... (level 1 at the bottom), which the History records as ``train_kl_level_1``, ...
 
     Example:
         >>> import torch, genvae as gv
@@ -279,6 +281,7 @@ class ELBO(Objective):
             value = _per_sample(term(out, x), name).mean()
             extra[name] = value
             loss = loss + weight * value
+        extra.update(_level_kls(out))
         return ELBOTerms(loss=loss, total=recon + kl, recon=recon, kl=kl, extra=extra)
 
     @property
@@ -352,6 +355,13 @@ class IWAE(Objective):
 
     def __repr__(self) -> str:
         return f"IWAE(k={self.k})"
+
+
+def _level_kls(out: VAEOutput) -> dict[str, torch.Tensor]:
+    """``kl_level_1``, ``kl_level_2``, ...: the batch means of each latent level's KL, for an output
+    that has levels (:meth:`genvae.hierarchical.HierarchicalOutput.kl_levels`); none otherwise."""
+    levels = getattr(out, "kl_levels", None)
+    return {f"kl_level_{i}": v.mean() for i, v in enumerate(levels(), 1)} if callable(levels) else {}
 
 
 def _log_joint_terms(out: VAEOutput, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -430,6 +440,8 @@ class BetaTCVAE(Objective):
     def __call__(self, out: VAEOutput, x: torch.Tensor) -> ELBOTerms:
         if out.samples is not None:
             raise ValueError(f"out: expected one z per input for BetaTCVAE, got {out.samples} samples per input")
+        if callable(getattr(out, "kl_levels", None)):
+            raise ValueError("model: BetaTCVAE decomposes the KL of one latent vector, got a model with latent levels")
         if not out.gaussian_posterior:
             raise ValueError(
                 "posterior: BetaTCVAE estimates q(z) from diagonal-Gaussian posteriors, expected a model "

@@ -19,12 +19,14 @@ import torch
 
 from genvae._seed_networks import seed_decoder, seed_encoder
 from genvae.conditioners import Conditioner
+from genvae.hierarchical import seed_hierarchical
 from genvae.models import VAE, ConditionalVAE
 from genvae.posteriors import Posterior
 from genvae.priors import Prior
 from genvae.semisupervised import seed_m2
 
-__all__ = ["NOTEBOOK_CVAE_LAYERS", "NOTEBOOK_VAE_LAYERS", "seed_cvae", "seed_cvae_from_notebook", "seed_m2",
+__all__ = ["NOTEBOOK_CVAE_LAYERS", "NOTEBOOK_VAE_LAYERS", "seed_cvae", "seed_cvae_from_notebook", "seed_hierarchical",
+           "seed_m2",
            "seed_vae", "seed_vae_from_notebook"]  # fmt: skip
 
 #: The notebook's layers (its attribute names) → the presets' layers (weight and bias of each).
