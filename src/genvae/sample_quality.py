@@ -96,12 +96,14 @@ def feature_network(
     lr: float = 1e-3,
     hidden: tuple[int, ...] = (128,),
     seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> FeatureNetwork:
     """A :class:`FeatureNetwork`: a :class:`~genvae.classifiers.ConvClassifier` (the notebook
     encoder's convolutions, then ``hidden`` units, whose activations are the features) trained with
     :func:`~genvae.classification.fit_classifier` on the labelled images ``data`` (anything
     :func:`~genvae.data.as_tensors` takes, labels ``0 … C−1``) for ``epochs``; built and trained
-    from ``seed``, so two calls give the same network. Returned in eval mode.
+    from ``seed``, so two calls give the same network (on one ``device``, where it is trained and
+    stays). Returned in eval mode.
 
     Train it on the training images, and score samples against held-out ones.
     """
@@ -110,7 +112,7 @@ def feature_network(
         raise ValueError("data: expected images with integer class labels, got none")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        classifier = ConvClassifier(int(y.max()) + 1, tuple(x.shape[1:]), hidden=hidden)
+        classifier = ConvClassifier(int(y.max()) + 1, tuple(x.shape[1:]), hidden=hidden).to(device)
     fit_classifier(classifier, (x, y), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     return FeatureNetwork(classifier).eval()
 
