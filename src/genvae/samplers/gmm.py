@@ -102,6 +102,8 @@ class GaussianMixtureSampler(Sampler):
     def sample_latent(
         self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
+        """``n`` draws from the fitted mixture (for a conditional model, each from the mixture of
+        its label in ``y``: one label, or ``n`` of them), in the model's dtype on its device."""
         check_positive_int("n", n)
         if not self.mixtures:
             raise RuntimeError("GaussianMixtureSampler: call fit(data) before sampling")

@@ -10,11 +10,11 @@ points, the ``(N, components)`` responsibilities and one ``(N, latent_dim)`` dif
 Example:
     >>> import torch
     >>> from genvae.samplers.mixture import GaussianMixture
-    >>> points = torch.cat([torch.randn(200, 2) - 5, torch.randn(200, 2) + 5])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> points = torch.cat([torch.randn(200, 2, generator=g) - 5, torch.randn(200, 2, generator=g) + 5])
     >>> mixture = GaussianMixture.fit(points, 2)
-    >>> mixture.means[mixture.means[:, 0].argsort()].round()
-    tensor([[-5., -5.],
-            [5., 5.]], dtype=torch.float64)
+    >>> mixture.means[mixture.means[:, 0].argsort()].round().tolist()
+    [[-5.0, -5.0], [5.0, 5.0]]
 """
 
 from __future__ import annotations

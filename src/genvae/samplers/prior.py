@@ -26,5 +26,7 @@ class PriorSampler(Sampler):
     def sample_latent(
         self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
+        """``n`` draws from the model's prior (given the condition of ``y`` for a conditional
+        model), in the model's dtype on its device."""
         check_positive_int("n", n)
         return self.model.sample_prior(n, self.model.condition(y, n), generator=generator)
