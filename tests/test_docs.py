@@ -27,6 +27,8 @@ MODULES = [
     "genvae.hierarchical",
     "genvae.hub", "genvae.inference", "genvae.latent_metrics", "genvae.likelihoods", "genvae.losses", "genvae.models",
     "genvae.presets", "genvae.priors", "genvae.registry", "genvae.report.bounds",
+    "genvae.sample_quality", "genvae.samplers", "genvae.samplers.base", "genvae.samplers.gmm",
+    "genvae.samplers.mixture", "genvae.samplers.prior",
     "genvae.report", "genvae.report.document", "genvae.report.evaluation", "genvae.report.figures",
     "genvae.report.formatting", "genvae.report.kinds", "genvae.report.page", "genvae.report.questions",
     "genvae.report.views", "genvae.runfiles", "genvae.runlock", "genvae.runs", "genvae.semisupervised",

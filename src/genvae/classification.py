@@ -30,7 +30,14 @@ from genvae.data.partial import UNLABELLED
 from genvae.inference import eval_mode
 from genvae.models import VAE
 
-__all__ = ["accuracy", "class_probabilities", "classifier_summary", "confusion_matrix", "train_labels_only"]
+__all__ = [
+    "accuracy",
+    "class_probabilities",
+    "classifier_summary",
+    "confusion_matrix",
+    "fit_classifier",
+    "train_labels_only",
+]
 
 
 def _has_classifier(model: nn.Module) -> bool:
@@ -132,7 +139,23 @@ def train_labels_only(
             f"classifier: expected an M2 model or an nn.Module returning logits, got {type(classifier).__name__}"
         )
     network = copy.deepcopy(source)
-    x, y = _distinct_labelled(data)
+    fit_classifier(network, _distinct_labelled(data), epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return accuracy(network, test)
+
+
+def fit_classifier(
+    network: nn.Module, data: Any, *, epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, seed: int = 0
+) -> nn.Module:
+    """Train ``network`` (an ``nn.Module`` mapping inputs to logits) in place with Adam on the
+    cross-entropy of the labelled inputs ``data`` (anything :func:`genvae.data.as_tensors` takes,
+    every label a class index), on the network's device; ``seed`` seeds the shuffling and dropout
+    without touching the global random state. Returns ``network``, left in training mode."""
+    check_positive_int("epochs", epochs)
+    check_positive_int("batch_size", batch_size)
+    check_non_negative("lr", lr)
+    x, y = as_tensors(data, argument="data")
+    if y is None or y.is_floating_point() or y.dim() != 1:
+        raise ValueError("data: expected inputs with integer class labels, got none")
     parameter = next(network.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     x, y = x.to(device, parameter.dtype if parameter is not None else None), y.to(device)
@@ -147,7 +170,7 @@ def train_labels_only(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-    return accuracy(network, test)
+    return network
 
 
 def _distinct_labelled(data: Any) -> tuple[torch.Tensor, torch.Tensor]:

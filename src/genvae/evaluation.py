@@ -43,6 +43,7 @@ from genvae.inference import posterior_means as posterior_means
 from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig
 from genvae.models import VAE, ConditionalVAE, Labels
 from genvae.posteriors import PosteriorParams
+from genvae.sample_quality import frechet_distance, precision_recall
 
 __all__ = [
     "ActiveUnits",
@@ -53,11 +54,13 @@ __all__ = [
     "PriorMatch",
     "active_units",
     "classify",
+    "frechet_distance",
     "label_swap",
     "latent_probe",
     "log_importance_weights",
     "mig",
     "nll",
+    "precision_recall",
     "prior_match",
 ]
 

@@ -44,6 +44,7 @@ from genvae.classification import (
     class_probabilities,
     classifier_summary,
     confusion_matrix,
+    fit_classifier,
     train_labels_only,
 )
 from genvae.conditioners import Conditioner
@@ -63,6 +64,7 @@ __all__ = [
     "class_probabilities",
     "classifier_summary",
     "confusion_matrix",
+    "fit_classifier",
     "seed_m2",
     "train_labels_only",
 ]
