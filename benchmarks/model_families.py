@@ -71,11 +71,32 @@ def build(prior: str, conditional: bool, latent_dim: int = 50, posterior: Any = 
         model = gv.ConditionalVAE(enc, dec, latent_dim=latent_dim, num_classes=10, prior=prior, posterior=posterior)
     else:
         model = gv.VAE(enc, dec, latent_dim=latent_dim, prior=prior, posterior=posterior)
-    for name, layer in model.named_modules():  # a flow (prior or posterior) keeps its own initialisation
-        if isinstance(layer, torch.nn.Linear) and name.split(".")[0] not in ("prior", "q"):
+    return glorot_tanh(model)
+
+
+def glorot_tanh(model: Any) -> Any:
+    """Burda et al.'s initialisation of the tanh network (encoder, decoder, the posterior's heads);
+    other parts (a flow, a learned prior, a hierarchy's ladder) keep their own."""
+    for name, layer in model.named_modules():
+        if isinstance(layer, torch.nn.Linear) and name.split(".")[0] in (
+            "encoder",
+            "decoder",
+            "mean_head",
+            "logvar_head",
+        ):
             torch.nn.init.xavier_uniform_(layer.weight, gain=torch.nn.init.calculate_gain("tanh"))
             torch.nn.init.zeros_(layer.bias)
     return model
+
+
+def build_hierarchical(conditional: bool, latent_dims: tuple[int, ...] = (50, 20)) -> Any:
+    """Burda et al.'s network as the two ends of a Ladder VAE: the encoder's features feed the
+    bottom-up path, the decoder maps z_1 (as large as the VAE's z) to the image; z_2 above it."""
+    cond = {"condition_dim": 10} if conditional else {}
+    enc = gv.encoders.MLPEncoder((1, 28, 28), hidden=(200, 200), activation="tanh", **cond)
+    dec = gv.decoders.MLPDecoder(latent_dims[0], (1, 28, 28), hidden=(200, 200), activation="tanh", **cond)
+    classes = {"num_classes": 10} if conditional else {}
+    return glorot_tanh(gv.HierarchicalVAE(enc, dec, latent_dims=latent_dims, hidden=200, **classes))
 
 
 def fixed_binary(data: gv.data.ImageDataset) -> gv.data.ImageDataset:

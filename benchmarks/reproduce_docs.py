@@ -128,7 +128,7 @@ def likelihood_section(rows: list[dict[str, Any]], notes: dict[str, str]) -> lis
             lines.append(
                 f"| {r['family']} | {r['iw_nll']:.2f} ± {r['iw_nll_sem']:.2f} | {gain_text} | {warm_text} "
                 f"| {r['neg_elbo']:.2f} "
-                f"| {r['active_units']} | {r['seconds_per_epoch']:.1f} | {warm or '—'} "
+                f"| {active(r)} | {r['seconds_per_epoch']:.1f} | {warm or '—'} "
                 f"| {PAPERS.get(r['family'], '')} |"
             )
             if r["family"] in TARGETS and gain:
@@ -261,6 +261,12 @@ def render(document: dict[str, Any]) -> str:
         *bayes_section(document.get("bayes_classifier", [])),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def active(row: dict[str, Any]) -> str:
+    """The active units, per level for a hierarchy (bottom level first)."""
+    levels = row.get("active_units_per_level")
+    return f"{row['active_units']} ({' + '.join(map(str, levels))} by level)" if levels else str(row["active_units"])
 
 
 def write_docs(document: dict[str, Any], path: Path) -> None:

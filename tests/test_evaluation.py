@@ -137,7 +137,7 @@ def test_label_swap_decodes_the_same_z_under_the_new_label(trained: dict[str, gv
 def test_evaluation_needs_labels_for_a_conditional_model(trained: dict[str, gv.VAE]) -> None:
     with pytest.raises(ValueError, match="data: expected labels for a conditional model, got images only"):
         evaluation.nll(trained["cvae"], torch.rand(2, 1, 6, 6), k=2)
-    with pytest.raises(TypeError, match="cvae: expected a ConditionalVAE with num_classes, got VAE"):
+    with pytest.raises(TypeError, match="cvae: expected a conditional model with num_classes, got VAE"):
         evaluation.classify(trained["vae"], torch.rand(2, 1, 6, 6))
     with pytest.raises(
         TypeError, match="data: expected a tensor or numpy array of inputs, an \\(inputs, labels\\) pair"

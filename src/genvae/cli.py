@@ -76,6 +76,14 @@ def _threads(text: str) -> int:
     return value
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``"32,16"`` -> ``(32, 16)``: positive integers separated by commas."""
+    try:
+        return tuple(_positive_int(part) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}") from None
+
+
 def _folder(text: str) -> str:
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"no such folder: {text!r}")
@@ -169,15 +177,18 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     """The model's options; the choices are the registries' names (a registered part is a choice)."""
     model = train.add_argument_group("model")
     model.add_argument("--model", choices=models.names(), default="vae", help="model (default: vae)")
-    model.add_argument("--latent-dim", type=_positive_int, default=2, help="size of z (default: 2)")
+    model.add_argument("--latent-dim", type=_positive_int, default=None,
+                       help="size of z (default: 2; a hierarchical model: its bottom level's size)")  # fmt: skip
+    model.add_argument("--latent-dims", type=_sizes, default=None, metavar="N,N,...",
+                       help="--model hierarchical: the size of each level, bottom first (default: 32,16)")  # fmt: skip
     model.add_argument("--conditioner", choices=conditioners.names(), default=None,
                        help="how a conditional model takes its label (default: the model's, split)")  # fmt: skip
     model.add_argument("--likelihood", choices=likelihoods.names(), default=None,
                        help="p(x given z) (default: the model's, bernoulli)")  # fmt: skip
     model.add_argument("--prior", choices=priors.names(), default=None,
-                       help="p(z) (default: the model's, normal; conditional: p(z given y); flow: a learned MAF)")  # fmt: skip
+                       help="p(z) (default: the model's, normal; conditional: p(z given y); flow: a MAF)")  # fmt: skip
     model.add_argument("--posterior", choices=posteriors.names(), default=None,
-                       help="q(z given x) (default: the model's, gaussian; iaf: an inverse autoregressive flow on it)")  # fmt: skip
+                       help="q(z given x) (default: the model's, gaussian; iaf: an IAF on top of it)")  # fmt: skip
     model.add_argument("--labels", type=_non_negative_int, default=None,
                        help="--model m2: keep only N training labels, balanced over the classes")  # fmt: skip
 

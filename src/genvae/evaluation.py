@@ -272,8 +272,8 @@ class ClassifyResult:
 
 
 def _log_class_prior(cvae: ConditionalVAE, prior: torch.Tensor | None) -> torch.Tensor:
-    if not isinstance(cvae, ConditionalVAE):
-        raise TypeError(f"cvae: expected a ConditionalVAE with num_classes, got {type(cvae).__name__}")
+    if not cvae.conditional:
+        raise TypeError(f"cvae: expected a conditional model with num_classes, got {type(cvae).__name__}")
     if cvae.num_classes is None:
         raise ValueError(
             "cvae: expected a conditional model with classes (num_classes), got one with continuous "
@@ -417,8 +417,8 @@ def label_swap(
     """Encode ``x`` with its label ``y`` (posterior mean), decode the same z under ``new_y``:
     the style of ``x`` with the content of ``new_y`` (the notebook's question 10.6i). In eval
     mode, in chunks that fit ``memory_budget`` bytes (see :func:`~genvae.inference.decode_chunk_size`)."""
-    if not isinstance(cvae, ConditionalVAE):
-        raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
+    if not cvae.conditional:
+        raise TypeError(f"cvae: expected a conditional model (a ConditionalVAE), got {type(cvae).__name__}")
     x, _ = model_inputs(cvae, x, "x")
     n = x.shape[0]
     c, c_new = cvae.condition(y, n), cvae.condition(new_y, n)

@@ -69,6 +69,8 @@ _TRACKING = ("tensorboard", "mlflow", "mlflow_experiment", "wandb", "wandb_mode"
 _MAY_CHANGE = frozenset({"data_root", "download", "device", "threads", "imports", "genvae_version", "notes",
                          *_TRACKING})  # fmt: skip
 _MAY_GROW = frozenset({"epochs"})
+# Settings added since a run may have been started, and the values such a run had without naming them.
+_IMPLIED = {"posterior": ("gaussian", None), "latent_dims": (None,)}
 
 
 # -- one training run ---------------------------------------------------------------------------
@@ -110,7 +112,8 @@ def train_run(
             print(f"genvae: took over the lock of {run.path} left by {lock.stale}, which ended without releasing it",
                   file=sys.stderr, flush=True)  # fmt: skip
         _train(config, run, data, notes, quiet, extra, lambda record: run.start(
-            record, resume=resume, overwrite=overwrite, may_change=_MAY_CHANGE, may_grow=_MAY_GROW))  # fmt: skip
+            record, resume=resume, overwrite=overwrite, may_change=_MAY_CHANGE, may_grow=_MAY_GROW,
+            implied=_IMPLIED))  # fmt: skip
     return run.path
 
 

@@ -22,9 +22,9 @@ from genvae.data.files import DownloadError
 from genvae.losses import Objective, objectives
 from genvae.semisupervised import SemiSupervisedVAE
 
-__all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
-           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
-           "partly_labelled"]  # fmt: skip
+__all__ = ["DEFAULT_LATENT_DIM", "MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig",
+           "build_model", "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits",
+           "objective_name", "partly_labelled"]  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -40,6 +40,8 @@ class TrainConfig:
     """The settings of one training run (what ``genvae train`` takes; saved as ``config.json``).
 
     ``conditioner``, ``likelihood``, ``prior`` and ``posterior`` left as None take the model's default;
+    ``latent_dims`` sizes the levels of a hierarchical model (bottom first; ``latent_dim`` is then
+    None or the bottom level's size);
     ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
     Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
     of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
@@ -52,7 +54,8 @@ class TrainConfig:
     dataset: str = "synthetic-digits"
     data_root: str | None = None
     download: bool = False
-    latent_dim: int = 2
+    latent_dim: int | None = 2
+    latent_dims: tuple[int, ...] | None = None
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
@@ -134,7 +137,11 @@ MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
     "vae": presets.seed_vae,
     "cvae": presets.seed_cvae,
     "m2": presets.seed_m2,
+    "hierarchical": presets.seed_hierarchical,
 }
+
+#: The size of z when a run names none and its model has no levels (``latent_dims``) to size it.
+DEFAULT_LATENT_DIM = 2
 
 
 def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -142,8 +149,12 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
     with. Every setting goes to the builder's keyword argument of the same name; a setting the
     builder does not take is an error when it was given, and recorded as None otherwise."""
     builder = MODEL_BUILDERS.get(config.model) or models.get(config.model)
+    latent_dim = config.latent_dim
+    if latent_dim is None and "latent_dims" not in inspect.signature(builder).parameters:
+        latent_dim = DEFAULT_LATENT_DIM  # a hierarchical model sizes its levels itself
     chosen = {
-        "latent_dim": config.latent_dim,
+        "latent_dim": latent_dim,
+        "latent_dims": config.latent_dims,
         "conditioner": config.conditioner,
         "likelihood": config.likelihood,
         "prior": config.prior,

@@ -254,6 +254,12 @@ class HierarchicalVAE(VAE):
         bottom = z[..., : self.latent_dims[0]]
         return self.decoder(bottom) if c is None else self.decoder(bottom, c)
 
+    @property
+    def prior_is_conditional(self) -> bool:
+        """Whether p(z_1, …, z_L) depends on the condition: in a conditional model, through every
+        top-down step p(z_i | z_{i+1}, c), whatever the top prior."""
+        return self.conditional or self.prior.conditional
+
     def prior_log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """log p(z_1, …, z_L) (given ``c``): the top prior's log-density and each level's Gaussian
         log p(z_i | z_{i+1}), for ``z`` with all levels joined; shape ``z.shape[:-1]``."""

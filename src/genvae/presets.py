@@ -45,7 +45,10 @@ NOTEBOOK_CVAE_LAYERS = {
 
 
 def seed_vae(
-    latent_dim: int = 2, likelihood: str = "bernoulli", prior: str | Prior = "normal", posterior: str | Posterior = "gaussian"
+    latent_dim: int = 2,
+    likelihood: str = "bernoulli",
+    prior: str | Prior = "normal",
+    posterior: str | Posterior = "gaussian",
 ) -> VAE:
     """The notebook's VAE (97,237 parameters at ``latent_dim=2``): a convolutional encoder for
     28×28 grey images and a transposed-convolution decoder returning logits. ``prior`` is a

@@ -166,6 +166,10 @@ _BOUND: Check = (
     'an object with "name" (a string) and, for IWAE, "k" (an integer)',
 )
 _NUMBERS: Check = (lambda v: isinstance(v, list) and all(_is_number(x) for x in v), "an array of numbers")
+_SIZES: Check = (
+    lambda v: v is None or (isinstance(v, list) and bool(v) and all(_is_int(x) and x >= 1 for x in v)),
+    "an array of integers >= 1, or null",
+)
 _STRINGS: Check = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "an array of strings")
 _DATA: Check = (
     lambda v: isinstance(v, dict) and isinstance(v.get("name"), str) and _is_int(v.get("size")) and v["size"] >= 0,
@@ -178,7 +182,8 @@ _DIVERGED: Check = (
 
 _CONFIG: dict[str, Check] = {
     "model": _string(), "dataset": _string(), "data_root": _string(optional=True), "download": _BOOL,
-    "latent_dim": _int(1), "epochs": _int(0), "batch_size": _int(1), "lr": _POSITIVE,
+    "latent_dim": _int(1, optional=True), "latent_dims": _SIZES, "posterior": _string(optional=True),
+    "epochs": _int(0), "batch_size": _int(1), "lr": _POSITIVE,
     "conditioner": _string(optional=True), "likelihood": _string(optional=True), "prior": _string(optional=True),
     "seed": _int(-(2**63), 2**64 - 1),  # what torch.manual_seed accepts
     "device": _string(), "train_size": _int(1, optional=True), "test_size": _int(1, optional=True),

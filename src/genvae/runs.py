@@ -256,6 +256,7 @@ class RunDir:
         overwrite: bool = False,
         may_change: Collection[str] = (),
         may_grow: Collection[str] = (),
+        implied: Mapping[str, Collection[Any]] | None = None,
     ) -> tuple[dict[str, Any], Path | None]:
         """Begin writing a training run described by ``record`` (its settings, JSON-ready). Call it
         while holding :meth:`lock`.
@@ -263,7 +264,9 @@ class RunDir:
         A directory that holds a run is refused (:class:`RunExistsError`) unless ``resume`` or
         ``overwrite``. With ``resume``, the settings are compared with those the run was started
         with: keys in ``may_change`` may differ, keys in ``may_grow`` may increase, and any other
-        difference is refused (:class:`ResumeMismatchError`, listing each as ``old → new``).
+        difference is refused (:class:`ResumeMismatchError`, listing each as ``old → new``); values
+        are compared as JSON (a tuple equals the list it was saved as). ``implied`` maps a setting
+        added since a run may have been started to the values such a run had without naming it.
         ``overwrite`` starts again (the published run stays visible until the new one replaces it).
 
         Returns the record as saved (with the run's ``run_id`` and ``started``) and the checkpoint
@@ -280,7 +283,7 @@ class RunDir:
                 f"{self.path}: holds {self.describe()}; continue it with --resume or replace it with --overwrite"
             )
         if saved is not None:
-            _check_same(saved, record, self.path, may_change, may_grow)
+            _check_same(saved, record, self.path, may_change, may_grow, implied or {})
             record = {**record, "run_id": saved.get("run_id"), "started": saved.get("started")}
         else:
             record = {**record, "run_id": uuid.uuid4().hex[:12], "started": now()}
@@ -432,13 +435,14 @@ def _check_same(
     run: Path,
     may_change: Collection[str],
     may_grow: Collection[str],
+    implied: Mapping[str, Collection[Any]],
 ) -> None:
     """Refuse a resume whose settings differ from the saved ones (one line listing each)."""
     ignored = {*may_change, "run_id", "started"}
     differences = []
     for key in sorted((saved.keys() | new.keys()) - ignored):
         old, value = saved.get(key), new.get(key)
-        if old == value:
+        if _compact(old) == _compact(value) or (key not in saved and value in implied.get(key, ())):
             continue
         if key in may_grow and isinstance(old, int | float) and isinstance(value, int | float) and value > old:
             continue

@@ -308,7 +308,8 @@ def _row_latents(model: VAE, label: Any, n: int, seed: int) -> torch.Tensor:
     """The ``n`` latents of one row of :func:`samples`: the same draws for every row, so a column
     shares its z; under a conditional prior p(z | y), the same noise through each row's p(z | y)."""
     gen = torch.Generator().manual_seed(seed)
-    if not model.prior.conditional:
+    # p(z) depends on y under a conditional prior, and in a conditional hierarchy (its lower levels' p(z_i | z_i+1, y))
+    if not getattr(model, "prior_is_conditional", model.prior.conditional):
         return model.sample_prior(n, generator=gen)
     y = torch.full((n,), label) if isinstance(label, int) else torch.as_tensor(label).reshape(1, -1).expand(n, -1)
     return model.sample_prior(n, model.condition(y, n), generator=gen)
@@ -332,7 +333,7 @@ def samples(
     check_positive_int("n", n)
     check_positive_int("rows", rows)
     gen = torch.Generator().manual_seed(seed)
-    if isinstance(model, ConditionalVAE):
+    if model.conditional:
         labels = _conditions(model, classes, conditions, "classes")
         check_samples(model, "n", f"{n} for each of {len(labels)} rows", len(labels) * n, figure=True)
         image = np.concatenate([tile_decoded(model, _row_latents(model, c, n, seed), c, n) for c in labels])
@@ -367,8 +368,8 @@ def label_swap(
     question 10.6i: same style, other content). ``x`` may carry its labels (a pair or a dataset)."""
     from genvae import evaluation
 
-    if not isinstance(cvae, ConditionalVAE):
-        raise TypeError(f"cvae: expected a ConditionalVAE, got {type(cvae).__name__}")
+    if not cvae.conditional:
+        raise TypeError(f"cvae: expected a conditional model (a ConditionalVAE), got {type(cvae).__name__}")
     targets = _conditions(cvae, classes, conditions, "classes")
     images_in, labels_in = as_tensors(x if y is None else (x, y), argument="x", dtype=cvae.dtype, device=cvae.device,
                                       labels_argument=None if y is None else "y")  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genvae.models import VAE, ConditionalVAE
+from genvae.models import VAE
 from genvae.semisupervised import SemiSupervisedVAE
 
 __all__ = ["RunKind", "run_kind"]
@@ -49,6 +49,6 @@ def run_kind(model: VAE) -> RunKind:
     classes = int(getattr(model, "num_classes", None) or 0)
     if isinstance(model, SemiSupervisedVAE):
         return RunKind("Semi-supervised VAE (M2)", conditional=True, semi_supervised=True, classes=classes)
-    if isinstance(model, ConditionalVAE):
+    if model.conditional:  # a ConditionalVAE, or another model with a condition (a conditional hierarchy)
         return RunKind("Conditional VAE", conditional=True, semi_supervised=False, classes=classes)
     return RunKind("VAE", conditional=False, semi_supervised=False, classes=classes)
