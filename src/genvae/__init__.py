@@ -29,6 +29,7 @@ from genvae import (
     semisupervised,
     training,
     viz,
+    vqvae,
 )
 from genvae._version import __version__
 from genvae.config import load, save
@@ -38,6 +39,7 @@ from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.semisupervised import SemiSupervisedELBO, SemiSupervisedVAE
 from genvae.training import DivergenceError, History, Trainer
+from genvae.vqvae import VQVAE, VQObjective
 
 __all__ = [
     "ELBO",
@@ -53,6 +55,8 @@ __all__ = [
     "SemiSupervisedVAE",
     "Trainer",
     "VAEOutput",
+    "VQObjective",
+    "VQVAE",
     "__version__",
     "classifiers",
     "conditioners",
@@ -76,4 +80,5 @@ __all__ = [
     "semisupervised",
     "training",
     "viz",
+    "vqvae",
 ]
