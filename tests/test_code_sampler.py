@@ -60,7 +60,9 @@ def test_a_conditional_prior_learns_a_pattern_per_label() -> None:
     model = tiny(codebook_size=4, grid=3, num_classes=2)
     codes = torch.tensor([[0, 1, 2]] * 32 + [[3, 3, 0]] * 32)
     labels = torch.tensor([0] * 32 + [1] * 32)
-    sampler = CodeSampler(model, width=16, layers=1, heads=2, lr=1e-2).fit_codes(codes, labels, epochs=10, batch_size=16)
+    sampler = CodeSampler(model, width=16, layers=1, heads=2, lr=1e-2).fit_codes(
+        codes, labels, epochs=10, batch_size=16
+    )
     gen = torch.Generator().manual_seed(2)
     assert (sampler.sample_latent(10, 0, generator=gen) == torch.tensor([0, 1, 2])).all(1).float().mean() >= 0.9
     assert (sampler.sample_latent(10, 1, generator=gen) == torch.tensor([3, 3, 0])).all(1).float().mean() >= 0.9

@@ -95,6 +95,11 @@ class VectorQuantizer(nn.Module):
     so :func:`genvae.save` keeps them.
     """
 
+    embedding: torch.Tensor
+    cluster_size: torch.Tensor
+    embed_sum: torch.Tensor
+    unused_steps: torch.Tensor
+
     def __init__(
         self,
         codebook_size: int = 64,
@@ -128,9 +133,8 @@ class VectorQuantizer(nn.Module):
         """The index of the nearest code to each vector of ``z`` ``(..., code_dim)``: ``(...)``."""
         flat = z.detach().reshape(-1, self.code_dim).to(self.embedding.dtype)
         # ‖z‖² − 2 z·e + ‖e‖², without the (N, K, D) differences
-        distances = (
-            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embedding.detach().t() + self.embedding.detach().pow(2).sum(1)
-        )
+        codebook = self.embedding.detach()
+        distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t() + codebook.pow(2).sum(1)
         return distances.argmin(1).reshape(z.shape[:-1])
 
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
@@ -166,13 +170,13 @@ class VectorQuantizer(nn.Module):
             smoothed = (self.cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
             self.embedding.copy_(self.embed_sum / smoothed.unsqueeze(1))
         if self.restart_after is not None:
-            self._restart(flat, counts)
+            self._restart(flat, counts, self.restart_after)
 
-    def _restart(self, flat: torch.Tensor, counts: torch.Tensor) -> None:
+    def _restart(self, flat: torch.Tensor, counts: torch.Tensor, after: int) -> None:
         """Give each code unused for ``restart_after`` steps a random row of ``flat``. No host sync:
         every code draws a candidate and only the dead ones take it."""
         self.unused_steps.add_(1).masked_fill_(counts > 0, 0)
-        dead = self.unused_steps >= self.restart_after
+        dead = self.unused_steps >= after
         candidates = flat[torch.randint(flat.shape[0], (self.codebook_size,), device=flat.device)]
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.broadcast(candidates, src=0)  # every rank restarts to rank 0's choice

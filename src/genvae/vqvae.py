@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
-from genvae._seed_networks import _ENCODER, seed_decoder
+from genvae._seed_networks import seed_decoder
 from genvae._validation import check_labels, check_non_negative, check_positive_int, check_tensor, fmt_shape, tracing
 from genvae.conditioners import Conditioner
 from genvae.likelihoods import Likelihood
@@ -39,10 +39,15 @@ from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_te
 from genvae.models import ConditionalVAE, Labels, register
 from genvae.quantizers import Quantized, VectorQuantizer
 
-__all__ = ["VQObjective", "VQOutput", "VQVAE", "seed_cvqvae", "seed_vqvae"]
+__all__ = ["VQVAE", "VQObjective", "VQOutput", "seed_cvqvae", "seed_vqvae"]
 
 # built by name for a grid of codes, the convolutional encoder keeps its last feature map
 _GRID_ENCODERS: dict[str, dict[str, Any]] = {"conv": {"hidden": ()}}
+# the notebook's encoder convolutions (genvae._seed_networks) without its fully connected layer:
+# a 64-channel 7×7 feature map for 28×28 images
+_SEED_CONVOLUTIONS: dict[str, Any] = {
+    "in_channels": 1, "image_size": 28, "channels": (32, 64), "kernel_size": 3, "strides": 2, "hidden": ()
+}  # fmt: skip
 
 
 @dataclass
@@ -165,7 +170,8 @@ class VQVAE(nn.Module):
         got = getattr(self.decoder, "latent_dim", self.latent_dim)
         if got != self.latent_dim:
             raise ValueError(
-                f"decoder: expected a decoder with latent_dim={self.latent_dim} (code_dim · codes), got latent_dim={got}"
+                f"decoder: expected a decoder with latent_dim={self.latent_dim} (code_dim · codes), "
+                f"got latent_dim={got}"
             )
         for name, part in (("encoder", self.encoder), ("decoder", self.decoder)):
             got = getattr(part, "condition_dim", self.condition_dim)
@@ -235,7 +241,8 @@ class VQVAE(nn.Module):
             codes = codes.unsqueeze(0)
         if tuple(codes.shape[1:]) != self.code_shape:
             raise ValueError(
-                f"codes: expected a tensor of shape {fmt_shape(('batch', *self.code_shape))}, got {fmt_shape(codes.shape)}"
+                f"codes: expected a tensor of shape {fmt_shape(('batch', *self.code_shape))}, "
+                f"got {fmt_shape(codes.shape)}"
             )
         if self.check_inputs and not tracing():
             check_labels("codes", codes.reshape(-1), self.codebook_size)
@@ -342,7 +349,9 @@ class VQObjective(Objective):
             raise TypeError(f"out: expected the output of a VQVAE (VQOutput), got {type(out).__name__}")
         if not isinstance(x, torch.Tensor) or x.shape != out.params.shape:
             got = fmt_shape(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x: expected a tensor of the decoder's output shape {fmt_shape(out.params.shape)}, got {got}")
+            raise ValueError(
+                f"x: expected a tensor of the decoder's output shape {fmt_shape(out.params.shape)}, got {got}"
+            )
         batch = x.shape[0]
         recon = self.reconstruction(cast(Any, out), x).reshape(batch, -1).sum(1).mean()
         q = out.quantized
@@ -374,7 +383,7 @@ def seed_vqvae(
     (``Linear(code_dim·49, 64·7·7)`` and two transposed convolutions) decodes the 7×7 map of
     codes. The codebook follows moving averages (``ema``) by default."""
     return VQVAE(
-        encoder=encoders.ConvEncoder(**{**_ENCODER, "hidden": ()}),
+        encoder=encoders.ConvEncoder(**_SEED_CONVOLUTIONS),
         decoder=seed_decoder(code_dim * 49),
         codebook_size=codebook_size,
         code_dim=code_dim,
@@ -395,9 +404,9 @@ def seed_cvqvae(
 ) -> VQVAE:
     """:func:`seed_vqvae` conditional on a label: encoder and decoder see the one-hot label through
     ``conditioner`` (``"split"``, ``"concat"``, ``"film"``), as in :func:`~genvae.presets.seed_cvae`."""
-    condition = {"condition_dim": num_classes, "conditioner": conditioner}
+    condition: dict[str, Any] = {"condition_dim": num_classes, "conditioner": conditioner}
     return VQVAE(
-        encoder=encoders.ConvEncoder(**{**_ENCODER, "hidden": ()}, **condition),
+        encoder=encoders.ConvEncoder(**_SEED_CONVOLUTIONS, **condition),
         decoder=seed_decoder(code_dim * 49, num_classes, conditioner),
         codebook_size=codebook_size,
         code_dim=code_dim,
@@ -422,7 +431,9 @@ def _condition_size(num_classes: int | None, condition_dim: int | None) -> tuple
     if condition_dim is not None:
         check_positive_int("condition_dim", condition_dim)
     if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
-        raise ValueError(f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, got {condition_dim}")
+        raise ValueError(
+            f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, got {condition_dim}"
+        )
     size = condition_dim if condition_dim is not None else (num_classes or 0)
     return num_classes, size
 

@@ -49,6 +49,8 @@ class CodePrior(nn.Module):
         heads: attention heads.
     """
 
+    mask: torch.Tensor
+
     def __init__(
         self, codebook_size: int, length: int, condition_dim: int = 0, width: int = 64, layers: int = 2, heads: int = 4
     ) -> None:
