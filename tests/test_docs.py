@@ -40,6 +40,7 @@ MODULES = [
     "genvae.training.resume", "genvae.testing", "genvae.testing.strategies",
     "genvae.classification", "genvae.training.options", "genvae.training.stops",
     "genvae.posteriors", "genvae.flows", "genvae.outputs",
+    "genvae.quantizers", "genvae.vqvae", "genvae.samplers.code",
 ]  # fmt: skip
 
 

@@ -28,12 +28,14 @@ from genvae import (
     posteriors,
     presets,
     priors,
+    quantizers,
     registry,
     sample_quality,
     samplers,
     semisupervised,
     training,
     viz,
+    vqvae,
 )
 from genvae._version import __version__
 from genvae.config import load, save
@@ -44,11 +46,13 @@ from genvae.models import VAE, ConditionalVAE, VAEOutput
 from genvae.registry import Registry
 from genvae.semisupervised import SemiSupervisedELBO, SemiSupervisedVAE
 from genvae.training import DivergenceError, History, Trainer
+from genvae.vqvae import VQVAE, VQObjective
 
 __all__ = [
     "ELBO",
     "IWAE",
     "VAE",
+    "VQVAE",
     "BetaTCVAE",
     "ConditionalVAE",
     "DivergenceError",
@@ -60,6 +64,7 @@ __all__ = [
     "SemiSupervisedVAE",
     "Trainer",
     "VAEOutput",
+    "VQObjective",
     "__version__",
     "classifiers",
     "conditioners",
@@ -81,6 +86,7 @@ __all__ = [
     "presets",
     "priors",
     "push_to_hub",
+    "quantizers",
     "registry",
     "sample_quality",
     "samplers",
@@ -88,4 +94,5 @@ __all__ = [
     "semisupervised",
     "training",
     "viz",
+    "vqvae",
 ]

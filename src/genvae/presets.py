@@ -24,10 +24,10 @@ from genvae.models import VAE, ConditionalVAE
 from genvae.posteriors import Posterior
 from genvae.priors import Prior
 from genvae.semisupervised import seed_m2
+from genvae.vqvae import seed_cvqvae, seed_vqvae
 
-__all__ = ["NOTEBOOK_CVAE_LAYERS", "NOTEBOOK_VAE_LAYERS", "seed_cvae", "seed_cvae_from_notebook", "seed_hierarchical",
-           "seed_m2",
-           "seed_vae", "seed_vae_from_notebook"]  # fmt: skip
+__all__ = ["NOTEBOOK_CVAE_LAYERS", "NOTEBOOK_VAE_LAYERS", "seed_cvae", "seed_cvae_from_notebook", "seed_cvqvae",
+           "seed_hierarchical", "seed_m2", "seed_vae", "seed_vae_from_notebook", "seed_vqvae"]  # fmt: skip
 
 #: The notebook's layers (its attribute names) → the presets' layers (weight and bias of each).
 NOTEBOOK_VAE_LAYERS = {

@@ -1,0 +1,232 @@
+"""A learned prior over a VQ-VAE's codes: :class:`CodeSampler`.
+
+A VQ-VAE trains under a uniform prior over its code maps, and code maps drawn uniformly decode to
+noise. :class:`CodeSampler` fits an autoregressive model to the code maps of the training data
+afterwards (van den Oord et al., 2017, fitted a PixelCNN): here a small causal transformer over
+the map read row by row, ``p(codes) = Π_t p(code_t | code_<t)`` (``p(codes | y)`` for a
+conditional model, the label added to every position). New code maps are drawn one code at a
+time and decoded by the VQ-VAE.
+
+Example:
+    >>> import torch, genvae as gv
+    >>> from genvae.samplers.code import CodeSampler
+    >>> vq = gv.presets.seed_vqvae(codebook_size=8, code_dim=4)
+    >>> sampler = CodeSampler(vq, width=16, layers=1).fit(torch.rand(32, 1, 28, 28), epochs=1)
+    >>> sampler.sample_latent(2).shape, sampler.sample(2).shape
+    (torch.Size([2, 7, 7]), torch.Size([2, 1, 28, 28]))
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genvae._validation import check_positive_int
+from genvae.data import as_tensors
+from genvae.inference import eval_mode
+from genvae.vqvae import VQVAE
+
+__all__ = ["CodePrior", "CodeSampler"]
+
+#: Code maps drawn, or inputs encoded, at once: memory stays bounded whatever ``n`` or the data's size.
+CHUNK = 1024
+
+
+class CodePrior(nn.Module):
+    """A causal transformer over a flattened code map: logits of each code given those before it.
+
+    Args:
+        codebook_size: K, the number of codes.
+        length: L, the codes in a map.
+        condition_dim: length of the condition vector (0: unconditional).
+        width: the transformer's model dimension.
+        layers: transformer layers.
+        heads: attention heads.
+    """
+
+    mask: torch.Tensor
+
+    def __init__(
+        self, codebook_size: int, length: int, condition_dim: int = 0, width: int = 64, layers: int = 2, heads: int = 4
+    ) -> None:
+        super().__init__()
+        self.codebook_size, self.length = codebook_size, length
+        self.tokens = nn.Embedding(codebook_size + 1, width)  # the last one: the start token
+        self.positions = nn.Parameter(torch.zeros(length, width))
+        self.condition = nn.Linear(condition_dim, width) if condition_dim else None
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, batch_first=True, norm_first=True)
+        self.body = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, codebook_size))
+        self.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(length), persistent=False)
+
+    def forward(self, codes: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(batch, t + 1, K)`` of the codes at positions 0 … t, given ``codes`` ``(batch, t)``
+        (the first t codes of each map; t may be 0)."""
+        start = torch.full((codes.shape[0], 1), self.codebook_size, dtype=torch.long, device=codes.device)
+        tokens = torch.cat([start, codes], 1)[:, : self.length]
+        t = tokens.shape[1]
+        h = self.tokens(tokens) + self.positions[:t]
+        if self.condition is not None and c is not None:
+            h = h + self.condition(c).unsqueeze(1)
+        return self.out(self.body(h, mask=self.mask[:t, :t], is_causal=True))
+
+
+class CodeSampler:
+    """Samples from a VQ-VAE through a prior learned over its code maps.
+
+    Args:
+        model: a trained :class:`~genvae.vqvae.VQVAE` (conditional or not).
+        width: the prior's model dimension.
+        layers: the prior's transformer layers.
+        heads: its attention heads.
+        lr: the learning rate of its Adam optimiser.
+
+    :meth:`fit` encodes the data to code maps (in chunks) and trains the prior by maximum
+    likelihood; :meth:`log_prob` is the prior's log-probability of code maps (a normalised
+    distribution over the ``K^L`` maps); :meth:`sample_latent` draws code maps,
+    :meth:`sample` decodes them.
+    """
+
+    def __init__(self, model: VQVAE, *, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3) -> None:
+        if not isinstance(model, VQVAE):
+            raise TypeError(f"model: expected a VQVAE, got {type(model).__name__}")
+        self.model = model
+        self.lr = float(lr)
+        self.prior = CodePrior(
+            model.codebook_size,
+            math.prod(model.code_shape),
+            model.condition_dim,
+            check_positive_int("width", width),
+            check_positive_int("layers", layers),
+            check_positive_int("heads", heads),
+        ).to(model.device)
+        self.fitted = False
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(self, data: Any, *, batch_size: int = 256, epochs: int = 10, progress: bool = False) -> CodeSampler:
+        """Encode ``data`` (a tensor, an ``(inputs, labels)`` pair, an ImageDataset, ...; labels for
+        a conditional model) to code maps and fit the prior to them. Returns ``self``."""
+        x, y = as_tensors(data, argument="data", dtype=self.model.dtype)
+        self.model.check_input(x, "data")
+        if self.model.conditional and y is None:
+            raise ValueError("data: expected labels for a conditional model, got images only")
+        codes = self.encode(x, y if self.model.conditional else None)
+        return self.fit_codes(codes, y if self.model.conditional else None, batch_size=batch_size, epochs=epochs,
+                              progress=progress)  # fmt: skip
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The code maps of inputs ``x`` (labels ``y`` for a conditional model), on the CPU,
+        encoded :data:`CHUNK` at a time."""
+        out = []
+        with eval_mode(self.model):
+            for i in range(0, x.shape[0], CHUNK):
+                labels = y[i : i + CHUNK] if y is not None else None
+                out.append(self.model.codes(x[i : i + CHUNK].to(self.model.device), labels).cpu())
+        return torch.cat(out)
+
+    def fit_codes(
+        self, codes: torch.Tensor, y: Any = None, *, batch_size: int = 256, epochs: int = 10, progress: bool = False
+    ) -> CodeSampler:
+        """Fit the prior to code maps ``(N, *code_shape)`` (and their labels). Returns ``self``."""
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("epochs", epochs)
+        flat = self.model.check_codes(codes).reshape(codes.shape[0], -1).cpu()
+        c = self.model.condition(y, flat.shape[0]) if self.model.conditional else None
+        c = c.cpu() if c is not None else None
+        optimizer = torch.optim.Adam(self.prior.parameters(), lr=self.lr)
+        steps = epochs * math.ceil(flat.shape[0] / batch_size)
+        with _bar(steps, progress) as bar, eval_mode(self.model):
+            self.prior.train()
+            for _ in range(epochs):
+                order = torch.randperm(flat.shape[0])
+                for i in range(0, flat.shape[0], batch_size):
+                    rows = order[i : i + batch_size]
+                    batch_c = c[rows].to(self.model.device) if c is not None else None
+                    loss = -self._log_prob_flat(flat[rows].to(self.model.device), batch_c).mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    bar.update(1)
+                    if progress:  # a host sync per step, only to show the figure
+                        bar.set_postfix(nll=float(loss.detach()))
+        self.prior.eval()
+        self.fitted = True
+        return self
+
+    # -- the distribution ---------------------------------------------------------------------------
+
+    def _log_prob_flat(self, flat: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        logits = self.prior(flat, c)
+        return -F.cross_entropy(logits.transpose(1, 2), flat, reduction="none").sum(1)
+
+    def log_prob(self, codes: torch.Tensor, y: Any = None) -> torch.Tensor:
+        """log p(codes) (log p(codes | y)) of each code map ``(batch, *code_shape)``: ``(batch,)``, in nats."""
+        codes = self.model.check_codes(codes)
+        flat = codes.reshape(codes.shape[0], -1)
+        c = self.model.condition(y, flat.shape[0])
+        with torch.no_grad():
+            return self._log_prob_flat(flat, c)
+
+    @torch.no_grad()
+    def sample_latent(self, n: int, y: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` code maps ``(n, *code_shape)`` (int64) drawn from the prior, one code at a time
+        (given labels ``y``: one, or ``n``, for a conditional model)."""
+        check_positive_int("n", n)
+        c = self.model.condition(y, n)
+        maps = [self._draw(c[i : i + CHUNK] if c is not None else None, min(CHUNK, n - i), generator)
+                for i in range(0, n, CHUNK)]  # fmt: skip
+        return torch.cat(maps).reshape(n, *self.model.code_shape)
+
+    def _draw(self, c: torch.Tensor | None, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        codes = torch.empty(n, 0, dtype=torch.long, device=self.model.device)
+        with eval_mode(self.prior):
+            for _ in range(self.prior.length):
+                logits = self.prior(codes, c)[:, -1].float()
+                probs = F.softmax(logits, -1)
+                if generator is not None:
+                    probs = probs.to(generator.device)
+                code = torch.multinomial(probs, 1, generator=generator).to(self.model.device)
+                codes = torch.cat([codes, code], 1)
+        return codes
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` new inputs: code maps from :meth:`sample_latent`, decoded to the data-space mean."""
+        codes = self.sample_latent(n, y, generator=generator)
+        c_all = y if isinstance(y, torch.Tensor) and y.dim() > 0 and y.shape[0] == n else None
+        out = []
+        with eval_mode(self.model):
+            for i in range(0, n, CHUNK):
+                labels = c_all[i : i + CHUNK] if c_all is not None else y
+                out.append(self.model.decode_codes(codes[i : i + CHUNK], labels))
+        return torch.cat(out)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        return None
+
+    def set_postfix(self, **values: Any) -> None:
+        return None
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    """A tqdm bar of training steps on stderr when ``enabled``; otherwise one that does nothing."""
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", desc="code prior", file=sys.stderr, leave=False, dynamic_ncols=True)
