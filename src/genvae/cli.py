@@ -179,6 +179,10 @@ def _add_model_options(train: argparse.ArgumentParser) -> None:
     model.add_argument("--model", choices=models.names(), default="vae", help="model (default: vae)")
     model.add_argument("--latent-dim", type=_positive_int, default=None,
                        help="size of z (default: 2; a hierarchical model: its bottom level's size)")  # fmt: skip
+    model.add_argument("--codebook-size", type=_positive_int, default=None,
+                       help="--model vqvae: the number of codes (default: 64)")  # fmt: skip
+    model.add_argument("--code-dim", type=_positive_int, default=None,
+                       help="--model vqvae: the size of each code vector (default: 8)")  # fmt: skip
     model.add_argument("--latent-dims", type=_sizes, default=None, metavar="N,N,...",
                        help="--model hierarchical: the size of each level, bottom first (default: 32,16)")  # fmt: skip
     model.add_argument("--conditioner", choices=conditioners.names(), default=None,

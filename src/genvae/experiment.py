@@ -70,7 +70,7 @@ _MAY_CHANGE = frozenset({"data_root", "download", "device", "threads", "imports"
                          *_TRACKING})  # fmt: skip
 _MAY_GROW = frozenset({"epochs"})
 # Settings added since a run may have been started, and the values such a run had without naming them.
-_IMPLIED = {"posterior": ("gaussian", None), "latent_dims": (None,)}
+_IMPLIED = {"posterior": ("gaussian", None), "latent_dims": (None,), "codebook_size": (None,), "code_dim": (None,)}
 
 
 # -- one training run ---------------------------------------------------------------------------

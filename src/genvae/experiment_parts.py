@@ -24,7 +24,7 @@ from genvae.semisupervised import SemiSupervisedVAE
 
 __all__ = ["DEFAULT_LATENT_DIM", "MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig",
            "build_model", "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits",
-           "objective_name", "partly_labelled"]  # fmt: skip
+           "objective_name", "partly_labelled", "seed_vqvae_run"]  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -41,7 +41,7 @@ class TrainConfig:
 
     ``conditioner``, ``likelihood``, ``prior`` and ``posterior`` left as None take the model's default;
     ``latent_dims`` sizes the levels of a hierarchical model (bottom first; ``latent_dim`` is then
-    None or the bottom level's size);
+    None or the bottom level's size); ``codebook_size`` and ``code_dim`` size a VQ-VAE's codebook;
     ``dataset`` names an entry of :data:`genvae.data.datasets`, or ``"auto"``: MNIST, else
     Fashion-MNIST, else SyntheticDigits (see :func:`choose_dataset`). ``objective`` names an entry
     of :data:`genvae.losses.objectives`; None takes the model's own (its class attribute
@@ -56,6 +56,8 @@ class TrainConfig:
     download: bool = False
     latent_dim: int | None = 2
     latent_dims: tuple[int, ...] | None = None
+    codebook_size: int | None = None
+    code_dim: int | None = None
     epochs: int = 10
     batch_size: int = 32
     lr: float = 1e-3
@@ -130,6 +132,21 @@ def load_splits(config: TrainConfig) -> tuple[ImageDataset, ImageDataset]:
 # -- the model and its objective -----------------------------------------------------------------
 
 
+def seed_vqvae_run(
+    codebook_size: int = 64,
+    code_dim: int = 8,
+    num_classes: int = 10,
+    conditioner: str | None = None,
+    likelihood: str = "bernoulli",
+) -> torch.nn.Module:
+    """``--model vqvae``: :func:`~genvae.presets.seed_vqvae`, or with a ``conditioner``
+    :func:`~genvae.presets.seed_cvqvae` (a run passes ``num_classes`` for every dataset, so the
+    conditioner decides)."""
+    if conditioner is None:
+        return presets.seed_vqvae(codebook_size, code_dim, likelihood)
+    return presets.seed_cvqvae(codebook_size, code_dim, num_classes, conditioner, likelihood)
+
+
 #: How a run builds the model its config names: the notebook's networks for the built-in
 #: names; any other registered model is built by its class. Add a preset here to make a new
 #: registered model build like the notebook's.
@@ -138,6 +155,7 @@ MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
     "cvae": presets.seed_cvae,
     "m2": presets.seed_m2,
     "hierarchical": presets.seed_hierarchical,
+    "vqvae": seed_vqvae_run,
 }
 
 #: The size of z when a run names none and its model has no levels (``latent_dims``) to size it.
@@ -149,12 +167,14 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
     with. Every setting goes to the builder's keyword argument of the same name; a setting the
     builder does not take is an error when it was given, and recorded as None otherwise."""
     builder = MODEL_BUILDERS.get(config.model) or models.get(config.model)
-    latent_dim = config.latent_dim
-    if latent_dim is None and "latent_dims" not in inspect.signature(builder).parameters:
-        latent_dim = DEFAULT_LATENT_DIM  # a hierarchical model sizes its levels itself
+    latent_dim, takes = config.latent_dim, inspect.signature(builder).parameters
+    if latent_dim is None and "latent_dim" in takes and "latent_dims" not in takes:
+        latent_dim = DEFAULT_LATENT_DIM  # a hierarchical model sizes its levels itself, a VQ-VAE has codes
     chosen = {
         "latent_dim": latent_dim,
         "latent_dims": config.latent_dims,
+        "codebook_size": config.codebook_size,
+        "code_dim": config.code_dim,
         "conditioner": config.conditioner,
         "likelihood": config.likelihood,
         "prior": config.prior,

@@ -183,6 +183,7 @@ _DIVERGED: Check = (
 _CONFIG: dict[str, Check] = {
     "model": _string(), "dataset": _string(), "data_root": _string(optional=True), "download": _BOOL,
     "latent_dim": _int(1, optional=True), "latent_dims": _SIZES, "posterior": _string(optional=True),
+    "codebook_size": _int(1, optional=True), "code_dim": _int(1, optional=True),
     "epochs": _int(0), "batch_size": _int(1), "lr": _POSITIVE,
     "conditioner": _string(optional=True), "likelihood": _string(optional=True), "prior": _string(optional=True),
     "seed": _int(-(2**63), 2**64 - 1),  # what torch.manual_seed accepts
