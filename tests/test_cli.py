@@ -208,7 +208,8 @@ def test_an_option_the_model_does_not_take_is_refused(tmp_path: Path, capsys: py
         (["--dataset", "cifar"], "genvae train: error: argument --dataset: invalid choice: 'cifar'"),
         (
             ["--model", "gan"],
-            "genvae train: error: argument --model: invalid choice: 'gan' (choose from 'cvae', 'm2', 'vae')",
+            "genvae train: error: argument --model: invalid choice: 'gan' "
+            "(choose from 'cvae', 'hierarchical', 'm2', 'vae', 'vqvae')",
         ),
         (["--conditioner", "add"], "genvae train: error: argument --conditioner: invalid choice: 'add' (choose from"),
         (["--likelihood", "poisson"], "genvae train: error: argument --likelihood: invalid choice: 'poisson'"),

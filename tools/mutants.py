@@ -35,6 +35,7 @@ REPORT_WORDS = "src/genvae/report/formatting.py"
 REPORT_QUESTIONS = "src/genvae/report/questions.py"
 REPORT_EVALUATION = "src/genvae/report/evaluation.py"
 EXPERIMENT = "src/genvae/experiment.py"
+EXPERIMENT_PARTS = "src/genvae/experiment_parts.py"
 TRACKERS = "src/genvae/training/trackers.py"
 
 # The Trainer's unit tests (test_training_<module>.py); the distributed and kill/Ctrl-C files start
@@ -50,15 +51,15 @@ CALLBACK_TESTS = (*TRAINER_UNIT_TESTS, "tests/test_training_callbacks.py")
 LOSS_TESTS = ("tests/test_losses*.py", "tests/test_gaussian.py")
 SPEED_TESTS = ("tests/test_training_trainer_speed.py",)
 EVALUATION_TESTS = ("tests/test_evaluation*.py",)
-CLI_TESTS = ("tests/test_cli*.py", "tests/test_experiment.py")
+CLI_TESTS = ("tests/test_cli*.py", "tests/test_experiment.py", "tests/test_experiment_parts.py")
 REPORT_QUESTION_TESTS = ("tests/test_report_questions.py",)  # fast: no run is trained
 REPORT_EVALUATION_TESTS = ("tests/test_report_evaluation.py",)
 
 MUTANTS: list[Mutant] = [
     # -- named in issue 16 --------------------------------------------------------------------------
     Mutant(
-        "iw-nll: proposal log-variance dropped", EVALUATION,
-        "log_q = log_normal(z, mean, logvar)", "log_q = log_normal(z, mean)",
+        "iw-nll: proposal log-variance dropped", "src/genvae/posteriors.py",  # the Gaussian posterior's log q
+        "return z, log_normal(z, mean, logvar)", "return z, log_normal(z, mean)",
         EVALUATION_TESTS, "log q(z|x) evaluated as if the posterior had unit variance",
     ),
     Mutant(
@@ -121,12 +122,22 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         # one registry-driven builder serves every model, so one mutant covers the VAE and the CVAE
-        "CLI --latent-dim not passed", EXPERIMENT,
-        '"latent_dim": config.latent_dim,', '"latent_dim": 2,',
+        "CLI --latent-dim not passed", EXPERIMENT_PARTS,
+        '"latent_dim": latent_dim,', '"latent_dim": 2,',
         CLI_TESTS, "genvae train --latent-dim 8 trains a 2-D model",
     ),
     Mutant(
-        "CLI --conditioner not passed", EXPERIMENT,
+        "CLI --posterior not passed", EXPERIMENT_PARTS,
+        '"posterior": config.posterior,', '"posterior": None,',
+        CLI_TESTS, "genvae train --posterior iaf trains a Gaussian posterior",
+    ),
+    Mutant(
+        "resume compares tuples with lists", "src/genvae/runs.py",
+        "if _compact(old) == _compact(value) or", "if old == value or",
+        ("tests/test_experiment_parts.py",), "a hierarchical run's --latent-dims 6,3 cannot resume its own run",
+    ),
+    Mutant(
+        "CLI --conditioner not passed", EXPERIMENT_PARTS,
         '"conditioner": config.conditioner,', '"conditioner": None,',
         CLI_TESTS, "genvae train --conditioner concat trains a split CVAE",
     ),
