@@ -87,6 +87,7 @@ FAMILIES: dict[str, Family] = {
     "conditional": Family(lambda: "conditional", lambda n: gv.ELBO(), True, True),
     "beta-tcvae": Family(lambda: "normal", lambda n: gv.BetaTCVAE(beta=6.0, dataset_size=n), False, False),
     "iaf": Family(lambda: "normal", lambda n: gv.ELBO(), False, False, _iaf),
+    "iaf-warmup": Family(lambda: "normal", lambda n: gv.ELBO(), True, False, _iaf),
     # a learned prior: with the warm-up, as the VampPrior and the MoG (without it, the KL settles at ~3 nats)
     "flow-prior": Family(lambda: gv.flows.FlowPrior(steps=2, hidden=(200,)), lambda n: gv.ELBO(), True, False),
     "hierarchical": Family(lambda: "normal", lambda n: gv.ELBO(), True, False, model=build_hierarchical),
