@@ -94,8 +94,12 @@ def flops_per_sample(family: str, arch: str) -> float:
     x, y = data(family, b, random_data=True)
     conditional = getattr(model, "conditional", False)
     counter = FlopCounterMode(display=False)
+
+    def forward(x_: torch.Tensor, y_: torch.Tensor, **kwargs: Any) -> Any:
+        return model(x_, y_, **kwargs) if conditional else model(x_, **kwargs)
+
     with counter:
-        objective.compute(lambda x_, y_, **kw: model(x_, y_, **kw) if conditional else model(x_, **kw), x, y).loss.backward()
+        objective.compute(forward, x, y).loss.backward()
     return counter.get_total_flops() / b
 
 
@@ -162,8 +166,9 @@ def print_table(table: dict[str, dict[str, float]], arch: str) -> None:
     print(f"\nfamilies ({arch} networks, batch {batch_size(arch)}, genvae.Trainer defaults, CPU):")
     print(f"{'family':12s} {'s/epoch':>8s} {'vs VAE':>7s} {'MFLOP/sample':>13s} {'GFLOP/s':>8s} {'vs VAE':>7s}")
     for family, row in table.items():
+        mflops, share = row["flops_per_sample"] / 1e6, 100 * row["gflops_vs_vae"]
         print(f"{family:12s} {row['seconds_per_epoch']:8.2f} {row['seconds_vs_vae']:6.2f}x "
-              f"{row['flops_per_sample'] / 1e6:13.2f} {row['gflops']:8.2f} {100 * row['gflops_vs_vae']:6.0f}%")  # fmt: skip
+              f"{mflops:13.2f} {row['gflops']:8.2f} {share:6.0f}%")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]] | None:
