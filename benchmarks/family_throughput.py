@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,8 @@ import torch
 FAMILIES = ("vae", "cvae", "iwae-50", "vamp-500", "beta-tcvae", "m2", "cond-prior")
 EPOCH = 60_000
 WARMUP_STEPS = 20
+# the allocator's thresholds fixed, as in benchmarks/train_throughput.py (see there why)
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20)}
 
 
 def build(family: str, arch: str) -> tuple[torch.nn.Module, Any]:
@@ -132,7 +135,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
         for family in args.families.split(","):
             command = [sys.executable, str(here), "--worker", family, "--arch", args.arch, "--steps", str(args.steps)]
             command += ["--random-data"] * args.random_data + ["--profile"] * args.profile
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ | FIXED_MALLOC)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if args.profile:
                 print(f"--- {family}\n{done.stderr[-6000:]}")

@@ -8,6 +8,10 @@ a short warm-up (which includes torch.compile's compilation), then one timed epo
 
     python benchmarks/train_throughput.py [--reps 3] [--pythae-python /path/to/python] [--json out.json]
 
+Then the model families (IWAE k=50, VampPrior, M2, β-TCVAE, the conditional prior) against the
+VAE: seconds per epoch-equivalent, FLOPs per sample and GFLOP/s, from
+``benchmarks/family_throughput.py`` (``--families ""`` leaves them out).
+
 Pythae runs when ``import pythae`` works in the interpreter given by ``--pythae-python``
 (default: this one). Training FLOPs per sample come from ``torch.utils.flop_counter``; the
 achieved GFLOP/s is set against a large float32 matmul measured on the same machine.
@@ -27,9 +31,9 @@ from pathlib import Path
 import torch
 
 GENVAE: dict[str, dict[str, object]] = {
-    "genvae-default": {},
+    "genvae-default": {},  # fused Adam and, on the CPU, channels-last (genvae.training.devices)
+    "genvae-contiguous": {"channels_last": False},  # the default before channels-last was
     "genvae-unfused": {"fused": False},
-    "genvae-channels-last": {"channels_last": True},
     "genvae-compile": {"compile": True},
 }
 # glibc raises its mmap threshold after a large block is freed, and from then on serves the
@@ -212,6 +216,8 @@ def main() -> None:
     parser.add_argument("--pythae-python", default=sys.executable)
     parser.add_argument("--json", default=None)
     parser.add_argument("--system-malloc", action="store_true", help="leave glibc's mmap threshold dynamic")
+    parser.add_argument("--families", default="vae,cvae,iwae-50,vamp-500,beta-tcvae,m2,cond-prior")
+    parser.add_argument("--family-steps", type=int, default=100, help="timed steps per family")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -244,7 +250,13 @@ def main() -> None:
             }  # fmt: skip
             print(f"{method:28s} {seconds:8.2f} {rate:10.0f} {base / seconds:8.3f}x {achieved:8.2f} "
                   f"{100 * achieved / peak:6.1f}% {loss:8.2f} {rss:10.0f}")  # fmt: skip
+    if args.families:
+        import family_throughput
+
+        family_args = ["--families", args.families, "--reps", str(args.reps), "--steps", str(args.family_steps)]
+        summary["families"] = family_throughput.main(family_args)
     if args.json:
+        summary["command"] = " ".join(["python", *sys.argv])
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
 
 
