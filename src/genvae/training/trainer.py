@@ -151,10 +151,7 @@ class Trainer:
         self.seed, self.shuffle = seed, shuffle
         self._setup_device(device, amp, compile)
         self.drop_last = drop_last or self.distributed.enabled
-        self.model: Any = model.to(self.device)
-        self.channels_last = channels_last_by_default(model, self.device) if channels_last is None else channels_last
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model: Any = self._placed(model, channels_last)
         self.objective = _checked_objective(objective, model)
         self.normalize_gradients, self.clip_grad_norm = bool(normalize_gradients), options.check_clip(clip_grad_norm)
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
@@ -192,6 +189,12 @@ class Trainer:
                 f"compile: expected a bool or 'default', 'reduce-overhead', 'max-autotune', got {compile!r}"
             )
         self.amp, self.compile = amp, compile
+
+    def _placed(self, model: torch.nn.Module, channels_last: bool | None) -> torch.nn.Module:
+        """``model`` on the device, its convolutions channels-last when asked (None: where measured faster)."""
+        self.channels_last = channels_last_by_default(model, self.device) if channels_last is None else channels_last
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model  # type: ignore[call-overload]
 
     def _default_optimizer(self, lr: float | Mapping[str, float], fused: bool | None) -> torch.optim.Optimizer:
         use_fused = fused_adam_by_default(self.device) if fused is None else fused
