@@ -5,9 +5,11 @@ measured (the seed VAE and CVAE against the notebook's plain loop, full Fashion-
 
 - **fused Adam** (:func:`fused_adam_by_default`): on the CPU and on CUDA.
 - **channels-last memory format** (:func:`channels_last_by_default`): on the CPU, for a model with
-  2-D convolutions, where oneDNN's channels-last kernels made the seed models' epoch 1.05× (VAE)
-  and 1.24× (CVAE) faster than the contiguous layout; not on other devices, where nothing was
-  measured (``benchmarks/gpu_check.py`` measures it on a GPU).
+  2-D convolutions. With torch's default threads oneDNN's channels-last kernels made the seed
+  models' training faster than the contiguous layout in every measurement on a 2-core CPU: 1.05×
+  (VAE) and 1.24× (CVAE) in the median of three epochs, 1.09× and 1.02× in paired interleaved
+  chunks (``--paired``); with one thread they were even (1.00×, 0.97×). Not on other devices,
+  where nothing was measured (``benchmarks/gpu_check.py`` measures it on a GPU).
 
 The rules depend on the model and the device only, not on a timing taken at the start of a fit,
 so a seeded run and its resumed continuation take the same steps on the same machine.
