@@ -8,6 +8,10 @@ a short warm-up (which includes torch.compile's compilation), then one timed epo
 
     python benchmarks/train_throughput.py [--reps 3] [--pythae-python /path/to/python] [--json out.json]
 
+Then the model families (IWAE k=50, VampPrior, M2, β-TCVAE, the conditional prior) against the
+VAE: seconds per epoch-equivalent, FLOPs per sample and GFLOP/s, from
+``benchmarks/family_throughput.py`` (``--families ""`` leaves them out).
+
 Pythae runs when ``import pythae`` works in the interpreter given by ``--pythae-python``
 (default: this one). Training FLOPs per sample come from ``torch.utils.flop_counter``; the
 achieved GFLOP/s is set against a large float32 matmul measured on the same machine.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -27,9 +32,9 @@ from pathlib import Path
 import torch
 
 GENVAE: dict[str, dict[str, object]] = {
-    "genvae-default": {},
+    "genvae-default": {},  # fused Adam and, on the CPU, channels-last (genvae.training.devices)
+    "genvae-contiguous": {"channels_last": False},  # the default before channels-last was
     "genvae-unfused": {"fused": False},
-    "genvae-channels-last": {"channels_last": True},
     "genvae-compile": {"compile": True},
 }
 # glibc raises its mmap threshold after a large block is freed, and from then on serves the
@@ -42,11 +47,14 @@ FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOL
 WARMUP_STEPS = 200
 
 
+SAMPLES = 60_000  # the timed epoch's images (--samples: fewer, for a quick run on a busy machine)
+
+
 def fashion() -> tuple[torch.Tensor, torch.Tensor]:
     import genvae as gv
 
     train = gv.data.FashionMNIST(split="train")
-    return train.images, train.labels
+    return train.images[:SAMPLES], train.labels[:SAMPLES]
 
 
 def initial_model(kind: str) -> torch.nn.Module:
@@ -137,7 +145,9 @@ def run_pythae() -> dict[str, float]:
     return {"seconds": timer.times[-1] * 5, "samples": 5 * len(images), "train_loss": float("nan")}
 
 
-def worker(method: str, kind: str) -> None:
+def worker(method: str, kind: str, samples: int) -> None:
+    global SAMPLES
+    SAMPLES = samples
     torch.manual_seed(0)
     if method == "plain":
         result = run_plain(kind)
@@ -172,6 +182,42 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def paired(kind: str, rounds: int, chunk: int = 10) -> dict[str, float]:
+    """Seconds per step of the plain loop and of each genvae setting, measured in one process in
+    interleaved chunks of ``chunk`` steps (plain, default, ..., plain, default, ...): the least
+    time of each method's chunks over ``rounds`` rounds. On a machine busy with other jobs this
+    is far steadier than whole epochs in separate processes: a burst of load hits one chunk, and
+    the least chunk of each method is one that ran undisturbed."""
+    from notebook_models import NotebookVAE, copy_weights, plain_epoch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import genvae as gv
+
+    images, labels = fashion()
+    methods = {m: GENVAE[m] for m in ("genvae-default", "genvae-contiguous", "genvae-unfused")}
+    trainers = {}
+    for method, settings in methods.items():
+        trainer = gv.Trainer(initial_model(kind), batch_size=32, max_epochs=1, device="cpu", seed=0, quiet=True,
+                             **settings)  # type: ignore[arg-type]  # fmt: skip
+        trainers[method] = trainer
+    plain = NotebookVAE(2, 0 if kind == "vae" else 10)
+    copy_weights(initial_model(kind), plain)
+    optimizer = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    best = dict.fromkeys(["plain", *methods], float("inf"))
+    for r in range(rounds + 1):  # round 0 warms up
+        start = (r * chunk * 32) % (len(images) - chunk * 32)
+        x, y = images[start : start + chunk * 32], labels[start : start + chunk * 32]
+        loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+        seconds = plain_epoch(plain, loader, optimizer)[0]
+        best["plain"] = min(best["plain"], seconds / chunk) if r else best["plain"]
+        for method, trainer in trainers.items():
+            trainer.max_epochs += 1
+            trainer.fit((x, y))
+            if r:
+                best[method] = min(best[method], trainer.history.last["time"] / chunk)
+    return best
+
+
 def run_all(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, float]]]:
     here = Path(__file__).resolve().parent
     has_pythae = subprocess.run([args.pythae_python, "-c", "import pythae"], capture_output=True).returncode == 0
@@ -181,6 +227,8 @@ def run_all(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, fl
     env = {"PYTHONPATH": f"{here}:{here.parent / 'src'}", "PATH": "/usr/bin:/bin"}
     if not args.system_malloc:
         env.update(FIXED_MALLOC)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     for rep in range(args.reps):
         for kind in args.models.split(","):
@@ -188,7 +236,7 @@ def run_all(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, fl
                 if method == "pythae" and kind != "vae":
                     continue  # Pythae has no conditional VAE
                 python = args.pythae_python if method == "pythae" else sys.executable
-                command = [python, __file__, "--worker", method, kind]
+                command = [python, __file__, "--worker", method, kind, "--samples", str(args.samples)]
                 done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
                 lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
                 if done.returncode != 0 or not lines:
@@ -212,27 +260,38 @@ def main() -> None:
     parser.add_argument("--pythae-python", default=sys.executable)
     parser.add_argument("--json", default=None)
     parser.add_argument("--system-malloc", action="store_true", help="leave glibc's mmap threshold dynamic")
+    parser.add_argument("--samples", type=int, default=SAMPLES, help="images in the timed epoch (default: all)")
+    parser.add_argument("--paired", type=int, default=0, help="rounds of the paired, interleaved measurement")
+    parser.add_argument("--stat", choices=("median", "min"), default="median", help="of the repetitions' seconds")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (default: torch's)")
+    parser.add_argument("--families", default="vae,cvae,iwae-50,vamp-500,beta-tcvae,m2,cond-prior")
+    parser.add_argument("--family-steps", type=int, default=100, help="timed steps per family")
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(*args.worker)
+        worker(*args.worker, args.samples)
         return
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the family runs' too
+        torch.set_num_threads(args.threads)
 
     runs = run_all(args)
+    pick = min if args.stat == "min" else statistics.median  # the fastest repetition: least disturbed by other jobs
     peak = matmul_peak_gflops()
     print(f"\nlarge-matmul peak on this machine: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
-    summary: dict[str, object] = {"matmul_peak_gflops": peak}
+    summary: dict[str, object] = {"matmul_peak_gflops": peak, "samples_per_run": args.samples,
+                                  "threads": torch.get_num_threads(), "statistic": args.stat}  # fmt: skip
     for kind in args.models.split(","):
         flops = flops_per_sample(kind)
         plain = runs.get(("plain", kind), [{"seconds": float("nan")}])
-        base = statistics.median(r["seconds"] for r in plain)
+        base = pick(r["seconds"] for r in plain)
         print(f"\n{kind}: {flops / 1e6:.2f} MFLOP per training sample (forward + backward)")
         print(f"{'method':28s} {'s/epoch':>8s} {'samples/s':>10s} {'vs plain':>9s} {'GFLOP/s':>8s} {'% peak':>7s} "
               f"{'loss':>8s} {'max RSS MB':>10s}")  # fmt: skip
         for (method, model_kind), results in runs.items():
             if model_kind != kind:
                 continue
-            seconds = statistics.median(r["seconds"] for r in results)
+            seconds = pick(r["seconds"] for r in results)
             rate = results[0]["samples"] / seconds
             achieved = rate * flops / 1e9
             loss = statistics.median(r["train_loss"] for r in results)
@@ -244,7 +303,22 @@ def main() -> None:
             }  # fmt: skip
             print(f"{method:28s} {seconds:8.2f} {rate:10.0f} {base / seconds:8.3f}x {achieved:8.2f} "
                   f"{100 * achieved / peak:6.1f}% {loss:8.2f} {rss:10.0f}")  # fmt: skip
+    for kind in args.models.split(",") if args.paired else ():
+        best = paired(kind, args.paired)
+        summary[f"{kind}/paired"] = {
+            m: {"seconds_per_step": v, "speedup_vs_plain": best["plain"] / v} for m, v in best.items()
+        }
+        print(f"\n{kind}, paired chunks ({args.paired} rounds of 10 steps, least chunk):")
+        for method, value in best.items():
+            print(f"{method:28s} {1e3 * value:8.2f} ms/step {best['plain'] / value:8.3f}x")
+    if args.families:
+        import family_throughput
+
+        family_args = ["--families", args.families, "--reps", str(args.reps), "--steps", str(args.family_steps),
+                       "--stat", args.stat]  # fmt: skip
+        summary["families"] = family_throughput.main(family_args)
     if args.json:
+        summary["command"] = " ".join(["python", *sys.argv])
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
 
 

@@ -169,7 +169,7 @@ def test_channels_last_converts_the_weights_and_the_images() -> None:
 
 
 def test_without_channels_last_the_memory_stays_contiguous() -> None:
-    spy, _ = inside()
+    spy, _ = inside(channels_last=False)
     assert spy.weights_channels_last and not any(spy.weights_channels_last)
     assert not spy.inputs_channels_last[0]
 
@@ -183,3 +183,37 @@ def test_fused_sets_the_default_optimisers_kernel(fused: bool) -> None:
     if fused:
         trainer.fit(conv_data())  # and the fused kernel runs here
         assert trainer.state.global_step == 1 and math.isfinite(trainer.history.last["train_total"])
+
+
+# -- the defaults: what they pick, that it takes effect, and that it trains the same ------------------------
+
+
+def test_the_defaults_pick_fused_adam_and_channels_last_for_a_conv_model_on_the_cpu() -> None:
+    spy, trainer = inside()
+    assert trainer.channels_last is True
+    assert all(bool(group["fused"]) for group in trainer.optimizer.param_groups)
+    assert spy.weights_channels_last and all(spy.weights_channels_last)  # and they take effect
+    assert spy.inputs_channels_last[0]
+
+
+def test_the_defaults_leave_a_model_without_convolutions_contiguous() -> None:
+    model = gv.VAE(gv.encoders.MLPEncoder((1, 8, 8), hidden=(8,)), gv.decoders.MLPDecoder(2, (1, 8, 8)), latent_dim=2)
+    assert gv.Trainer(model, device="cpu").channels_last is False
+    assert gv.training.devices.channels_last_by_default(model, torch.device("cpu")) is False
+
+
+def test_channels_last_is_not_picked_off_the_cpu() -> None:
+    assert gv.training.devices.channels_last_by_default(conv_model(), torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("explicit", [{"channels_last": False}, {"channels_last": False, "fused": False}], ids=str)
+def test_the_defaults_train_as_the_explicit_settings_do(explicit: dict[str, object]) -> None:
+    """The same losses and weights, to float rounding, as the plain settings the defaults replace."""
+    runs = []
+    for settings in ({}, explicit):
+        model = conv_model()
+        trainer = gv.Trainer(model, max_epochs=2, batch_size=4, device="cpu", seed=0, quiet=True, **settings)  # type: ignore[arg-type]
+        history = trainer.fit(conv_data())
+        runs.append((history["train_total"], params(model)))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-5)
+    assert_same(runs[0][1], runs[1][1], rtol=1e-4, atol=1e-5)

@@ -19,7 +19,7 @@ from genvae.training.averages import accumulate, averages
 from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
 from genvae.training.callbacks import Callback, ProgressBar
 from genvae.training.checkpoint import write_checkpoint
-from genvae.training.devices import fused_adam_by_default, resolve_device
+from genvae.training.devices import channels_last_by_default, fused_adam_by_default, resolve_device
 from genvae.training.epoch_log import EpochLog
 from genvae.training.interrupts import sigint_requests_stop
 from genvae.training.state import History, TrainerState
@@ -93,7 +93,9 @@ class Trainer:
             every rank steps with a full share).
         fused: use the fused Adam kernel for the default optimiser; ``None`` picks it where it
             was measured faster (see ``benchmarks/train_throughput.py``).
-        channels_last: keep images and convolution weights in channels-last memory format.
+        channels_last: keep images and convolution weights in channels-last memory format;
+            ``None`` picks it where it was measured faster (on the CPU, for a model with 2-D
+            convolutions: :func:`~genvae.training.devices.channels_last_by_default`).
         compile: ``torch.compile`` the training step: ``True`` or a mode (``"default"``,
             ``"reduce-overhead"``, which uses CUDA graphs on a GPU, ``"max-autotune"``).
         amp: ``"bf16"`` to run the forward pass under bfloat16 autocast (on a GPU that has it).
@@ -135,7 +137,7 @@ class Trainer:
         shuffle: bool = True,
         drop_last: bool = False,
         fused: bool | None = None,
-        channels_last: bool = False,
+        channels_last: bool | None = None,
         compile: bool | str = False,
         amp: str | None = None,
         quiet: bool = False,
@@ -147,11 +149,9 @@ class Trainer:
         if seed is not None:
             check_positive_int("seed", seed, allow_zero=True)
         self.seed, self.shuffle = seed, shuffle
-        self._setup_device(device, amp, compile, channels_last)
+        self._setup_device(device, amp, compile)
         self.drop_last = drop_last or self.distributed.enabled
-        self.model: Any = model.to(self.device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model: Any = self._placed(model, channels_last)
         self.objective = _checked_objective(objective, model)
         self.normalize_gradients, self.clip_grad_norm = bool(normalize_gradients), options.check_clip(clip_grad_norm)
         self.optimizer = optimizer if optimizer is not None else self._default_optimizer(lr, fused)
@@ -171,9 +171,7 @@ class Trainer:
         self._epoch_start_shuffle = self.generator.get_state()
         self._partial: resume.EpochProgress = ({}, 0)
 
-    def _setup_device(
-        self, device: str | torch.device, amp: str | None, compile: bool | str, channels_last: bool
-    ) -> None:
+    def _setup_device(self, device: str | torch.device, amp: str | None, compile: bool | str) -> None:
         self.device = resolve_device(device)
         self.distributed = distributed.context(self.device)
         if self.distributed.enabled and self.device.type == "cuda":
@@ -190,7 +188,13 @@ class Trainer:
             raise ValueError(
                 f"compile: expected a bool or 'default', 'reduce-overhead', 'max-autotune', got {compile!r}"
             )
-        self.amp, self.compile, self.channels_last = amp, compile, channels_last
+        self.amp, self.compile = amp, compile
+
+    def _placed(self, model: torch.nn.Module, channels_last: bool | None) -> torch.nn.Module:
+        """``model`` on the device, its convolutions channels-last when asked (None: where measured faster)."""
+        self.channels_last = channels_last_by_default(model, self.device) if channels_last is None else channels_last
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model  # type: ignore[call-overload]
 
     def _default_optimizer(self, lr: float | Mapping[str, float], fused: bool | None) -> torch.optim.Optimizer:
         use_fused = fused_adam_by_default(self.device) if fused is None else fused
