@@ -39,7 +39,7 @@ def test_a_vqvae_run_writes_its_report_with_the_figures_of_codes(tmp_path: Path)
         "Samples: the code prior&#x27;s, and uniform code maps",
         "Codebook use: perplexity per epoch, and each code&#x27;s share of the held-out maps",
     ]
-    assert "<h2 id=\"run1\">VQ-VAE:" in page and "codebook perplexity" in page
+    assert '<h2 id="run1">VQ-VAE:' in page and "codebook perplexity" in page
     figures = json.loads((run / "evaluation.json").read_text())
     book = figures["codebook"]
     assert set(figures) == {"codebook"}  # no IW-NLL, active units, prior match: no Gaussian latent
@@ -95,9 +95,11 @@ def test_the_codes_evaluation_round_trips_through_evaluation_json(tmp_path: Path
     assert read_evaluation(run) == figures
     assert CodeEvaluation.from_json(figures.to_json()) == figures
     # evaluation.json of a model with a Gaussian latent reads as before
-    old = {"elbo_nats": 1.0, "nll_nats": 0.5, "nll_bits_per_dim": 0.1, "nll_k": 2, "nll_images": 3,
-           "latent_probe_accuracy": 0.5, "active_units": {"count": 1, "variances": [1.0], "threshold": 0.01},
-           "prior_match": {"mean": [0.0], "covariance": [[1.0]], "kl_moment_matched": 0.0, "ks_statistic": [0.1]}}  # fmt: skip
+    old = {
+        "elbo_nats": 1.0, "nll_nats": 0.5, "nll_bits_per_dim": 0.1, "nll_k": 2, "nll_images": 3,
+        "latent_probe_accuracy": 0.5, "active_units": {"count": 1, "variances": [1.0], "threshold": 0.01},
+        "prior_match": {"mean": [0.0], "covariance": [[1.0]], "kl_moment_matched": 0.0, "ks_statistic": [0.1]},
+    }  # fmt: skip
     (tmp_path / "evaluation.json").write_text(json.dumps(old))
     again = read_evaluation(run)
     assert isinstance(again, RunEvaluation) and again.sample_quality is None
