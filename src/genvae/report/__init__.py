@@ -38,7 +38,6 @@ from genvae.report.codes import CodeEvaluation
 from genvae.report.document import write_report
 from genvae.report.evaluation import (
     Evaluation,
-    ReportSettings,
     RunEvaluation,
     evaluate_run,
     read_evaluation,
@@ -46,6 +45,7 @@ from genvae.report.evaluation import (
 )
 from genvae.report.kinds import RunKind, run_kind
 from genvae.report.sampling import SampleQualityFigures
+from genvae.report.settings import ReportSettings
 
 __all__ = [
     "CodeEvaluation",

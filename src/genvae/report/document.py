@@ -10,9 +10,9 @@ from pathlib import Path
 from genvae._io import atomic_write, step, writing
 from genvae._version import __version__
 from genvae.data import ImageDataset
-from genvae.report.evaluation import ReportSettings
 from genvae.report.page import page_html
 from genvae.report.sampling import FeatureNetworks
+from genvae.report.settings import ReportSettings
 from genvae.report.views import view_run
 from genvae.runs import RunDir
 

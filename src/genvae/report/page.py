@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from genvae.report.codes import CodeEvaluation
-from genvae.report.evaluation import ReportSettings, RunEvaluation
+from genvae.report.evaluation import RunEvaluation
 from genvae.report.figures import ReportFigure
 from genvae.report.formatting import esc, fmt, pct, table
 from genvae.report.quality_html import code_rows, quality_html, quality_summary_rows
 from genvae.report.questions import questions_html
+from genvae.report.settings import ReportSettings
 from genvae.report.views import RunView
 from genvae.runs import STATUS_COMPLETE
 

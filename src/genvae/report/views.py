@@ -13,11 +13,12 @@ from typing import Any
 from genvae.data import ImageDataset, load_dataset
 from genvae.report.bounds import RunBound, run_bound
 from genvae.report.codes import CodeEvaluation
-from genvae.report.evaluation import Evaluation, ReportSettings, RunEvaluation, evaluate_run, write_evaluation
+from genvae.report.evaluation import Evaluation, RunEvaluation, evaluate_run, write_evaluation
 from genvae.report.figures import ReportFigure, choose_figures
 from genvae.report.kinds import RunKind, run_kind
 from genvae.report.sample_figures import sample_figures
 from genvae.report.sampling import FeatureNetworks, fit_samplers, measure_samples
+from genvae.report.settings import ReportSettings
 from genvae.runs import RunDir
 
 __all__ = ["RunView", "view_run"]
