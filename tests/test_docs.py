@@ -41,6 +41,8 @@ MODULES = [
     "genvae.classification", "genvae.training.options", "genvae.training.stops",
     "genvae.posteriors", "genvae.flows", "genvae.outputs",
     "genvae.quantizers", "genvae.vqvae", "genvae.samplers.code",
+    "genvae.report.settings", "genvae.report.sampling", "genvae.report.codes", "genvae.report.sample_figures",
+    "genvae.report.quality_html",
 ]  # fmt: skip
 
 

@@ -187,7 +187,7 @@ def test_a_class_without_inputs_cannot_be_sampled() -> None:
 
 def test_the_registry_names_the_samplers_and_builds_them_from_the_model() -> None:
     model = tiny_vae(latent=2)
-    assert gv.samplers.names() == ["gmm", "prior"]
+    assert gv.samplers.names() == ["code", "gmm", "prior"]
     sampler = gv.samplers.registry.resolve("gmm", argument="sampler", model=model)
     assert isinstance(sampler, GaussianMixtureSampler) and sampler.model is model
     assert isinstance(gv.samplers.get("prior")(model), gv.samplers.Sampler)

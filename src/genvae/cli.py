@@ -239,8 +239,21 @@ def _add_report(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     report.add_argument("runs", nargs="+", type=_folder, help="run directories written by genvae train")
     report.add_argument("--out", default=None, help="the HTML file (default: RUN_DIR/report.html of the first run)")
-    report.add_argument("--k", type=_positive_int, default=100, help="importance samples for the NLL (default: 100)")
-    report.add_argument("--eval-size", type=_positive_int, default=1000, help="test images evaluated (default: 1000)")
+    report.add_argument("--k", type=_positive_int, default=None, help="importance samples for the NLL (default: 100)")
+    report.add_argument("--eval-size", type=_positive_int, default=None, help="test images evaluated (default: 1000)")
+    from genvae.samplers import names as sampler_names  # here: the report's lines of this module
+
+    report.add_argument(
+        "--sampler", dest="samplers", action="append", default=[], choices=sampler_names(), metavar="NAME",
+        help="also draw from this sampler, fitted on the run's training data, and measure its samples "
+        f"(repeatable; one of {', '.join(sampler_names())}); the model's own (prior; code for a VQ-VAE) is "
+        "always shown",
+    )  # fmt: skip
+    report.add_argument(
+        "--sample-quality", action="store_true",
+        help="measure the samples (Fréchet distance, precision, recall) even without --sampler",
+    )  # fmt: skip
+    report.add_argument("--quick", action="store_true", help="small evaluation sizes, as genvae train --quick-report")
 
 
 # -- running a command ------------------------------------------------------------------------------
@@ -307,7 +320,13 @@ def _train_report(args: argparse.Namespace, run: str | Path) -> str | None:
 
 
 def _command_report(args: argparse.Namespace, callbacks: Iterable[Callback]) -> int:
-    settings = ReportSettings(eval_size=args.eval_size, k=args.k)
+    base = QUICK_REPORT if args.quick else ReportSettings()
+    settings = ReportSettings(**{
+        **vars(base),
+        **{key: getattr(args, key) for key in ("eval_size", "k") if getattr(args, key) is not None},
+        "samplers": tuple(args.samplers),
+        "sample_quality": args.sample_quality,
+    })  # fmt: skip
     if args.out is not None and Path(args.out).is_dir():
         raise CLIError(f"--out: expected the report's file name, got a folder: {args.out!r}")
     target = Path(args.out) if args.out else RunDir(args.runs[0]).report_path

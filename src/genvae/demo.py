@@ -16,7 +16,16 @@ from genvae.training.distributed import is_main_process
 __all__ = ["DEMO_RUNS", "QUICK_REPORT", "demo"]
 
 #: Small evaluation sizes, for a quick report (``genvae demo --quick``, ``genvae train --quick-report``).
-QUICK_REPORT = ReportSettings(eval_size=200, probe_size=1000, k=10, classify_k=5, classify_size=100)
+QUICK_REPORT = ReportSettings(
+    eval_size=200,
+    probe_size=1000,
+    k=10,
+    classify_k=5,
+    classify_size=100,
+    code_epochs=2,
+    feature_epochs=1,
+    quality_size=200,
+)
 
 
 #: The demo's runs: the notebook's VAE and CVAE with a 2-D latent space, and the VAE with an 8-D

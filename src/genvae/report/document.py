@@ -10,8 +10,9 @@ from pathlib import Path
 from genvae._io import atomic_write, step, writing
 from genvae._version import __version__
 from genvae.data import ImageDataset
-from genvae.report.evaluation import ReportSettings
 from genvae.report.page import page_html
+from genvae.report.sampling import FeatureNetworks
+from genvae.report.settings import ReportSettings
 from genvae.report.views import view_run
 from genvae.runs import RunDir
 
@@ -32,6 +33,11 @@ def write_report(
     ``(train, test)`` pair, when given. ``log``, if given, receives a line as each run's
     evaluation starts (what it computes and how many decoder passes that is).
 
+    Each run's samplers (its own, and those ``settings.samplers`` names) are fitted on its
+    training data; when ``settings.measures_samples``, their samples are measured in the features
+    of one network per training data set, trained once per report, so the figures compare within
+    the report only.
+
     The report holds each run's lock (:meth:`RunDir.lock <genvae.runs.RunDir.lock>`) while it
     reads the run and writes ``evaluation.json`` and the page, so what it shows and writes is of
     one publication: a training that would replace the run meanwhile is refused (and a report of
@@ -44,7 +50,9 @@ def write_report(
             run.require_published()  # before the lock, which would create a file in a stray folder
             held.enter_context(run.lock(create=False, advice="wait for it to finish, then write the report again"))
         step("report:locked")
-        views = [view_run(i, run, settings, data, log or (lambda line: None)) for i, run in enumerate(dirs)]
+        features = FeatureNetworks(settings)  # one per training data set: the sample quality compares within it
+        say = log or (lambda line: None)
+        views = [view_run(i, run, settings, data, say, features) for i, run in enumerate(dirs)]
         target = _target(Path(out), dirs)
         kept = "the report there before (if any) is intact, and the runs are as they were"
         with writing(target, "writing the report", kept):  # a full disk: one line naming the page

@@ -28,42 +28,26 @@ from genvae import evaluation
 from genvae.data import ImageDataset
 from genvae.latent_metrics import active_units, mig
 from genvae.models import VAE, ConditionalVAE
+from genvae.report.codes import CodeEvaluation, evaluate_codes
 from genvae.report.kinds import RunKind, run_kind
+from genvae.report.sampling import SampleQualityFigures
+from genvae.report.settings import ReportSettings
 from genvae.runs import RunDir
 from genvae.semisupervised import classifier_summary
+from genvae.vqvae import VQVAE
 
 __all__ = [
     "ActiveUnitsFigures",
     "BayesFigures",
     "ClassifierFigures",
+    "Evaluation",
     "MIGFigures",
     "PriorMatchFigures",
-    "ReportSettings",
     "RunEvaluation",
     "evaluate_run",
     "read_evaluation",
     "write_evaluation",
 ]
-
-
-@dataclass
-class ReportSettings:
-    """How much evaluation a report does (more is slower and more precise).
-
-    Attributes:
-        eval_size: test images used by the estimates and the scatter plot.
-        probe_size: training images the latent probe fits on.
-        k: importance samples per image for the NLL.
-        classify_k: importance samples per image and class for the CVAE's Bayes-rule accuracy
-            (and for reading the labels of its label swaps).
-        classify_size: test images classified (and label-swapped).
-    """
-
-    eval_size: int = 1000
-    probe_size: int = 5000
-    k: int = 100
-    classify_k: int = 20
-    classify_size: int = 500
 
 
 def _floats(values: Any) -> tuple[float, ...]:
@@ -207,6 +191,7 @@ class RunEvaluation:
         bayes: Bayes' rule and label swaps, for a conditional model with classes; else None.
         classifier: the classifier q(y | x), for a semi-supervised model; else None.
         mig: the MIG, for data with known style factors; else None.
+        sample_quality: the samplers' sample quality, when the report measured it; else None.
     """
 
     elbo_nats: float
@@ -220,6 +205,7 @@ class RunEvaluation:
     bayes: BayesFigures | None = None
     classifier: ClassifierFigures | None = None
     mig: MIGFigures | None = None
+    sample_quality: SampleQualityFigures | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-ready figures, with ``evaluation.json``'s keys in its order."""
@@ -237,6 +223,8 @@ class RunEvaluation:
             figures.update(part.to_json() if part is not None else {})
         if self.mig is not None:
             figures["mig"] = asdict(self.mig)
+        if self.sample_quality is not None:
+            figures["sample_quality"] = self.sample_quality.to_json()
         return figures
 
     @classmethod
@@ -254,28 +242,53 @@ class RunEvaluation:
             bayes=BayesFigures.from_json(figures) if "bayes_accuracy" in figures else None,
             classifier=ClassifierFigures.from_json(figures) if "classifier_accuracy" in figures else None,
             mig=MIGFigures.from_json(figures["mig"]) if "mig" in figures else None,
+            sample_quality=SampleQualityFigures.from_json(figures["sample_quality"])
+            if "sample_quality" in figures
+            else None,
         )
 
 
-def write_evaluation(run: RunDir, figures: RunEvaluation) -> Path:
+#: A run's evaluation: a model with a Gaussian latent's, or a VQ-VAE's (:class:`CodeEvaluation`).
+Evaluation = RunEvaluation | CodeEvaluation
+
+
+def evaluation_from_json(figures: Mapping[str, Any]) -> Evaluation:
+    """The evaluation ``figures`` (what ``evaluation.json`` holds) describe: a VQ-VAE's when they
+    hold its ``codebook``, else a :class:`RunEvaluation`."""
+    return CodeEvaluation.from_json(figures) if "codebook" in figures else RunEvaluation.from_json(figures)
+
+
+def write_evaluation(run: RunDir, figures: Evaluation) -> Path:
     """Write ``figures`` to the run's ``evaluation.json`` (beside the publication it describes).
     Returns the path."""
     return run.write_evaluation(figures.to_json())
 
 
-def read_evaluation(run: RunDir) -> RunEvaluation:
-    """The :class:`RunEvaluation` in the run's ``evaluation.json``."""
-    return RunEvaluation.from_json(run.evaluation())
+def read_evaluation(run: RunDir) -> Evaluation:
+    """The evaluation in the run's ``evaluation.json``: a :class:`RunEvaluation`, or a
+    :class:`CodeEvaluation` for a VQ-VAE run."""
+    return evaluation_from_json(run.evaluation())
 
 
 def evaluate_run(
-    model: VAE, train: ImageDataset, test: ImageDataset, settings: ReportSettings, seed: int = 0
-) -> RunEvaluation:
+    model: Any, train: ImageDataset, test: ImageDataset, settings: ReportSettings, seed: int = 0
+) -> Evaluation:
     """The evaluation figures the report shows (also what ``evaluation.json`` holds): the negative
     ELBO and the IW-NLL on the same test images, the latent probe, the active units and the prior
-    match for every model; for a conditional model with classes, its Bayes-rule accuracy and how
-    its label swaps read; for a :class:`~genvae.semisupervised.SemiSupervisedVAE`, its classifier's
-    accuracy and confusion matrix."""
+    match for every model with a Gaussian latent; for a conditional model with classes, its
+    Bayes-rule accuracy and how its label swaps read; for a
+    :class:`~genvae.semisupervised.SemiSupervisedVAE`, its classifier's accuracy and confusion
+    matrix. A :class:`~genvae.VQVAE` gets a :class:`CodeEvaluation` instead (held-out
+    reconstruction, codebook perplexity and usage). The sample quality is left to the report
+    (:mod:`genvae.report.sampling`)."""
+    if run_kind(model).discrete:
+        return evaluate_codes(cast(VQVAE, model), test, settings)
+    return _evaluate_latent(model, train, test, settings, seed)
+
+
+def _evaluate_latent(
+    model: VAE, train: ImageDataset, test: ImageDataset, settings: ReportSettings, seed: int
+) -> RunEvaluation:
     kind = run_kind(model)
     torch.manual_seed(seed)
     test_eval = test.subset(slice(0, settings.eval_size))

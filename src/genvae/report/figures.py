@@ -1,10 +1,11 @@
 """Which figures the report draws for a run, and what each caption says to look for.
 
-Every run gets its loss curves (when it has a training history), the latent scatter,
-reconstructions, samples and traversals; a run with at least two latent dimensions its latent
-manifolds (one per label for a conditional model); a conditional model its label swaps; a
-semi-supervised model its classifier's confusion matrix. Which apply is read from the run's
-:class:`~genvae.report.kinds.RunKind`.
+Every run gets its loss curves (when it has a training history) and reconstructions; a model
+with a Gaussian latent its latent scatter, samples and traversals, a run with at least two latent
+dimensions its latent manifolds (one per label for a conditional model), a conditional model its
+label swaps, a semi-supervised model its classifier's confusion matrix. Which apply is read from
+the run's :class:`~genvae.report.kinds.RunKind`; the samplers' rows and a VQ-VAE's codebook are
+drawn by :mod:`genvae.report.sample_figures`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from typing import Any, cast
 from genvae import viz
 from genvae.data import ImageDataset
 from genvae.models import VAE, ConditionalVAE
-from genvae.report.evaluation import ReportSettings
 from genvae.report.kinds import RunKind
+from genvae.report.settings import ReportSettings
 from genvae.training.state import History
 
-__all__ = ["ReportFigure", "choose_figures"]
+__all__ = ["ReportFigure", "choose_figures", "png"]
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ReportFigure:
     wide: bool = False
 
 
-def _png(fig: Any, dpi: int = 100) -> str:
+def png(fig: Any, dpi: int = 100) -> str:
     """The figure as a base64 PNG. A figure shown in a grid cell is drawn about 5 inches wide, so
     that its text reads like the page's; a detailed image takes a higher ``dpi``."""
     buffer = io.BytesIO()
@@ -54,6 +55,8 @@ def _png(fig: Any, dpi: int = 100) -> str:
 _LOOK = {
     "loss": "Look for train and test curves that fall and level off together (a test curve that turns "
     "up is overfitting); the KL panel shows how many nats the code carries.",
+    "loss-codes": "Look for train and test curves that fall and level off together; the KL panel is the "
+    "constant n · log K of a uniform prior over the code maps, so only the reconstruction moves the total.",
     "manifold": "Look for smooth changes between neighbouring cells and every class somewhere on the grid: "
     "each class's area is the share of latent space the decoder gives it.",
     "manifold-quantile": "Each cell holds equal prior mass, so this is what sampling the prior gives: "
@@ -69,6 +72,8 @@ _LOOK = {
     "conditional prior p(z | y) each label's codes sit around that label's prior mean, not around 0.",
     "reconstructions": "Look for each reconstruction (bottom) keeping the class of its input (top); "
     "blur is what a small code costs.",
+    "reconstructions-codes": "Each input (top) decoded from its own code map (bottom): look for the class and "
+    "the stroke kept; lost detail is what a small codebook costs.",
     "samples": "Look for recognisable images of several classes; shapeless blobs are prior mass the "
     "decoder maps to no class.",
     "samples-cvae": "Look for each row showing its label and each column keeping one style down the rows.",
@@ -79,31 +84,38 @@ _LOOK = {
 
 
 def choose_figures(
-    model: VAE, kind: RunKind, history: History, test: ImageDataset, settings: ReportSettings
+    model: Any, kind: RunKind, history: History, test: ImageDataset, settings: ReportSettings
 ) -> list[ReportFigure]:
-    """The figures of a run, drawn, in the order the report shows them."""
+    """The figures of a run, drawn, in the order the report shows them (a VQ-VAE's: its loss
+    curves and reconstructions)."""
     shown: list[ReportFigure] = []
     if len(history):
-        curves = _png(viz.loss_curves(history), 80)
+        curves = png(viz.loss_curves(history), 80)
         bound = viz.history_bound(history)  # named when the total is not the ELBO
         title = (
             "Loss curves (per-sample nats)"
             if bound == "negative ELBO"
             else f"Loss curves (per-sample nats; total is the {bound})"
         )
-        shown.append(ReportFigure("loss", title, _LOOK["loss"], curves, wide=True))
+        shown.append(
+            ReportFigure("loss", title, _LOOK["loss" if not kind.discrete else "loss-codes"], curves, wide=True)
+        )
+    if kind.discrete:
+        recon = png(viz.reconstructions(model, test, n=12), 80)
+        look = _LOOK["reconstructions-codes"]
+        return [*shown, ReportFigure("reconstructions", "Reconstructions from the codes", look, recon, wide=True)]
     if model.latent_dim >= 2:
         shown += _manifolds(model, kind, test)
     scatter = viz.latent_scatter(model, test.subset(slice(0, settings.eval_size)), figsize=(5.5, 4.6))
     title = "Posterior means of test images, coloured by label"
-    shown.append(ReportFigure("scatter", title, _LOOK[_scatter_caption(model)], _png(scatter, 120)))
-    recon = _png(viz.reconstructions(model, test, n=12), 80)
+    shown.append(ReportFigure("scatter", title, _LOOK[_scatter_caption(model)], png(scatter, 120)))
+    recon = png(viz.reconstructions(model, test, n=12), 80)
     shown.append(ReportFigure("reconstructions", "Reconstructions", _LOOK["reconstructions"], recon, wide=True))
     shown += _sample_figures(model, kind, test)
     if kind.semi_supervised:
         n = min(settings.eval_size, len(test))
         names = _class_names(test, kind.classes)
-        matrix = _png(viz.confusion(model, test.subset(slice(0, n)), classes=names, figsize=(5.5, 5)), 110)
+        matrix = png(viz.confusion(model, test.subset(slice(0, n)), classes=names, figsize=(5.5, 5)), 110)
         title = f"Confusion matrix of the classifier q(y | x), {n} test images"
         shown.append(ReportFigure("confusion", title, _LOOK["confusion"], matrix))
     return shown
@@ -134,8 +146,8 @@ def _range_note(model: VAE, y: int | None = None) -> str:
 def _manifolds(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigure]:
     size = (5.0, 5.0)  # a grid cell's width; the decoded images are drawn at 160 dpi to stay sharp
     if not kind.conditional:
-        linear = _png(viz.latent_manifold(model, figsize=size), 160)
-        quantile = _png(viz.latent_manifold(model, grid="quantile", figsize=size), 160)
+        linear = png(viz.latent_manifold(model, figsize=size), 160)
+        quantile = png(viz.latent_manifold(model, grid="quantile", figsize=size), 160)
         note = _range_note(model)
         return [
             ReportFigure("manifold", "Latent manifold (linear grid)", _LOOK["manifold"] + note, linear),
@@ -150,17 +162,17 @@ def _manifolds(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigu
         if label == 0:
             look = _LOOK["manifold-label"] + _range_note(model, label)
         title = f"Latent manifold for label {label} ({name})"
-        shown.append(ReportFigure(f"manifold-label-{label}", title, look, _png(fig, 150)))
+        shown.append(ReportFigure(f"manifold-label-{label}", title, look, png(fig, 150)))
     return shown
 
 
 def _sample_figures(model: VAE, kind: RunKind, test: ImageDataset) -> list[ReportFigure]:
     rows = min(model.latent_dim, 10)  # the traversal's rows: one per latent dimension
     if kind.conditional:
-        samples = _png(viz.samples(model, n=12, figsize=(6.0, 5.5)), 130)
+        samples = png(viz.samples(model, n=12, figsize=(6.0, 5.5)), 130)
         conditional = cast(ConditionalVAE, model)  # kind.conditional says it is one
-        swaps = _png(viz.label_swap(conditional, test.images[:8], test.labels[:8], figsize=(6.0, 4.6)), 130)
-        sweep = _png(viz.traversal(model, y=0, figsize=(6.0, 0.7 * rows + 0.5)), 130)
+        swaps = png(viz.label_swap(conditional, test.images[:8], test.labels[:8], figsize=(6.0, 4.6)), 130)
+        sweep = png(viz.traversal(model, y=0, figsize=(6.0, 0.7 * rows + 0.5)), 130)
         return [
             ReportFigure("samples", "Samples: one row per label, one z per column", _LOOK["samples-cvae"], samples),
             ReportFigure(
@@ -168,8 +180,8 @@ def _sample_figures(model: VAE, kind: RunKind, test: ImageDataset) -> list[Repor
             ),
             ReportFigure("traversal", "Latent traversals (label 0)", _LOOK["traversal"], sweep),
         ]
-    samples = _png(viz.samples(model, n=12, rows=4), 80)
-    sweep = _png(viz.traversal(model, figsize=(6.0, 0.7 * rows + 0.5)), 130)
+    samples = png(viz.samples(model, n=12, rows=4), 80)
+    sweep = png(viz.traversal(model, figsize=(6.0, 0.7 * rows + 0.5)), 130)
     return [
         ReportFigure("samples", "Samples from the prior", _LOOK["samples"], samples, wide=True),
         ReportFigure("traversal", "Latent traversals", _LOOK["traversal"], sweep),

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from genvae.report.evaluation import ReportSettings, RunEvaluation
+from genvae.report.codes import CodeEvaluation
+from genvae.report.evaluation import RunEvaluation
 from genvae.report.figures import ReportFigure
 from genvae.report.formatting import esc, fmt, pct, table
+from genvae.report.quality_html import code_rows, quality_html, quality_summary_rows
 from genvae.report.questions import questions_html
+from genvae.report.settings import ReportSettings
 from genvae.report.views import RunView
 from genvae.runs import STATUS_COMPLETE
 
@@ -42,18 +45,29 @@ def _optional(key: str) -> Callable[[RunView], str]:
 
 
 def _accuracy(of: Callable[[RunEvaluation], float | None]) -> Callable[[RunView], str]:
-    """A cell showing an accuracy of the run's evaluation as a percentage, or "—" if it has none."""
+    """A cell showing an accuracy of the run's evaluation as a percentage, or "—" if it has none
+    (or no Gaussian latent)."""
 
     def cell(view: RunView) -> str:
-        accuracy = of(view.evaluation)
+        accuracy = of(view.latent) if view.latent is not None else None
         return pct(accuracy) if accuracy is not None else "—"
 
     return cell
 
 
+def _latent(of: Callable[[RunView, RunEvaluation], str]) -> Callable[[RunView], str]:
+    """A cell of a Gaussian latent's figure; "—" for a VQ-VAE."""
+    return lambda view: of(view, view.latent) if view.latent is not None else "—"
+
+
 def _mig(view: RunView) -> str:
-    mig = view.evaluation.mig
+    mig = view.latent.mig if view.latent else None
     return f"{mig.score:.3f}" if mig else "—"
+
+
+def _latent_size(view: RunView) -> str:
+    codes = view.codes
+    return str(view.latent_dim) if codes is None else f"a map of codes (K = {codes.codebook_size})"
 
 
 def _summary_rows(views: Sequence[RunView], settings: ReportSettings) -> list[tuple[str, Callable[[RunView], str]]]:
@@ -61,7 +75,7 @@ def _summary_rows(views: Sequence[RunView], settings: ReportSettings) -> list[tu
     rows: list[tuple[str, Callable[[RunView], str]]] = [
         ("model", lambda v: esc(v.kind.title)),
         ("data", lambda v: esc(v.config.get("dataset", "—"))),
-        ("latent size", lambda v: str(v.latent_dim)),
+        ("latent size", _latent_size),
     ]
     for key, label in (("prior", "prior"), ("objective", "objective"), ("k", "objective k (samples)")):
         if any(v.config.get(key) is not None for v in views):
@@ -75,8 +89,8 @@ def _summary_rows(views: Sequence[RunView], settings: ReportSettings) -> list[tu
     rows += [
         ("test reconstruction (nats/image)", lambda v: _test_term(v, 0)),
         ("test KL (nats/image)", lambda v: _test_term(v, 1)),
-        (f"IW-NLL (nats/image, k = {settings.k})", lambda v: f"{v.evaluation.nll_nats:.2f}"),
-        ("active units", lambda v: f"{v.evaluation.active_units.count} of {v.latent_dim}"),
+        (f"IW-NLL (nats/image, k = {settings.k})", _latent(lambda v, e: f"{e.nll_nats:.2f}")),
+        ("active units", _latent(lambda v, e: f"{e.active_units.count} of {v.latent_dim}")),
         ("latent-probe accuracy", _accuracy(lambda e: e.latent_probe_accuracy)),
         ("Bayes-rule accuracy (conditional)", _accuracy(lambda e: e.bayes.accuracy if e.bayes else None)),
     ]
@@ -84,8 +98,9 @@ def _summary_rows(views: Sequence[RunView], settings: ReportSettings) -> list[tu
         rows.append(
             ("classifier q(y | x) accuracy", _accuracy(lambda e: e.classifier.accuracy if e.classifier else None))
         )
-    if any(v.evaluation.mig for v in views):
+    if any(v.latent and v.latent.mig for v in views):
         rows.append(("MIG (style factors)", _mig))
+    rows += code_rows(views) + quality_summary_rows(views)
     rows.append(("seconds per epoch", _seconds_per_epoch))
     if any(v.metrics.get("status", STATUS_COMPLETE) != STATUS_COMPLETE for v in views):
         rows.append(("status", lambda v: esc(v.metrics.get("status", STATUS_COMPLETE))))
@@ -98,12 +113,16 @@ def _summary_html(views: Sequence[RunView], settings: ReportSettings) -> str:
         f'<tr><th scope="row">{esc(label)}</th>' + "".join(f"<td>{cell(v)}</td>" for v in views) + "</tr>"
         for label, cell in _summary_rows(views, settings)
     )
-    n = sorted({v.evaluation.nll_images for v in views})
-    note = (
-        f'<p class="note">−ELBO, reconstruction and KL: the whole test set at the end of training; IW-NLL, '
-        f"active units and the latent probe: {', '.join(map(str, n))} test images; the probe is a linear "
-        "classifier from posterior means to labels.</p>"
-    )
+    n = sorted({v.latent.nll_images for v in views if v.latent})
+    note = '<p class="note">−ELBO, reconstruction and KL: the whole test set at the end of training'
+    if n:
+        note += (
+            f"; IW-NLL, active units and the latent probe: {', '.join(map(str, n))} test images; the probe is a "
+            "linear classifier from posterior means to labels"
+        )
+    if any(v.codes for v in views):
+        note += "; a VQ-VAE has no Gaussian posterior, so its IW-NLL, active units and probe are left blank"
+    note += ".</p>"
     return f'<div class="scroll"><table class="summary"><tr><th></th>{head}</tr>{body}</table></div>{note}'
 
 
@@ -139,8 +158,24 @@ def _status_html(metrics: dict[str, Any]) -> str:
     return f"<p><strong>Training {esc(status)}:</strong> {esc(reason)}</p>"
 
 
+def _code_metrics_rows(view: RunView, e: CodeEvaluation) -> dict[str, Any]:
+    terms, test = view.test_terms, view.metrics.get("test", {})
+    return {
+        "test negative ELBO (uniform code prior), whole test set (nats/image)": sum(terms) if terms else None,
+        "test reconstruction": test.get("recon"),
+        "test KL (n · log K, a constant)": test.get("kl"),
+        f"reconstruction −log p(x | z_q), {e.images} test images (nats/image)": e.recon_nats,
+        "reconstruction mean squared error (per pixel)": e.recon_mse,
+        "negative ELBO (uniform code prior), the same images (nats/image)": e.elbo_nats,
+        f"codebook perplexity (of K = {e.codebook_size})": e.perplexity,
+        "codebook usage (share of codes in the held-out maps)": e.usage,
+    }
+
+
 def _metrics_rows(view: RunView) -> dict[str, Any]:
-    e, test = view.evaluation, view.metrics.get("test", {})
+    if view.latent is None:
+        return _code_metrics_rows(view, view.codes)  # type: ignore[arg-type]  # a VQ-VAE's
+    e, test = view.latent, view.metrics.get("test", {})
     units, match = e.active_units, e.prior_match
     terms, bound = view.test_terms, view.bound
     rows = {
@@ -194,7 +229,7 @@ def _section_html(view: RunView) -> str:
     training = {k: v for k, v in view.metrics.items() if k not in ("train", "test")}
     return (
         f'<section><h2 id="{view.slug}">{esc(view.kind.title)}: {esc(view.run.path)}</h2>{_status_html(view.metrics)}'
-        f"{figures}"
+        f"{figures}{quality_html(view)}"
         f"<h3>Metrics</h3>{table(_metrics_rows(view))}"
         f"<details><summary>Configuration and training record</summary>"
         f"<h3>Configuration</h3>{table(view.config)}<h3>Training</h3>{table(training)}</details></section>"

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from genvae.report.evaluation import RunEvaluation
 from genvae.report.formatting import change, esc, pct, than
 from genvae.report.views import RunView
 
@@ -22,6 +23,12 @@ class Answer:
     text: str  # HTML
     anchor: str | None
     figure: str
+
+
+def _e(view: RunView) -> RunEvaluation:
+    """The evaluation of a run with a Gaussian latent (the only runs the questions read)."""
+    assert view.latent is not None, "the questions read runs with a Gaussian latent only"
+    return view.latent
 
 
 def _pick(views: Sequence[RunView], conditional: bool) -> RunView | None:
@@ -46,7 +53,7 @@ def _answer_latent_size(views: Sequence[RunView], vae: RunView | None) -> Answer
             text = (
                 f"From {small.latent_dim} to {large.latent_dim} latent dimensions ({esc(small.name)} → "
                 f"{esc(large.name)}), the test reconstruction term {change(r0, r1)} and the KL "
-                f"{change(k0, k1)}, with {large.evaluation.active_units.count} of the "
+                f"{change(k0, k1)}, with {_e(large).active_units.count} of the "
                 f"{large.latent_dim} dimensions active."
             )
             return Answer(text, large.anchor("loss"), f"loss curves of {large.name}")
@@ -69,11 +76,11 @@ def _answer_probe(vae: RunView | None) -> Answer:
     """10.5b: the latent probe's accuracy against chance."""
     if vae is None:
         return Answer("No unconditional VAE in this report.", None, "")
-    accuracy, chance = vae.evaluation.latent_probe_accuracy, 1 / vae.num_classes
+    accuracy, chance = _e(vae).latent_probe_accuracy, 1 / vae.num_classes
     verdict = "Largely yes" if accuracy >= 0.7 else "Partly" if accuracy >= 2 * chance else "Hardly"
     text = (
         f"{verdict}: a linear classifier on the VAE's {vae.latent_dim}-D posterior means labels "
-        f"{pct(accuracy)} of {vae.evaluation.nll_images} test images correctly (chance: {pct(chance)})."
+        f"{pct(accuracy)} of {_e(vae).nll_images} test images correctly (chance: {pct(chance)})."
     )
     return Answer(text, vae.anchor("scatter"), f"latent scatter of {vae.name}")
 
@@ -82,7 +89,7 @@ def _answer_prior_match(vae: RunView | None) -> Answer:
     """10.5g–h: the aggregate posterior against N(0, I)."""
     if vae is None:
         return Answer("No unconditional VAE in this report.", None, "")
-    match, n = vae.evaluation.prior_match, vae.evaluation.nll_images
+    match, n = _e(vae).prior_match, _e(vae).nll_images
     ks, critical = max(match.ks_statistic), 1.36 / math.sqrt(n)
     spread = ", ".join(f"{math.sqrt(max(match.covariance[i][i], 0.0)):.2f}" for i in range(len(match.mean)))
     verdict = "so it is not N(0, I)" if ks > critical else "so each dimension is consistent with N(0, 1)"
@@ -100,7 +107,7 @@ def _answer_cvae_latent(vae: RunView | None, cvae: RunView | None) -> Answer:
     """10.6g: the CVAE's z against the VAE's: class information and KL."""
     if vae is None or cvae is None:
         return Answer("This needs a VAE and a CVAE in the report.", None, "")
-    p_cvae, p_vae = cvae.evaluation.latent_probe_accuracy, vae.evaluation.latent_probe_accuracy
+    p_cvae, p_vae = _e(cvae).latent_probe_accuracy, _e(vae).latent_probe_accuracy
     less = p_cvae < p_vae
     verdict = "holds less class information than" if less else "holds no less class information than"
     why = (
@@ -118,10 +125,10 @@ def _answer_cvae_latent(vae: RunView | None, cvae: RunView | None) -> Answer:
 
 def _answer_bayes(cvae: RunView | None) -> Answer:
     """10.6h: classifying by Bayes' rule with the CVAE (and, for M2, its classifier)."""
-    bayes = cvae.evaluation.bayes if cvae else None
+    bayes = _e(cvae).bayes if cvae else None
     if cvae is None or bayes is None:
         return Answer("No conditional VAE with classes in this report.", None, "")
-    own = cvae.evaluation.classifier
+    own = _e(cvae).classifier
     classifier = f", and its classifier q(y | x) {pct(own.accuracy)}" if own else ""
     text = (
         f"Yes, by Bayes' rule rather than from z: argmax<sub>y</sub> p(x | y), each term an importance-weighted "
@@ -135,7 +142,7 @@ def _answer_bayes(cvae: RunView | None) -> Answer:
 
 def _answer_label_swap(cvae: RunView | None) -> Answer:
     """10.6i: how well a label swap changes the class and keeps the style."""
-    f = cvae.evaluation.bayes if cvae else None
+    f = _e(cvae).bayes if cvae else None
     if cvae is None or f is None:
         return Answer("No conditional VAE with classes in this report.", None, "")
     content = "mostly takes" if f.label_swap_accuracy >= 0.5 else "often fails to take"
@@ -160,7 +167,12 @@ QUESTIONS = (
 
 
 def answers(views: Sequence[RunView]) -> tuple[Answer, ...]:
-    """The answers to :data:`QUESTIONS`, in order, from ``views``."""
+    """The answers to :data:`QUESTIONS`, in order, from ``views`` (a VQ-VAE's left out: the
+    questions are about a Gaussian latent)."""
+    views = [v for v in views if v.latent is not None]
+    if not views:
+        missing = Answer("Not measured here: the questions are about a Gaussian latent, and no run has one.", None, "")
+        return (missing,) * len(QUESTIONS)
     vae, cvae = _pick(views, False), _pick(views, True)
     return (
         _answer_latent_size(views, vae),

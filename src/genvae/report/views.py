@@ -7,14 +7,18 @@ figures; the page and the course questions read the :class:`RunView` it returns.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from genvae.data import ImageDataset, load_dataset
 from genvae.report.bounds import RunBound, run_bound
-from genvae.report.evaluation import ReportSettings, RunEvaluation, evaluate_run, write_evaluation
+from genvae.report.codes import CodeEvaluation
+from genvae.report.evaluation import Evaluation, RunEvaluation, evaluate_run, write_evaluation
 from genvae.report.figures import ReportFigure, choose_figures
 from genvae.report.kinds import RunKind, run_kind
+from genvae.report.sample_figures import sample_figures
+from genvae.report.sampling import FeatureNetworks, fit_samplers, measure_samples
+from genvae.report.settings import ReportSettings
 from genvae.runs import RunDir
 
 __all__ = ["RunView", "view_run"]
@@ -32,8 +36,10 @@ class RunView:
         num_classes: its number of classes (the model's, else the data's, else 10): chance is 1 / this.
         config: its ``config.json``.
         metrics: its ``metrics.json``.
-        evaluation: what :func:`~genvae.report.evaluation.evaluate_run` measured.
+        evaluation: what :func:`~genvae.report.evaluation.evaluate_run` measured (with the
+            samplers' sample quality when the report measured it).
         shown: its figures, in the order they are shown.
+        skipped: the samplers asked for that do not apply to the run's model, with why.
     """
 
     slug: str
@@ -43,8 +49,19 @@ class RunView:
     num_classes: int
     config: dict[str, Any]
     metrics: dict[str, Any]
-    evaluation: RunEvaluation
+    evaluation: Evaluation
     shown: list[ReportFigure]
+    skipped: dict[str, str] | None = None
+
+    @property
+    def latent(self) -> RunEvaluation | None:
+        """The evaluation of a model with a Gaussian latent; None for a VQ-VAE."""
+        return self.evaluation if isinstance(self.evaluation, RunEvaluation) else None
+
+    @property
+    def codes(self) -> CodeEvaluation | None:
+        """The evaluation of a VQ-VAE; None for the others."""
+        return self.evaluation if isinstance(self.evaluation, CodeEvaluation) else None
 
     @property
     def name(self) -> str:
@@ -81,10 +98,12 @@ def view_run(
     settings: ReportSettings,
     data: tuple[ImageDataset, ImageDataset] | None,
     log: Callable[[str], None],
+    features: FeatureNetworks | None = None,
 ) -> RunView:
     """Evaluate the ``index``-th run of a report (on ``data``, a ``(train, test)`` pair, or else
-    on the run's own dataset), write its ``evaluation.json``, and draw its figures. ``log``
-    receives a line as the evaluation starts."""
+    on the run's own dataset), fit its samplers, measure their samples when ``settings`` asks
+    (in the features of ``features``' network for the run's training data), write its
+    ``evaluation.json``, and draw its figures. ``log`` receives a line as each step starts."""
     config, metrics, history = run.config(), run.metrics(), run.history()
     model = run.load_model()
     model.eval()
@@ -93,12 +112,19 @@ def view_run(
     else:
         train = _data_for(config, "train", settings.probe_size)
         test = _data_for(config, "test", max(settings.eval_size, settings.classify_size))
+    kind, seed = run_kind(model), int(config.get("seed", 0))
     images = min(settings.eval_size, len(test))
     work = f"IW-NLL with k={settings.k:,} on {images:,} test images ({images * settings.k:,} decodes)"
-    log(f"evaluating {run.path}: {work}")
-    evaluation = evaluate_run(model, train, test, settings, seed=int(config.get("seed", 0)))
+    log(f"evaluating {run.path}: {work if not kind.discrete else f'reconstructions of {images:,} test images'}")
+    evaluation = evaluate_run(model, train, test, settings, seed=seed)
+    samplers = fit_samplers(model, kind, train, settings, seed)
+    if settings.measures_samples:
+        network = (features or FeatureNetworks(settings, seed)).get(_data_key(config, data, train), train)
+        log(f"measuring the samples of {run.path}: {', '.join(samplers.fitted)}")
+        evaluation = replace(evaluation, sample_quality=measure_samples(samplers, kind, test, network, settings, seed))
     write_evaluation(run, evaluation)
-    kind = run_kind(model)
+    shown = choose_figures(model, kind, history, test, settings)
+    shown += sample_figures(model, kind, history, evaluation, samplers, seed)
     return RunView(
         slug=f"run{index + 1}",
         run=run,
@@ -108,5 +134,13 @@ def view_run(
         config=config,
         metrics=metrics,
         evaluation=evaluation,
-        shown=choose_figures(model, kind, history, test, settings),
+        shown=shown,
+        skipped=samplers.skipped,
     )
+
+
+def _data_key(config: dict[str, Any], data: Any, train: ImageDataset) -> Any:
+    """What names a run's training data, so runs of one data set share a feature network."""
+    if data is not None:
+        return id(data[0])
+    return (config.get("dataset"), config.get("data_root"), len(train))

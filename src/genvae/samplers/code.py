@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from genvae._validation import check_positive_int
 from genvae.data import as_tensors
 from genvae.inference import eval_mode
+from genvae.samplers.base import Sampler, register
 from genvae.vqvae import VQVAE
 
 __all__ = ["CodePrior", "CodeSampler"]
@@ -76,8 +77,10 @@ class CodePrior(nn.Module):
         return self.out(self.body(h, mask=self.mask[:t, :t], is_causal=True))
 
 
-class CodeSampler:
-    """Samples from a VQ-VAE through a prior learned over its code maps.
+@register("code")
+class CodeSampler(Sampler):
+    """Samples from a VQ-VAE through a prior learned over its code maps (``"code"`` in
+    :data:`genvae.samplers.registry`).
 
     Args:
         model: a trained :class:`~genvae.vqvae.VQVAE` (conditional or not).
@@ -89,13 +92,15 @@ class CodeSampler:
     :meth:`fit` encodes the data to code maps (in chunks) and trains the prior by maximum
     likelihood; :meth:`log_prob` is the prior's log-probability of code maps (a normalised
     distribution over the ``K^L`` maps); :meth:`sample_latent` draws code maps,
-    :meth:`sample` decodes them.
+    :meth:`sample` decodes them (:meth:`decode`: code maps to data-space means).
     """
+
+    model: VQVAE
 
     def __init__(self, model: VQVAE, *, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3) -> None:
         if not isinstance(model, VQVAE):
             raise TypeError(f"model: expected a VQVAE, got {type(model).__name__}")
-        self.model = model
+        super().__init__(model)
         self.lr = float(lr)
         self.prior = CodePrior(
             model.codebook_size,
@@ -109,16 +114,16 @@ class CodeSampler:
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def fit(self, data: Any, *, batch_size: int = 256, epochs: int = 10, progress: bool = False) -> CodeSampler:
+    def fit(self, data: Any, *, batch_size: int = 256, epochs: int = 10, progress: bool | None = False) -> CodeSampler:
         """Encode ``data`` (a tensor, an ``(inputs, labels)`` pair, an ImageDataset, ...; labels for
-        a conditional model) to code maps and fit the prior to them. Returns ``self``."""
+        a conditional model) to code maps and fit the prior to them for ``epochs``. Returns ``self``."""
         x, y = as_tensors(data, argument="data", dtype=self.model.dtype)
         self.model.check_input(x, "data")
         if self.model.conditional and y is None:
             raise ValueError("data: expected labels for a conditional model, got images only")
         codes = self.encode(x, y if self.model.conditional else None)
         return self.fit_codes(codes, y if self.model.conditional else None, batch_size=batch_size, epochs=epochs,
-                              progress=progress)  # fmt: skip
+                              progress=bool(progress))  # fmt: skip
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -199,7 +204,13 @@ class CodeSampler:
     @torch.no_grad()
     def sample(self, n: int, y: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` new inputs: code maps from :meth:`sample_latent`, decoded to the data-space mean."""
-        codes = self.sample_latent(n, y, generator=generator)
+        return self.decode(self.sample_latent(n, y, generator=generator), y)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, y: Any = None) -> torch.Tensor:
+        """The data-space means of code maps ``latents`` ``(n, *code_shape)`` under the VQ-VAE (given
+        labels ``y``: one, or ``n``), :data:`CHUNK` maps at a time."""
+        codes, n = latents, latents.shape[0]
         c_all = y if isinstance(y, torch.Tensor) and y.dim() > 0 and y.shape[0] == n else None
         out = []
         with eval_mode(self.model):
