@@ -11,6 +11,7 @@ one where its loss is NaN in epoch 2; each rank writes what it saw to OUT_DIR/ra
 from __future__ import annotations
 
 import sys
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -22,9 +23,9 @@ class NoiseFree(gv.VAE):
     """z = mean: the same function whatever the sharding (the reparameterisation noise of each
     rank cannot match a single process's draws, so the comparison switches it off)."""
 
-    @staticmethod
-    def sample_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mean
+    def sample_posterior(self, params: Any, samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = params.mean if samples is None else params.mean.expand(samples, *params.mean.shape)
+        return z, gv.gaussian.log_normal(z, params.mean, params.logvar)
 
 
 def build() -> NoiseFree:

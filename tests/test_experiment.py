@@ -88,7 +88,7 @@ def test_the_objective_gets_the_options_it_declares() -> None:
     assert isinstance(objective, gv.IWAE) and settings == {"objective": "iwae", "k": 5}  # its default, recorded
     with pytest.raises(ConfigError, match=r"^--k: the objective 'beta-tcvae' takes no k, got 3$"):
         build_objective(TrainConfig(objective="beta-tcvae", k=3), model, 10)
-    with pytest.raises(ConfigError, match=r"^--objective: expected one of beta-tcvae, elbo, iwae, m2, got 'gan'$"):
+    with pytest.raises(ConfigError, match=r"^--objective: expected one of beta-tcvae, elbo, iwae, m2, vq, got 'gan'$"):
         build_objective(TrainConfig(objective="gan"), model, 10)
 
 

@@ -127,6 +127,7 @@ def _load_parts(trainer: Trainer, path: str | os.PathLike[str], payload: Mapping
         first = str(err).strip().splitlines()[-1].strip()
         raise ValueError(f"{path}: the checkpoint's weights do not fit this model ({first})") from None
     _loading(path, "optimizer_state", trainer.optimizer.load_state_dict, payload["optimizer_state"])
+    match_layouts(trainer.optimizer)
     state = payload.get("objective")
     if state is not None and hasattr(trainer.objective, "load_state_dict"):
         _loading(path, "objective", trainer.objective.load_state_dict, state)
@@ -135,6 +136,17 @@ def _load_parts(trainer: Trainer, path: str | os.PathLike[str], payload: Mapping
     for cb in trainer.callbacks:
         if cb.state_key in payload["callbacks"]:
             _loading(path, f"callbacks[{cb.state_key!r}]", cb.load_state_dict, payload["callbacks"][cb.state_key])
+
+
+def match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (Adam's moments) its parameter's memory layout. A loaded
+    state is contiguous; a channels-last weight's fused Adam step walks both in memory order, so a
+    mismatch would pair each moment with another element and a resumed run would drift."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _loading(path: str | os.PathLike[str], field: str, load: Callable[[Any], Any], state: Any) -> None:
