@@ -11,8 +11,8 @@ one where its loss is NaN in epoch 2; each rank writes what it saw to OUT_DIR/ra
 from __future__ import annotations
 
 import sys
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 

@@ -132,6 +132,11 @@ MUTANTS: list[Mutant] = [
         CLI_TESTS, "genvae train --posterior iaf trains a Gaussian posterior",
     ),
     Mutant(
+        "resumed moments keep the checkpoint's layout", "src/genvae/training/resume.py",
+        "    match_layouts(trainer.optimizer)\n", "",
+        ("tests/test_training_trainer_speed.py",), "a channels-last run drifts after a resume (fused Adam pairs the wrong moments)",
+    ),
+    Mutant(
         "resume compares tuples with lists", "src/genvae/runs.py",
         "if _compact(old) == _compact(value) or", "if old == value or",
         ("tests/test_experiment_parts.py",), "a hierarchical run's --latent-dims 6,3 cannot resume its own run",

@@ -4,12 +4,12 @@ The Trainer's speed settings left at ``None`` follow rules that ``benchmarks/tra
 measured (the seed VAE and CVAE against the notebook's plain loop, full Fashion-MNIST, batch 32):
 
 - **fused Adam** (:func:`fused_adam_by_default`): on the CPU and on CUDA.
-- **channels-last memory format** (:func:`channels_last_by_default`): on the CPU, for a model with
-  2-D convolutions. With torch's default threads oneDNN's channels-last kernels made the seed
-  models' training faster than the contiguous layout in every measurement on a 2-core CPU: 1.05×
-  (VAE) and 1.24× (CVAE) in the median of three epochs, 1.09× and 1.02× in paired interleaved
-  chunks (``--paired``); with one thread they were even (1.00×, 0.97×). Not on other devices,
-  where nothing was measured (``benchmarks/gpu_check.py`` measures it on a GPU).
+- **channels-last memory format** stays opt-in (``channels_last=True``). On a 2-core CPU oneDNN's
+  channels-last kernels trained the seed models 1.05× (VAE) and 1.24× (CVAE) faster in the median of
+  three epochs, 1.09× and 1.02× in paired interleaved chunks (``--paired``), and even with one
+  thread (1.00×, 0.97×); but the Trainer converts the user's model in place, whose outputs then
+  differ in the last bits from a saved and loaded copy's. A gain within this machine's noise does
+  not pay for that (``benchmarks/gpu_check.py`` measures it on a GPU).
 
 The rules depend on the model and the device only, not on a timing taken at the start of a fit,
 so a seeded run and its resumed continuation take the same steps on the same machine.
@@ -18,9 +18,8 @@ so a seeded run and its resumed continuation take the same steps on the same mac
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-__all__ = ["channels_last_by_default", "fused_adam_by_default", "resolve_device"]
+__all__ = ["fused_adam_by_default", "resolve_device"]
 
 # Where the fused Adam kernel was measured faster for the notebook's models
 # (benchmarks/train_throughput.py); elsewhere the default implementation.
@@ -55,12 +54,3 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def fused_adam_by_default(device: torch.device) -> bool:
     """Whether the default optimiser uses the fused Adam kernel on ``device``."""
     return _FUSED_BY_DEFAULT.get(device.type, False)
-
-
-def channels_last_by_default(model: nn.Module, device: torch.device) -> bool:
-    """Whether the Trainer keeps ``model``'s images and convolution weights in channels-last memory
-    format when ``channels_last`` is left at ``None``: on the CPU, when the model has a 2-D
-    convolution (or transposed convolution) layer; the same result to float rounding either way."""
-    if torch.device(device).type != "cpu":
-        return False
-    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in model.modules())

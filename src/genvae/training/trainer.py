@@ -19,7 +19,7 @@ from genvae.training.averages import accumulate, averages
 from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
 from genvae.training.callbacks import Callback, ProgressBar
 from genvae.training.checkpoint import write_checkpoint
-from genvae.training.devices import channels_last_by_default, fused_adam_by_default, resolve_device
+from genvae.training.devices import fused_adam_by_default, resolve_device
 from genvae.training.epoch_log import EpochLog
 from genvae.training.interrupts import sigint_requests_stop
 from genvae.training.state import History, TrainerState
@@ -93,9 +93,9 @@ class Trainer:
             every rank steps with a full share).
         fused: use the fused Adam kernel for the default optimiser; ``None`` picks it where it
             was measured faster (see ``benchmarks/train_throughput.py``).
-        channels_last: keep images and convolution weights in channels-last memory format;
-            ``None`` picks it where it was measured faster (on the CPU, for a model with 2-D
-            convolutions: :func:`~genvae.training.devices.channels_last_by_default`).
+        channels_last: keep images and convolution weights in channels-last memory format (the
+            model is converted in place); ``None`` or ``False`` keeps the model's layout (see
+            :mod:`genvae.training.devices` for why it is not the default).
         compile: ``torch.compile`` the training step: ``True`` or a mode (``"default"``,
             ``"reduce-overhead"``, which uses CUDA graphs on a GPU, ``"max-autotune"``).
         amp: ``"bf16"`` to run the forward pass under bfloat16 autocast (on a GPU that has it).
@@ -192,7 +192,7 @@ class Trainer:
 
     def _placed(self, model: torch.nn.Module, channels_last: bool | None) -> torch.nn.Module:
         """``model`` on the device, its convolutions channels-last when asked (None: where measured faster)."""
-        self.channels_last = channels_last_by_default(model, self.device) if channels_last is None else channels_last
+        self.channels_last = bool(channels_last)
         model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model  # type: ignore[call-overload]
 
