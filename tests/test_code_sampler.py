@@ -72,7 +72,7 @@ def test_a_conditional_prior_learns_a_pattern_per_label() -> None:
 
 
 def test_samples_follow_the_generator() -> None:
-    sampler = CodeSampler(tiny(), width=8, layers=1, heads=2)
+    sampler = CodeSampler(tiny(), width=8, layers=1, heads=2).fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
     a = sampler.sample_latent(5, generator=torch.Generator().manual_seed(3))
     b = sampler.sample_latent(5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
@@ -80,7 +80,7 @@ def test_samples_follow_the_generator() -> None:
 
 def test_a_grid_model_samples_code_maps() -> None:
     model = gv.presets.seed_vqvae(codebook_size=8, code_dim=2)
-    sampler = CodeSampler(model, width=8, layers=1, heads=2)
+    sampler = CodeSampler(model, width=8, layers=1, heads=2).fit(torch.rand(4, 1, 28, 28), epochs=1)
     assert sampler.sample_latent(2).shape == (2, 7, 7)
     assert sampler.sample(2).shape == (2, 1, 28, 28)
 
@@ -91,6 +91,8 @@ def test_bad_arguments_are_named() -> None:
     sampler = CodeSampler(tiny(), width=8, layers=1, heads=2)
     with pytest.raises(ValueError, match="epochs"):
         sampler.fit(torch.rand(4, 1, 28, 28), epochs=0)
+    with pytest.raises(RuntimeError, match=r"^CodeSampler: call fit\(data\) before sampling$"):
+        sampler.sample(2)
     with pytest.raises(ValueError, match="n"):
         sampler.sample_latent(0)
     with pytest.raises(ValueError, match="codes"):

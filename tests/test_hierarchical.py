@@ -257,7 +257,11 @@ def test_the_preset_builds_from_what_a_run_passes() -> None:
     )
     x = torch.rand(2, 1, 28, 28)
     assert model(x, torch.tensor([1, 2])).params.shape == (2, 1, 28, 28) and model.conditional
-    plain = gv.presets.seed_hierarchical(latent_dims=(8, 4), num_classes=10)  # a run passes num_classes always
+    labelled = gv.presets.seed_hierarchical(latent_dims=(8, 4), num_classes=10)  # as seed_cvae: conditional
+    assert labelled.conditional and labelled.sample(2, y=3).shape == (2, 1, 28, 28)
+    from genvae.experiment_parts import seed_hierarchical_run
+
+    plain = seed_hierarchical_run(latent_dims=(8, 4), num_classes=10)  # a run passes num_classes always
     assert not plain.conditional and plain(x).z.shape == (2, 12)
 
 

@@ -85,3 +85,15 @@ def test_questions_without_the_runs_they_need_say_so() -> None:
     assert answer([vae], "10.6g") == "This needs a VAE and a CVAE in the report."
     assert answer([vae], "10.6h") == answer([vae], "10.6i") == "No conditional VAE with classes in this report."
     assert answer([vae], "10.4c").startswith("Not measured here: every run has latent size 2")
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [({"prior": "flow"}, "the learned prior 'flow'"), ({"prior": "normal", "latent_dims": [8, 4]}, "latent levels")],
+)
+def test_10_5g_compares_with_n01_only_a_run_whose_prior_is_n01(config: dict[str, object], words: str) -> None:
+    learned = dataclasses.replace(made_up("learned", recon=80.0, kl=10.0), config=config)
+    text = answer([learned], "10.5g–h")
+    assert text.startswith("No VAE with the prior N(0, I) in this report") and words in text
+    standard = dataclasses.replace(made_up("standard", recon=80.0, kl=10.0), config={"prior": "normal"})
+    assert "consistent with N(0, 1)" in answer([learned, standard], "10.5g–h")

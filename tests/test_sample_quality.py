@@ -190,3 +190,10 @@ def test_fit_classifier_trains_as_the_labels_only_baseline_did() -> None:
     baseline = train_labels_only(net, (x, y), (x, y), epochs=3, seed=2)
     trained = gv.classification.fit_classifier(net, (x, y), epochs=3, seed=2)
     assert gv.classification.accuracy(trained, (x, y)) == baseline
+
+
+def test_sets_of_other_sizes_or_with_nan_are_one_line_errors_naming_the_set() -> None:
+    with pytest.raises(ValueError, match=r"^generated: expected features of the size of real's \(8\), got 6;"):
+        precision_recall(torch.randn(50, 8), torch.randn(50, 6))
+    with pytest.raises(ValueError, match=r"^real: expected finite features, got NaN or infinite values$"):
+        frechet_distance(torch.full((5, 8), float("nan")), torch.randn(5, 8))

@@ -271,3 +271,19 @@ def test_uniform_samples_have_the_data_shape() -> None:
     model = tiny_conv()
     gen = torch.Generator().manual_seed(1)
     assert model.sample(3, generator=gen).shape == (3, *SHAPE)
+
+
+def test_what_needs_a_continuous_latent_refuses_a_vq_vae_in_one_line() -> None:
+    vq, data = gv.presets.seed_vqvae(codebook_size=8, code_dim=2), gv.data.SyntheticDigits(8, seed=0)
+    continuous = r"^model: expected a model with a continuous latent z .* got VQVAE; a VQ-VAE's codes are discrete"
+    for call in (
+        lambda: gv.evaluation.nll(vq, data, k=2),
+        lambda: gv.latent_metrics.active_units(vq, data),
+        lambda: gv.samplers.GaussianMixtureSampler(vq),
+    ):
+        with pytest.raises(TypeError, match=continuous):
+            call()
+    with pytest.raises(TypeError, match=r"^objective: VQVAE trains with vq only, got ELBO\("):
+        gv.Trainer(vq, gv.ELBO())
+    with pytest.raises(ValueError, match=r"^code_dim: expected a positive integer, got 0$"):
+        gv.presets.seed_vqvae(code_dim=0)

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from genvae._validation import check_positive_int
 from genvae.inference import MEMORY_BUDGET as MEMORY_BUDGET
+from genvae.inference import check_continuous, importance_log_weights, labels_for, model_inputs, posteriors
 from genvae.inference import decode_chunk_size as decode_chunk_size
-from genvae.inference import importance_log_weights, labels_for, model_inputs, posteriors
 from genvae.inference import inference as inference
 from genvae.inference import posterior_means as posterior_means
 from genvae.latent_metrics import ActiveUnits, MIGResult, active_units, mig
@@ -241,6 +241,7 @@ def nll(
 
 def _checked_data(model: VAE, data: Any, k: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``data``'s inputs, checked, and their condition vectors (None for an unconditional model)."""
+    check_continuous(model)
     check_positive_int("k", k)
     check_positive_int("batch_size", batch_size)
     x, y = model_inputs(model, data)

@@ -24,7 +24,7 @@ from genvae.semisupervised import SemiSupervisedVAE
 
 __all__ = ["DEFAULT_LATENT_DIM", "MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig",
            "build_model", "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits",
-           "objective_name", "partly_labelled", "seed_vqvae_run"]  # fmt: skip
+           "objective_name", "partly_labelled", "seed_hierarchical_run", "seed_vqvae_run"]  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -147,6 +147,20 @@ def seed_vqvae_run(
     return presets.seed_cvqvae(codebook_size, code_dim, num_classes, conditioner, likelihood)
 
 
+def seed_hierarchical_run(
+    latent_dims: tuple[int, ...] = (32, 16),
+    num_classes: int = 10,
+    conditioner: str | None = None,
+    likelihood: str = "bernoulli",
+    prior: str = "normal",
+    latent_dim: int | None = None,
+) -> torch.nn.Module:
+    """``--model hierarchical``: :func:`~genvae.presets.seed_hierarchical`, conditional when a
+    ``conditioner`` is given (a run passes ``num_classes`` for every dataset)."""
+    classes = num_classes if conditioner is not None else None
+    return presets.seed_hierarchical(latent_dims, classes, conditioner or "split", likelihood, prior, latent_dim)
+
+
 #: How a run builds the model its config names: the notebook's networks for the built-in
 #: names; any other registered model is built by its class. Add a preset here to make a new
 #: registered model build like the notebook's.
@@ -154,7 +168,7 @@ MODEL_BUILDERS: dict[str, Callable[..., torch.nn.Module]] = {
     "vae": presets.seed_vae,
     "cvae": presets.seed_cvae,
     "m2": presets.seed_m2,
-    "hierarchical": presets.seed_hierarchical,
+    "hierarchical": seed_hierarchical_run,
     "vqvae": seed_vqvae_run,
 }
 

@@ -371,16 +371,15 @@ def _module(name: str, part: Any) -> nn.Module:
 def seed_hierarchical(
     latent_dims: Sequence[int] = (32, 16),
     num_classes: int | None = None,
-    conditioner: str | Conditioner | None = None,
+    conditioner: str | Conditioner = "split",
     likelihood: str = "bernoulli",
     prior: str | Prior = "normal",
     latent_dim: int | None = None,
 ) -> HierarchicalVAE:
     """A :class:`HierarchicalVAE` on the notebook's networks (its convolutional encoder for 28×28
     grey images, its transposed-convolution decoder from z_1), the builder of ``genvae train
-    --model hierarchical``. With ``num_classes`` and a ``conditioner``, a conditional model: the
-    encoder, the top-down networks and the decoder all see the label through the conditioner
-    (``num_classes`` alone, as a run passes it for every dataset, builds an unconditional model).
+    --model hierarchical``. With ``num_classes``, a conditional model: the encoder, the top-down
+    networks and the decoder all see the label through ``conditioner`` (as :func:`seed_cvae`).
 
     ``latent_dim`` is the bottom level's size as a run's ``--latent-dim`` gives it: None, or equal
     to ``latent_dims[0]``.
@@ -395,8 +394,7 @@ def seed_hierarchical(
         raise ValueError(
             f"latent_dim: expected None or the bottom level's size latent_dims[0] = {dims[0]}, got {latent_dim}"
         )
-    classes = num_classes if conditioner is not None else None
-    how = conditioner if conditioner is not None else "split"
+    classes, how = num_classes, conditioner
     return HierarchicalVAE(
         encoder=seed_encoder(classes, how),
         decoder=seed_decoder(dims[0], classes, how),

@@ -39,6 +39,7 @@ from genvae.models import VAE
 
 __all__ = [
     "MEMORY_BUDGET",
+    "check_continuous",
     "decode_chunk_size",
     "eval_mode",
     "importance_log_weights",
@@ -182,12 +183,23 @@ def _encoded(
     return results, y_all
 
 
+def check_continuous(model: Any, argument: str = "model") -> None:
+    """A one-line TypeError naming ``argument`` for a model without a continuous posterior q(z | x)
+    (a VQ-VAE's codes are discrete: nothing here applies to them)."""
+    if not hasattr(model, "posterior_params"):
+        raise TypeError(
+            f"{argument}: expected a model with a continuous latent z (a VAE, ConditionalVAE or HierarchicalVAE), "
+            f"got {type(model).__name__}; a VQ-VAE's codes are discrete (see its reconstruct, codes and CodeSampler)"
+        )
+
+
 def posteriors(
     model: VAE, data: Any, batch_size: int = 1000, limit: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Posterior means and log-variances of ``data`` (on the CPU, in eval mode) and its labels.
     A conditional model encodes each image with its own label. With a flow posterior, those of
     its Gaussian base q₀."""
+    check_continuous(model)
     pairs, labels = _encoded(model, data, batch_size, limit, model.posterior)
     return torch.cat([m.cpu() for m, _ in pairs]), torch.cat([v.cpu() for _, v in pairs]), labels
 
@@ -199,6 +211,7 @@ def posterior_means(
     first ``limit`` inputs only. A conditional model encodes each input with its own label. With a
     flow posterior, the deterministic codes of :meth:`~genvae.VAE.posterior_location` (the flow's
     image of its Gaussian base's mean)."""
+    check_continuous(model)
     codes, labels = _encoded(model, data, batch_size, limit, model.posterior_location)
     return torch.cat([z.cpu() for z in codes]), labels
 

@@ -141,6 +141,23 @@ def features_of(
     return torch.cat(chunks)
 
 
+def _both_features(
+    features: Features, real: Any, generated: Any, batch_size: int, progress: bool | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features of ``real`` and ``generated``, checked: finite, and of one size."""
+    f_real = features_of(features, real, batch_size=batch_size, progress=progress, desc="real features")
+    f_gen = features_of(features, generated, batch_size=batch_size, progress=progress, desc="generated features")
+    for argument, f in (("real", f_real), ("generated", f_gen)):
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError(f"{argument}: expected finite features, got NaN or infinite values")
+    if f_real.shape[1] != f_gen.shape[1]:
+        raise ValueError(
+            f"generated: expected features of the size of real's ({f_real.shape[1]}), got {f_gen.shape[1]}; "
+            "give both sets the same shape (or the same features)"
+        )
+    return f_real, f_gen
+
+
 def _gaussian_fit(f: torch.Tensor, argument: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean and the unbiased covariance of the rows of ``f`` (at least two)."""
     if f.shape[0] < 2:
@@ -196,8 +213,7 @@ def frechet_distance(
         >>> gv.evaluation.frechet_distance(x, x) < 1e-9
         True
     """
-    f_real = features_of(features, real, batch_size=batch_size, progress=progress, desc="real features")
-    f_gen = features_of(features, generated, batch_size=batch_size, progress=progress, desc="generated features")
+    f_real, f_gen = _both_features(features, real, generated, batch_size, progress)
     return frechet_distance_gaussians(*_gaussian_fit(f_real, "real"), *_gaussian_fit(f_gen, "generated"))
 
 
@@ -271,8 +287,7 @@ def precision_recall(
         >>> gv.evaluation.precision_recall(x, x + 100)
         PrecisionRecall(precision=0.0, recall=0.0, k=3)
     """
-    f_real = features_of(features, real, batch_size=batch_size, progress=progress, desc="real features")
-    f_gen = features_of(features, generated, batch_size=batch_size, progress=progress, desc="generated features")
+    f_real, f_gen = _both_features(features, real, generated, batch_size, progress)
     return _precision_recall(f_real, f_gen, k)
 
 
@@ -308,8 +323,7 @@ def sample_quality(
 ) -> SampleQuality:
     """:func:`frechet_distance` and :func:`precision_recall` of ``generated`` against ``real``,
     each set's features extracted once."""
-    f_real = features_of(features, real, batch_size=batch_size, progress=progress, desc="real features")
-    f_gen = features_of(features, generated, batch_size=batch_size, progress=progress, desc="generated features")
+    f_real, f_gen = _both_features(features, real, generated, batch_size, progress)
     fd = frechet_distance_gaussians(*_gaussian_fit(f_real, "real"), *_gaussian_fit(f_gen, "generated"))
     pr = _precision_recall(f_real, f_gen, k)
     return SampleQuality(fd, pr.precision, pr.recall, k, f_real.shape[0], f_gen.shape[0])

@@ -382,6 +382,7 @@ def seed_vqvae(
     ``code_dim``, quantised against ``codebook_size`` codes; the notebook's decoder
     (``Linear(code_dim·49, 64·7·7)`` and two transposed convolutions) decodes the 7×7 map of
     codes. The codebook follows moving averages (``ema``) by default."""
+    check_positive_int("code_dim", code_dim)  # before the decoder is sized by it
     return VQVAE(
         encoder=encoders.ConvEncoder(**_SEED_CONVOLUTIONS),
         decoder=seed_decoder(code_dim * 49),
@@ -404,6 +405,7 @@ def seed_cvqvae(
 ) -> VQVAE:
     """:func:`seed_vqvae` conditional on a label: encoder and decoder see the one-hot label through
     ``conditioner`` (``"split"``, ``"concat"``, ``"film"``), as in :func:`~genvae.presets.seed_cvae`."""
+    check_positive_int("code_dim", code_dim)
     condition: dict[str, Any] = {"condition_dim": num_classes, "conditioner": conditioner}
     return VQVAE(
         encoder=encoders.ConvEncoder(**_SEED_CONVOLUTIONS, **condition),

@@ -67,6 +67,9 @@ def run_kind(model: Any) -> RunKind:
         return RunKind(title, conditional=model.conditional, semi_supervised=False, classes=classes, discrete=True)
     if isinstance(model, SemiSupervisedVAE):
         return RunKind("Semi-supervised VAE (M2)", conditional=True, semi_supervised=True, classes=classes)
-    if model.conditional:  # a ConditionalVAE, or another model with a condition (a conditional hierarchy)
+    if getattr(model, "latent_dims", None):  # levels of latents (a Ladder VAE)
+        name = "Conditional hierarchical VAE" if model.conditional else "Hierarchical VAE"
+        return RunKind(name, conditional=model.conditional, semi_supervised=False, classes=classes)
+    if model.conditional:  # a ConditionalVAE, or another model with a condition
         return RunKind("Conditional VAE", conditional=True, semi_supervised=False, classes=classes)
     return RunKind("VAE", conditional=False, semi_supervised=False, classes=classes)

@@ -85,8 +85,23 @@ def _answer_probe(vae: RunView | None) -> Answer:
     return Answer(text, vae.anchor("scatter"), f"latent scatter of {vae.name}")
 
 
-def _answer_prior_match(vae: RunView | None) -> Answer:
-    """10.5g–h: the aggregate posterior against N(0, I)."""
+def _standard_prior(view: RunView) -> bool:
+    """Whether the run's p(z) is N(0, I): the prior ``"normal"`` on one level of latents."""
+    return view.config.get("prior") in (None, "normal") and not view.config.get("latent_dims")
+
+
+def _answer_prior_match(vae: RunView | None, other: RunView | None = None) -> Answer:
+    """10.5g–h: the aggregate posterior against N(0, I) (of a run whose prior is N(0, I))."""
+    if vae is None and other is not None:
+        prior = other.config.get("prior") or "normal"
+        what = f"latent levels (its top level's prior is {prior!r})" if other.config.get("latent_dims") else (
+            f"the learned prior {prior!r}")  # fmt: skip
+        return Answer(
+            f"No VAE with the prior N(0, I) in this report: {other.name} has {what}, and its KL pulls each "
+            f"q(z | x) toward that prior, so its codes are not expected to look like N(0, I); its scatter and "
+            f"manifold show them against the prior's own range.",
+            other.anchor("scatter"), f"latent scatter of {other.name}",
+        )  # fmt: skip
     if vae is None:
         return Answer("No unconditional VAE in this report.", None, "")
     match, n = _e(vae).prior_match, _e(vae).nll_images
@@ -177,7 +192,7 @@ def answers(views: Sequence[RunView]) -> tuple[Answer, ...]:
     return (
         _answer_latent_size(views, vae),
         _answer_probe(vae),
-        _answer_prior_match(vae),
+        _answer_prior_match(_pick([v for v in views if _standard_prior(v)], False), vae),
         _answer_cvae_latent(vae, cvae),
         _answer_bayes(cvae),
         _answer_label_swap(cvae),

@@ -184,6 +184,8 @@ class CodeSampler(Sampler):
         """``n`` code maps ``(n, *code_shape)`` (int64) drawn from the prior, one code at a time
         (given labels ``y``: one, or ``n``, for a conditional model)."""
         check_positive_int("n", n)
+        if not self.fitted:
+            raise RuntimeError("CodeSampler: call fit(data) before sampling")
         c = self.model.condition(y, n)
         maps = [self._draw(c[i : i + CHUNK] if c is not None else None, min(CHUNK, n - i), generator)
                 for i in range(0, n, CHUNK)]  # fmt: skip

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from genvae._validation import check_non_negative, check_positive_int
+from genvae.inference import check_continuous
 from genvae.models import Labels
 from genvae.samplers.base import Sampler, encode_means, register
 from genvae.samplers.mixture import COVARIANCES, GaussianMixture
@@ -59,6 +60,7 @@ class GaussianMixtureSampler(Sampler):
         seed: int = 0,
     ) -> None:
         super().__init__(model)
+        check_continuous(model)  # it fits the posterior means: a VQ-VAE has none
         self.components = check_positive_int("components", components)
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance: expected one of {', '.join(COVARIANCES)}, got {covariance!r}")

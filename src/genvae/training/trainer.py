@@ -13,7 +13,7 @@ import torch
 
 from genvae._validation import check_positive_int
 from genvae.inference import eval_mode
-from genvae.losses import ELBOTerms, objectives
+from genvae.losses import ELBOTerms, Objective, objectives
 from genvae.training import distributed, options, resume
 from genvae.training.averages import accumulate, averages
 from genvae.training.batches import Batches, TensorBatches, as_batches, check_all, checked_once
@@ -60,6 +60,9 @@ def _checked_objective(objective: Any, model: Any) -> Any:
         )
     if not callable(objective):
         raise TypeError(f"objective: expected an Objective or a function (out, x) -> ELBOTerms, got {objective!r}")
+    own: tuple[str, ...] = getattr(model, "trains_with", ())  # a model that trains with its own bound only
+    if own and isinstance(objective, Objective) and not any(isinstance(objective, objectives.get(n)) for n in own):
+        raise TypeError(f"objective: {type(model).__name__} trains with {', '.join(own)} only, got {objective!r}")
     return objective
 
 
