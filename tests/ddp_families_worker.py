@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,9 +19,9 @@ class NoiseFree(gv.VAE):
     """z = mean for every sample: the same function whatever the sharding (each rank's noise
     cannot match a single process's draws, so the comparison switches it off)."""
 
-    @staticmethod
-    def sample_latent(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mean
+    def sample_posterior(self, params: Any, samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = params.mean if samples is None else params.mean.expand(samples, *params.mean.shape)
+        return z, gv.gaussian.log_normal(z, params.mean, params.logvar)
 
 
 def main() -> None:

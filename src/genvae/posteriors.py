@@ -120,7 +120,8 @@ class Posterior(nn.Module):
         """Draws of the Gaussian q₀ and their log-density."""
         mean, logvar = params.mean, params.logvar
         shape = mean.shape if samples is None else (samples, *mean.shape)
-        z = reparameterize(mean, logvar, torch.randn(shape, device=mean.device, dtype=mean.dtype))
+        # randn_like, as reparameterize draws: a tool that seeds or replaces it reaches every posterior
+        z = reparameterize(mean, logvar, torch.randn_like(mean if samples is None else mean.expand(shape)))
         return z, log_normal(z, mean, logvar)
 
     def extra_repr(self) -> str:
