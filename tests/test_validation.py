@@ -57,3 +57,22 @@ def test_check_labels_names_the_offending_value(labels: list[int], unlabelled: i
 def test_check_labels_says_what_the_values_are() -> None:
     with pytest.raises(ValueError, match=r"^data: expected labels in \[0, 1\] for every input \(none\), got 4$"):
         check_labels("data", torch.tensor([4]), 2, what="labels", note=" for every input (none)")
+
+
+def test_every_conditional_model_checks_its_condition_size_with_one_rule() -> None:
+    import genvae as gv
+    from genvae._validation import check_condition_size
+
+    assert check_condition_size(None, None) == (None, 0) and check_condition_size(10, None) == (10, 10)
+    assert check_condition_size(None, 3) == (None, 3)
+    mismatch = r"^condition_dim: expected condition_dim equal to num_classes \(10\) or None, got 3$"
+    enc, dec = gv.encoders.MLPEncoder((1, 4, 4), hidden=(8,)), gv.decoders.MLPDecoder(2, (1, 4, 4), hidden=(8,))
+    for build in (
+        lambda: gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=10, condition_dim=3),
+        lambda: gv.HierarchicalVAE(enc, dec, latent_dims=(2, 1), num_classes=10, condition_dim=3),
+        lambda: gv.VQVAE(enc, dec, codebook_size=4, code_dim=2, grid=1, num_classes=10, condition_dim=3),
+    ):
+        with pytest.raises(ValueError, match=mismatch):
+            build()
+    with pytest.raises(ValueError, match=r"^num_classes: expected num_classes or condition_dim .* got neither$"):
+        gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=None)

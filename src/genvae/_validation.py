@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "NonFiniteWeightsError",
     "as_size_tuple",
+    "check_condition_size",
     "check_finite",
     "check_finite_number",
     "check_labels",
@@ -100,6 +101,21 @@ def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> in
         what = "a non-negative integer" if allow_zero else "a positive integer"
         raise ValueError(f"{name}: expected {what}, got {value!r}")
     return value
+
+
+def check_condition_size(num_classes: int | None, condition_dim: int | None) -> tuple[int | None, int]:
+    """``(num_classes, condition_dim)`` of a model's condition, checked: each positive where given,
+    equal where both are; the condition's length is ``condition_dim``, else ``num_classes``, else 0
+    (no condition)."""
+    if num_classes is not None:
+        check_positive_int("num_classes", num_classes)
+    if condition_dim is not None:
+        check_positive_int("condition_dim", condition_dim)
+    if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
+        raise ValueError(
+            f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, got {condition_dim}"
+        )
+    return num_classes, condition_dim if condition_dim is not None else (num_classes or 0)
 
 
 def as_size_tuple(name: str, value: Any, length: int) -> tuple[int, ...]:

@@ -45,7 +45,7 @@ from genvae._ladder import HierarchicalOutput, HierarchicalParams, Level, TopDow
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence
 from genvae._seed_networks import seed_decoder, seed_encoder
-from genvae._validation import check_finite_number, check_non_negative, check_positive_int
+from genvae._validation import check_condition_size, check_finite_number, check_non_negative, check_positive_int
 from genvae.conditioners import Conditioner
 from genvae.gaussian import log_normal, reparameterize
 from genvae.inference import posterior_means
@@ -117,7 +117,7 @@ class HierarchicalVAE(VAE):
             raise ValueError(f"latent_dims: expected two levels or more, got {tuple(self.latent_dims)}")
         self.latent_dim = sum(self.latent_dims)
         self.hidden = check_positive_int("hidden", hidden)
-        self.num_classes, self.condition_dim = _condition_size(num_classes, condition_dim)
+        self.num_classes, self.condition_dim = check_condition_size(num_classes, condition_dim)
         self.conditional = self.condition_dim > 0
         self.logvar_range = _checked_range(logvar_range)
         condition = {"condition_dim": self.condition_dim, "conditioner": conditioner} if self.conditional else {}
@@ -338,18 +338,6 @@ def _checked_range(bounds: Any) -> tuple[float, float] | None:
     if not low < high:
         raise ValueError(f"logvar_range: expected low < high, got {bounds!r}")
     return low, high
-
-
-def _condition_size(num_classes: int | None, condition_dim: int | None) -> tuple[int | None, int]:
-    if num_classes is not None:
-        check_positive_int("num_classes", num_classes)
-    if condition_dim is not None:
-        check_positive_int("condition_dim", condition_dim)
-    if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
-        raise ValueError(
-            f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, got {condition_dim}"
-        )
-    return num_classes, condition_dim if condition_dim is not None else (num_classes or 0)
 
 
 def _likelihood(spec: Any) -> Likelihood:

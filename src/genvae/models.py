@@ -29,7 +29,15 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
-from genvae._validation import check_finite, check_labels, check_positive_int, check_tensor, fmt_shape, tracing
+from genvae._validation import (
+    check_condition_size,
+    check_finite,
+    check_labels,
+    check_positive_int,
+    check_tensor,
+    fmt_shape,
+    tracing,
+)
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
 from genvae.outputs import VAEOutput
@@ -391,19 +399,9 @@ class ConditionalVAE(VAE):
         nn.Module.__init__(self)
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         self.logvar_range = _checked_range(logvar_range)
-        if num_classes is not None:
-            check_positive_int("num_classes", num_classes)
-        if condition_dim is not None:
-            check_positive_int("condition_dim", condition_dim)
-        if num_classes is None and condition_dim is None:
+        self.num_classes, self.condition_dim = check_condition_size(num_classes, condition_dim)
+        if not self.condition_dim:
             raise ValueError("num_classes: expected num_classes or condition_dim for a conditional model, got neither")
-        if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
-            raise ValueError(
-                f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, "
-                f"got {condition_dim}"
-            )
-        self.num_classes = num_classes
-        self.condition_dim = condition_dim if condition_dim is not None else int(num_classes)  # type: ignore[arg-type]
         self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim}, posterior)
         self._attach_prior(prior)
 

@@ -32,7 +32,15 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._seed_networks import seed_decoder
-from genvae._validation import check_labels, check_non_negative, check_positive_int, check_tensor, fmt_shape, tracing
+from genvae._validation import (
+    check_condition_size,
+    check_labels,
+    check_non_negative,
+    check_positive_int,
+    check_tensor,
+    fmt_shape,
+    tracing,
+)
 from genvae.conditioners import Conditioner
 from genvae.likelihoods import Likelihood
 from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_term, term_name
@@ -148,7 +156,7 @@ class VQVAE(nn.Module):
         self.codebook_size, self.code_dim = self.quantizer.codebook_size, self.quantizer.code_dim
         self.code_shape = _code_shape(grid)
         self.latent_dim = code_dim * math.prod(self.code_shape)
-        self.num_classes, self.condition_dim = _condition_size(num_classes, condition_dim)
+        self.num_classes, self.condition_dim = check_condition_size(num_classes, condition_dim)
         self.conditional = self.condition_dim > 0
         condition = {"condition_dim": self.condition_dim, "conditioner": conditioner} if self.conditional else {}
         extra = _GRID_ENCODERS.get(encoder, {}) if isinstance(encoder, str) and len(self.code_shape) == 2 else {}
@@ -425,19 +433,6 @@ def _code_shape(grid: Any) -> tuple[int, ...]:
     if isinstance(grid, tuple | list) and len(grid) == 2:
         return tuple(check_positive_int("grid", g) for g in grid)
     raise ValueError(f"grid: expected n (codes) or (H, W) (a map of codes), got {grid!r}")
-
-
-def _condition_size(num_classes: int | None, condition_dim: int | None) -> tuple[int | None, int]:
-    if num_classes is not None:
-        check_positive_int("num_classes", num_classes)
-    if condition_dim is not None:
-        check_positive_int("condition_dim", condition_dim)
-    if num_classes is not None and condition_dim is not None and num_classes != condition_dim:
-        raise ValueError(
-            f"condition_dim: expected condition_dim equal to num_classes ({num_classes}) or None, got {condition_dim}"
-        )
-    size = condition_dim if condition_dim is not None else (num_classes or 0)
-    return num_classes, size
 
 
 def _part(name: str, part: Any) -> nn.Module:
