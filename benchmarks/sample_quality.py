@@ -21,8 +21,16 @@ held out, as in ``benchmarks/reproduce.py``), ``fashion-mnist`` (60,000 / 10,000
 (SyntheticDigits, 2,000 / 500, for smoke tests). The figures compare samplers within this setup
 only (see the caveat in ``genvae.sample_quality``).
 
-VQ-VAE rows: ``--family vqvae`` calls :func:`train_vqvae`, the hook to fill in once ``gv.VQVAE``
-and its ``CodeSampler`` exist; each family returns a trained model and its samplers by name.
+VQ-VAE rows: ``--family vqvae`` trains ``gv.presets.seed_vqvae`` at the same budget and scores
+samples through its learned code prior. Each family's held-out bound is recorded under its own
+name: the VAE's negative ELBO (``neg_elbo``, one draw per image) and its importance-weighted NLL
+(``iw_nll``, ``--iw-k`` draws); the VQ-VAE's negative ELBO under its code prior (``neg_elbo``:
+the reconstruction term of its own codes plus −log p(codes) under the fitted prior, the one-hot
+posterior having no entropy). All in nats per image, the Bernoulli likelihood on grey levels.
+
+    # the rows of the reproducibility table (hours on one CPU thread)
+    python benchmarks/sample_quality.py --dataset mnist-8k --family vae vqvae --epochs 30 --threads 1 \
+        --json benchmarks/results/sample_quality_mnist8k.json
 """
 
 from __future__ import annotations
@@ -89,10 +97,35 @@ def train_vae(train: gv.data.ImageDataset, args: argparse.Namespace) -> tuple[An
 
 
 def train_vqvae(train: gv.data.ImageDataset, args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, float]]:
-    """The hook for the VQ-VAE rows: train ``gv.presets.seed_vqvae(...)`` like :func:`train_vae`
-    and return ``{"code": gv.samplers.CodeSampler(model)}`` (fitted by :func:`score_samplers`,
-    as every sampler is). Not written yet: ``gv.VQVAE`` comes with issue 25's other half."""
-    raise SystemExit("error: --family vqvae: the VQ-VAE rows need gv.VQVAE and gv.samplers.CodeSampler (issue 25)")
+    """The notebook's networks as a VQ-VAE (``gv.presets.seed_vqvae``: a 7×7 map of codes, EMA
+    codebook) trained like :func:`train_vae` (same optimiser, batch size and epochs); sampler: its
+    learned code prior (``gv.samplers.CodeSampler``, fitted for ``--prior-epochs``)."""
+    torch.manual_seed(args.seed)
+    model = gv.presets.seed_vqvae(codebook_size=args.codebook_size, code_dim=args.code_dim)
+    trainer = gv.Trainer(
+        model, max_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
+        quiet=True,
+    )  # fmt: skip
+    started = time.perf_counter()
+    history = trainer.fit(train)
+    seconds = time.perf_counter() - started
+    sampler = _PriorEpochs(gv.samplers.CodeSampler(model), args.prior_epochs)
+    timing = {"seconds_per_epoch": seconds / args.epochs, "perplexity": history.last["train_perplexity"],
+              "usage": history.last["train_usage"]}  # fmt: skip
+    return model, {"code": sampler}, timing
+
+
+class _PriorEpochs:
+    """A CodeSampler whose ``fit`` runs ``epochs`` (score_samplers fits every sampler alike)."""
+
+    def __init__(self, sampler: Any, epochs: int) -> None:
+        self.sampler, self.epochs, self.model = sampler, epochs, sampler.model
+
+    def fit(self, data: Any, progress: bool = False) -> Any:
+        return self.sampler.fit(data, epochs=self.epochs, progress=progress)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.sampler.sample(n, generator=generator)
 
 
 FAMILIES: dict[str, Family] = {"vae": train_vae, "vqvae": train_vqvae}
@@ -130,6 +163,31 @@ def score_samplers(
         per_1000 = (drawn - fitted) / len(test) * 1000
         rows.append({**row, "fit_seconds": fitted - started, "seconds_per_1000_samples": per_1000})
     return rows
+
+
+@torch.no_grad()
+def bounds(
+    family: str, model: Any, samplers: dict[str, Any], test: gv.data.ImageDataset, iw_k: int
+) -> dict[str, float]:
+    """Held-out bounds on −log p(x), nats per image, each under its own name (module docstring)."""
+    if family == "vqvae":
+        code_sampler = samplers["code"].sampler
+        codes = code_sampler.encode(test.images)
+        code_nll = float(
+            -torch.cat([code_sampler.log_prob(codes[i : i + 500]) for i in range(0, len(codes), 500)]).mean()
+        )
+        return {"code_nll": code_nll, "neg_elbo": recon_bce(model, test) + code_nll}
+    elbo = gv.evaluation.nll(model, test.images, k=1, progress=False)
+    iw = gv.evaluation.nll(model, test.images, k=iw_k, progress=False)
+    return {"neg_elbo": elbo.nats, "iw_nll": iw.nats, "iw_k": float(iw_k)}
+
+
+def bounds_only(row: dict[str, Any]) -> dict[str, float]:
+    return {key: row[key] for key in ("neg_elbo", "iw_nll", "code_nll") if key in row}
+
+
+def _size(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def quality_row(name: str, real: Any, generated: Any, features: Any, k: int) -> dict[str, Any]:
@@ -172,10 +230,17 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             "feature_accuracy": accuracy,
             **timing,
         }
+        if family == "vqvae":
+            common.update(latent_dim=None, codebook_size=args.codebook_size, code_dim=args.code_dim,
+                          prior_epochs=args.prior_epochs, parameters=_size(model))  # fmt: skip
+        else:
+            common["parameters"] = _size(model)
         print(f"  {family}: {timing['seconds_per_epoch']:.1f} s/epoch, recon BCE {common['recon_bce']:.2f}", flush=True)
         scored = reference_rows(model, train, test, features, args.k) + score_samplers(
             samplers, train, test, features, args.k, args.seed
         )
+        common.update(bounds(family, model, samplers, test, args.iw_k))
+        print("  " + ", ".join(f"{key} {value:.2f}" for key, value in bounds_only(common).items()), flush=True)
         rows += [{**common, **row} for row in scored]
     return rows
 
@@ -186,8 +251,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--family", nargs="+", default=["vae"], choices=sorted(FAMILIES))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--latent", type=int, default=16, help="latent size of the VAE")
+    p.add_argument("--codebook-size", type=int, default=64, help="codes of the VQ-VAE")
+    p.add_argument("--code-dim", type=int, default=8, help="size of each VQ-VAE code")
+    p.add_argument("--prior-epochs", type=int, default=10, help="epochs of the VQ-VAE's code prior")
     p.add_argument("--components", type=int, default=10, help="Gaussians of the GMM sampler")
     p.add_argument("--feature-epochs", type=int, default=5, help="epochs of the feature network")
+    p.add_argument("--iw-k", type=int, default=100, help="importance samples of the VAE's IW-NLL")
     p.add_argument("--k", type=int, default=3, help="the neighbour of precision and recall")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
