@@ -71,6 +71,35 @@ def test_a_conditional_prior_learns_a_pattern_per_label() -> None:
         sampler.sample_latent(2)
 
 
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_one_step_with_the_cache_gives_the_full_pass_logits(num_classes: int | None) -> None:
+    model = tiny(codebook_size=5, grid=6, num_classes=num_classes)
+    prior = CodeSampler(model, width=16, layers=3, heads=4).prior.eval()
+    torch.manual_seed(0)
+    for p in prior.parameters():  # away from the initial values (zero positions, unit norms)
+        torch.nn.init.normal_(p, std=0.3)
+    codes = torch.randint(0, 5, (7, 6))
+    c = model.condition(torch.arange(7) % 3, 7) if num_classes else None
+    full = prior(codes, c)
+    cache: list[torch.Tensor] = []
+    token = torch.full((7,), 5)  # the start token
+    for position in range(6):
+        torch.testing.assert_close(prior.step(token, position, c, cache), full[:, position], atol=1e-5, rtol=1e-5)
+        token = codes[:, position]
+
+
+def test_drawn_maps_follow_the_prior_log_prob() -> None:
+    model = tiny(codebook_size=2, grid=2)
+    sampler = CodeSampler(model, width=8, layers=2, heads=2, lr=5e-2)
+    sampler.fit_codes(torch.tensor([[0, 1]] * 6 + [[1, 1]] * 3 + [[1, 0]]), epochs=5, batch_size=4)
+    maps = torch.tensor(list(itertools.product(range(2), repeat=2)))
+    expected = sampler.log_prob(maps).exp()
+    drawn = sampler.sample_latent(20_000, generator=torch.Generator().manual_seed(4)).reshape(-1, 2)
+    observed = torch.stack([(drawn == m).all(1).float().mean() for m in maps])
+    # four frequencies of 20,000 draws: standard error under 0.004
+    torch.testing.assert_close(observed, expected, atol=0.015, rtol=0)
+
+
 def test_samples_follow_the_generator() -> None:
     sampler = CodeSampler(tiny(), width=8, layers=1, heads=2).fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
     a = sampler.sample_latent(5, generator=torch.Generator().manual_seed(3))

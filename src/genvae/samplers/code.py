@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -75,6 +75,45 @@ class CodePrior(nn.Module):
         if self.condition is not None and c is not None:
             h = h + self.condition(c).unsqueeze(1)
         return self.out(self.body(h, mask=self.mask[:t, :t], is_causal=True))
+
+    def step(
+        self, tokens: torch.Tensor, position: int, c: torch.Tensor | None, cache: list[torch.Tensor]
+    ) -> torch.Tensor:
+        """Logits ``(batch, K)`` of the code at ``position`` given the token before it (``tokens``
+        ``(batch,)``: the start token at position 0) and the keys and values of the earlier
+        positions in ``cache`` (an empty list before position 0; extended in place).
+
+        The same function as :meth:`forward`'s last row: drawing a map one code at a time costs
+        one position per step instead of the whole prefix again (L steps instead of L²/2
+        positions). It reads the weights of the ``nn.TransformerEncoderLayer`` blocks, which
+        are kept so that :meth:`forward` (training, log-probabilities) uses torch's fused kernels.
+        """
+        h = self.tokens(tokens) + self.positions[position]
+        if self.condition is not None and c is not None:
+            h = h + self.condition(c)
+        h = h.unsqueeze(1)  # (batch, 1, width)
+        for i, layer in enumerate(cast(Any, self.body.layers)):
+            h = _cached_block(layer, h, cache, i)
+        return self.out(h[:, 0])
+
+
+def _cached_block(
+    layer: nn.TransformerEncoderLayer, h: torch.Tensor, cache: list[torch.Tensor], i: int
+) -> torch.Tensor:
+    """One pre-norm encoder block (``norm_first=True``, no dropout: the prior's) applied to the newest
+    position ``h`` ``(batch, 1, width)``, attending to itself and the cached earlier positions."""
+    attention = layer.self_attn
+    heads, batch, width = attention.num_heads, h.shape[0], h.shape[-1]
+    q, k, v = F.linear(layer.norm1(h), attention.in_proj_weight, attention.in_proj_bias).chunk(3, -1)
+    q, k, v = (t.reshape(batch, 1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    if len(cache) > 2 * i:  # keys and values of the earlier positions: (batch, heads, t, width / heads)
+        k, v = torch.cat([cache[2 * i], k], 2), torch.cat([cache[2 * i + 1], v], 2)
+        cache[2 * i], cache[2 * i + 1] = k, v
+    else:
+        cache += [k, v]
+    mixed = F.scaled_dot_product_attention(q, k, v)  # no mask: every cached position is earlier
+    h = h + attention.out_proj(mixed.transpose(1, 2).reshape(batch, 1, width))
+    return h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
 
 
 @register("code")
@@ -192,15 +231,16 @@ class CodeSampler(Sampler):
         return torch.cat(maps).reshape(n, *self.model.code_shape)
 
     def _draw(self, c: torch.Tensor | None, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        codes = torch.empty(n, 0, dtype=torch.long, device=self.model.device)
+        codes = torch.empty(n, self.prior.length, dtype=torch.long, device=self.model.device)
+        token = torch.full((n,), self.prior.codebook_size, dtype=torch.long, device=self.model.device)  # start
+        cache: list[torch.Tensor] = []
         with eval_mode(self.prior):
-            for _ in range(self.prior.length):
-                logits = self.prior(codes, c)[:, -1].float()
-                probs = F.softmax(logits, -1)
+            for position in range(self.prior.length):
+                probs = F.softmax(self.prior.step(token, position, c, cache).float(), -1)
                 if generator is not None:
                     probs = probs.to(generator.device)
-                code = torch.multinomial(probs, 1, generator=generator).to(self.model.device)
-                codes = torch.cat([codes, code], 1)
+                token = torch.multinomial(probs, 1, generator=generator).to(self.model.device)[:, 0]
+                codes[:, position] = token
         return codes
 
     @torch.no_grad()
