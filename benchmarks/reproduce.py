@@ -15,6 +15,8 @@ whole file. Sub-commands:
     python benchmarks/reproduce.py semi --labels 100 --draws 0 1 2 --epochs 10
     # the CVAE's Bayes-rule classifier against latent size and epochs
     python benchmarks/reproduce.py bayes --latent 2 8 --epochs 10 30
+    # sample quality: record the rows benchmarks/sample_quality.py wrote (each file holds its command)
+    python benchmarks/reproduce.py samples /tmp/sample_quality_mnist8k.json /tmp/sample_quality_fashion.json
     # only the docs page, from the JSON file
     python benchmarks/reproduce.py docs
 
@@ -102,7 +104,7 @@ BASELINE = {False: "vae", True: "cvae"}
 def load(path: Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
-    return {"rows": [], "semi_supervised": [], "bayes_classifier": []}
+    return {"rows": [], "semi_supervised": [], "bayes_classifier": [], "sample_quality": []}
 
 
 def record(path: Path, section: str, row: dict[str, Any], key: Sequence[str]) -> dict[str, Any]:
@@ -401,6 +403,21 @@ def run_bayes(args: argparse.Namespace, argv: Sequence[str]) -> None:
             record(args.out, "bayes_classifier", row, ("dataset", "latent_size", "epochs", "k"))
 
 
+def run_samples(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Record the rows of ``benchmarks/sample_quality.py`` output files, each row with the
+    command and machine of its file (the runs take hours, so they are run by that script and
+    recorded here rather than run again)."""
+    for path in args.files:
+        try:
+            result = json.loads(Path(path).read_text())
+            rows, command, where = result["rows"], result["command"], result["machine"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"error: {path}: not an output of benchmarks/sample_quality.py ({error})") from None
+        for row in rows:
+            record(args.out, "sample_quality", {**row, "command": command, "machine": where},
+                   ("dataset", "family", "latent_dim", "epochs", "sampler"))  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -449,6 +466,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--latent", type=int, nargs="+", default=[2])
     q.add_argument("--epochs", type=int, nargs="+", default=[10])
     q.add_argument("--k", type=int, default=100)
+    q = sub.add_parser("samples", help="record benchmarks/sample_quality.py's rows")
+    common(q)
+    q.add_argument("files", nargs="+", type=Path, help="JSON files written by benchmarks/sample_quality.py --json")
     q = sub.add_parser("docs", help="only rewrite the docs page")
     common(q)
     return p
@@ -463,7 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.k = args.k or (5000 if full else 1000)
         args.test_images = args.test_images if args.test_images is not None else (None if full else 500)
         args.warmup_epochs = args.warmup_epochs if args.warmup_epochs is not None else round(0.3 * args.epochs)
-    runners = {"likelihood": run_likelihood, "mig": run_mig, "semi": run_semi, "bayes": run_bayes}
+    runners = {"likelihood": run_likelihood, "mig": run_mig, "semi": run_semi, "bayes": run_bayes,
+               "samples": run_samples}  # fmt: skip
     if args.command in runners:
         runners[args.command](args, argv)
     write_docs(load(args.out), args.docs)

@@ -91,6 +91,45 @@ def test_record_replaces_a_row_of_the_same_key_and_keeps_the_others(tmp_path: Pa
     assert [(r["family"], r["iw_nll"]) for r in rows] == [("vae", 3.0), ("vamp", 2.0)]
 
 
+def sample_rows(family: str, samplers: list[str], fd: list[float]) -> list[dict[str, Any]]:
+    common = {"dataset": "mnist-8k", "family": family, "epochs": 30, "seconds_per_epoch": 2.0, "recon_bce": 90.0,
+              "neg_elbo": 120.0, "feature_accuracy": 0.96, "parameters": 1000, "precision": 0.5,
+              "recall": 0.4}  # fmt: skip
+    common.update({"latent_dim": 16, "iw_nll": 110.0, "iw_k": 100.0} if family == "vae" else
+                  {"latent_dim": None, "codebook_size": 64, "code_dim": 8, "prior_epochs": 5})  # fmt: skip
+    return [{**common, "sampler": s, "frechet_distance": f} for s, f in zip(samplers, fd, strict=True)]
+
+
+def test_sample_quality_files_are_recorded_with_their_command_and_rendered_per_dataset(tmp_path: Path) -> None:
+    out, docs, first, second = (tmp_path / name for name in ("r.json", "r.md", "a.json", "b.json"))
+    vae = sample_rows("vae", ["training images", "prior", "gmm"], [60.0, 480.0, 75.0])
+    first.write_text(json.dumps({"command": "python benchmarks/sample_quality.py A", "machine": "m", "rows": vae}))
+    vq = sample_rows("vqvae", ["training images", "code"], [60.0, 150.0])
+    second.write_text(json.dumps({"command": "python benchmarks/sample_quality.py B", "machine": "m", "rows": vq}))
+    reproduce.main(["samples", str(first), str(second), "--out", str(out), "--docs", str(docs)])
+    recorded = json.loads(out.read_text())["sample_quality"]
+    assert [(r["family"], r["sampler"], r["command"][-1]) for r in recorded] == [
+        ("vae", "training images", "A"), ("vae", "prior", "A"), ("vae", "gmm", "A"),
+        ("vqvae", "training images", "B"), ("vqvae", "code", "B"),
+    ]  # fmt: skip
+    page = docs.read_text()
+    section = page[page.index("## Sample quality") :]
+    assert section.count("training images (the scale") == 1  # one reference row per dataset
+    assert "| VAE, latent 16 | samples from the GMM sampler (Ghosh et al. 2020) | 75.0 |" in section
+    assert "| VQ-VAE, 64 codes of 8, prior 5 epochs | samples from the learned code prior | 150.0 |" in section
+    assert "110.00 (k = 100)" in section and "`python benchmarks/sample_quality.py B` (m)" in section
+    # recorded again (a rerun): replaced, not repeated
+    reproduce.main(["samples", str(first), "--out", str(out), "--docs", str(docs)])
+    assert len(json.loads(out.read_text())["sample_quality"]) == 5
+
+
+def test_a_file_that_is_not_sample_quality_output_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit, match=r"bad\.json: not an output of benchmarks/sample_quality\.py"):
+        reproduce.main(["samples", str(bad), "--out", str(tmp_path / "r.json"), "--docs", str(tmp_path / "r.md")])
+
+
 def test_the_command_recorded_is_the_one_run_less_where_it_wrote() -> None:
     argv = ["likelihood", "--family", "vae", "--out", "/tmp/x.json", "--docs=/tmp/x.md", "--epochs", "3"]
     assert reproduce.command_line(argv) == "python benchmarks/reproduce.py likelihood --family vae --epochs 3"
