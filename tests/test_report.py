@@ -214,3 +214,18 @@ def test_data_without_known_factors_gets_no_mig(tmp_path: Path) -> None:
     assert "mig" not in json.loads((run / "evaluation.json").read_text())
     page = (tmp_path / "r.html").read_text()
     assert "MIG (style factors)" not in page and "MIG against" not in page
+
+
+def test_a_hierarchical_run_shows_its_active_units_per_level(tmp_path: Path) -> None:
+    run = tmp_path / "ladder"
+    assert (
+        main(["train", *SMALL, "--model", "hierarchical", "--latent-dims", "3,2", "--no-report", "--out", str(run)])
+        == 0
+    )
+    page = write_report([run], tmp_path / "report.html", TINY).read_text()
+    figures = json.loads((run / "evaluation.json").read_text())["active_units"]
+    variances, threshold = figures["variances"], figures["threshold"]
+    per_level = [sum(v > threshold for v in variances[:3]), sum(v > threshold for v in variances[3:])]
+    assert len(variances) == 5 and sum(per_level) == figures["count"]
+    assert summary_row(page, "active units") == [f"{per_level[0]} + {per_level[1]} of 3 + 2 by level"]
+    assert summary_row(page, "model") == ["Hierarchical VAE"]

@@ -90,7 +90,7 @@ def _summary_rows(views: Sequence[RunView], settings: ReportSettings) -> list[tu
         ("test reconstruction (nats/image)", lambda v: _test_term(v, 0)),
         ("test KL (nats/image)", lambda v: _test_term(v, 1)),
         (f"IW-NLL (nats/image, k = {settings.k})", _latent(lambda v, e: f"{e.nll_nats:.2f}")),
-        ("active units", _latent(lambda v, e: f"{e.active_units.count} of {v.latent_dim}")),
+        ("active units", _latent(_active_units)),
         ("latent-probe accuracy", _accuracy(lambda e: e.latent_probe_accuracy)),
         ("Bayes-rule accuracy (conditional)", _accuracy(lambda e: e.bayes.accuracy if e.bayes else None)),
     ]
@@ -172,6 +172,23 @@ def _code_metrics_rows(view: RunView, e: CodeEvaluation) -> dict[str, Any]:
     }
 
 
+def _active_units(view: RunView, e: RunEvaluation) -> str:
+    """``count of size``; per level for a hierarchy (``50 + 14 of 50 + 20``, level 1 first), whose
+    levels collapse separately and are compared level by level (Sønderby et al., 2016)."""
+    if not view.latent_dims or len(view.latent_dims) < 2:
+        return f"{e.active_units.count} of {view.latent_dim}"
+    return f"{' + '.join(map(str, _level_counts(view, e)))} of {' + '.join(map(str, view.latent_dims))} by level"
+
+
+def _level_counts(view: RunView, e: RunEvaluation) -> list[int]:
+    """The active units of each level: the stored variances (the joined z, level 1 first) cut by level."""
+    units, counts, start = e.active_units, [], 0
+    for size in view.latent_dims or ():
+        counts.append(sum(v > units.threshold for v in units.variances[start : start + size]))
+        start += size
+    return counts
+
+
 def _metrics_rows(view: RunView) -> dict[str, Any]:
     if view.latent is None:
         return _code_metrics_rows(view, view.codes)  # type: ignore[arg-type]  # a VQ-VAE's
@@ -188,6 +205,7 @@ def _metrics_rows(view: RunView) -> dict[str, Any]:
         "IW-NLL (bits/dim)": e.nll_bits_per_dim,
         "latent linear probe accuracy": e.latent_probe_accuracy,
         f"active units (posterior-mean variance > {units.threshold:g})": units.count,
+        **({"active units per level (level 1 first)": _level_counts(view, e)} if view.latent_dims else {}),
         "active units: variance per dimension": units.variances,
         "prior match: KL of moment-matched Gaussian (nats)": match.kl_moment_matched,
         "prior match: aggregate mean": match.mean,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from genvae.data import ImageDataset, load_dataset
+from genvae.hierarchical import HierarchicalVAE
 from genvae.report.bounds import RunBound, run_bound
 from genvae.report.codes import CodeEvaluation
 from genvae.report.evaluation import Evaluation, RunEvaluation, evaluate_run, write_evaluation
@@ -32,7 +33,8 @@ class RunView:
         slug: the prefix of the run's anchors on the page (``run1``, ``run2``...).
         run: the run directory.
         kind: the kind of its model, and so which parts of the report apply.
-        latent_dim: its latent size.
+        latent_dim: its latent size (all levels' together for a hierarchy).
+        latent_dims: a hierarchy's size per level, level 1 first; None for one latent.
         num_classes: its number of classes (the model's, else the data's, else 10): chance is 1 / this.
         config: its ``config.json``.
         metrics: its ``metrics.json``.
@@ -52,6 +54,7 @@ class RunView:
     evaluation: Evaluation
     shown: list[ReportFigure]
     skipped: dict[str, str] | None = None
+    latent_dims: tuple[int, ...] | None = None
 
     @property
     def latent(self) -> RunEvaluation | None:
@@ -136,6 +139,7 @@ def view_run(
         evaluation=evaluation,
         shown=shown,
         skipped=samplers.skipped,
+        latent_dims=tuple(model.latent_dims) if isinstance(model, HierarchicalVAE) else None,
     )
 
 
