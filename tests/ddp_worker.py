@@ -3,6 +3,8 @@
 python tests/ddp_worker.py OUT_DIR
 python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR
 python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR agree
+python -m torch.distributed.run --standalone --nproc-per-node 2 tests/ddp_worker.py OUT_DIR conv channels-last
+python tests/ddp_worker.py OUT_DIR conv contiguous
 
 With ``agree``, two runs where rank 1 alone decides: one where a callback stops it after epoch 2,
 one where its loss is NaN in epoch 2; each rank writes what it saw to OUT_DIR/rank<R>.pt.
@@ -33,6 +35,33 @@ def build() -> NoiseFree:
     enc = gv.encoders.MLPEncoder((1, 6, 6), hidden=(16,))
     dec = gv.decoders.MLPDecoder(2, (1, 6, 6), hidden=(16,))
     return NoiseFree(enc, dec, latent_dim=2)
+
+
+def build_conv() -> NoiseFree:
+    """A small convolutional VAE (what the channels-last layout applies to) on 8×8 images."""
+    torch.manual_seed(0)
+    enc = gv.encoders.ConvEncoder(image_size=8, channels=(4, 8), hidden=(16,))
+    dec = gv.decoders.ConvDecoder(latent_dim=2, image_size=8, channels=(8, 4))
+    return NoiseFree(enc, dec, latent_dim=2)
+
+
+def conv(out: Path, layout: str) -> None:
+    """The same training as :func:`main`'s with a convolutional model, in ``layout`` (``channels-last``
+    or ``contiguous``): the state and History it ends with, written by rank 0."""
+    g = torch.Generator().manual_seed(1)
+    train, val = torch.rand(40, 1, 8, 8, generator=g), torch.rand(13, 1, 8, 8, generator=g)
+    model = build_conv()
+    trainer = gv.Trainer(model, max_epochs=3, batch_size=8, device="cpu", seed=0, drop_last=True,
+                         channels_last=layout == "channels-last")  # fmt: skip
+    history = trainer.fit(train, val)
+    if trainer.distributed.is_main:
+        state = {key: value.contiguous() for key, value in model.state_dict().items()}
+        # a (8, 4, 3, 3) weight: its layout tells the two formats apart (a 1-channel one's does not)
+        channels_last = not model.encoder.state_dict()["rest.1.weight"].is_contiguous()
+        torch.save({"state": state, "history": history.records, "world_size": trainer.distributed.world_size,
+                    "channels_last": channels_last}, out / "result.pt")  # fmt: skip
+    del trainer
+    gv.training.distributed.shutdown()
 
 
 def data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +120,9 @@ def main() -> None:
     torch.set_num_threads(1)
     if sys.argv[2:] == ["agree"]:
         agree(out)
+        return
+    if sys.argv[2:3] == ["conv"]:
+        conv(out, sys.argv[3])
         return
     model = build()
     train, val = data()

@@ -114,3 +114,23 @@ def test_genvae_train_runs_under_torchrun(tmp_path: Path) -> None:
     assert done.stdout.count("genvae train: wrote") == 1  # both ranks finish (exit 0); rank 0 alone says so
     assert gv.load(run).latent_dim == 2
     assert len(gv.History.from_csv(run / "history.csv")) == 1
+
+
+def test_channels_last_under_ddp_ends_where_one_contiguous_process_ends(tmp_path: Path) -> None:
+    ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
+    ddp_out.mkdir(), single_out.mkdir()
+    commands = (torchrun(str(WORKER), str(ddp_out), "conv", "channels-last"),
+                [sys.executable, str(WORKER), str(single_out), "conv", "contiguous"])  # fmt: skip
+    for command in commands:
+        done = subprocess.run(
+            command, env=environment(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    ddp = torch.load(ddp_out / "result.pt", weights_only=True)
+    single = torch.load(single_out / "result.pt", weights_only=True)
+    assert (ddp["world_size"], ddp["channels_last"]) == (2, True)
+    assert (single["world_size"], single["channels_last"]) == (1, False)
+    for key, value in single["state"].items():
+        torch.testing.assert_close(ddp["state"][key], value, rtol=1e-4, atol=1e-5)
+    for a, b in zip(ddp["history"], single["history"], strict=True):
+        assert a["train_total"] == pytest.approx(b["train_total"], rel=1e-4)
