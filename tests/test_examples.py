@@ -64,6 +64,7 @@ def test_example_runs_quickly(script: Path, tmp_path_factory: pytest.TempPathFac
         "01_vae": {"loss_curves.png", "manifold.png", "scatter.png", "model"},
         "02_cvae": {"manifold_4.png", "manifold_8.png", "scatter.png", "samples.png", "label_swap.png"},
         "05_custom_parts": {"model"},
+        "06_better_samples": {"samples_prior.png", "samples_gmm.png", "samples_code.png"},
     }.get(script.stem, set())
     assert expected <= written
     assert "Traceback" not in run.stderr
@@ -107,3 +108,18 @@ def test_classification_example_reports_accuracies_over_its_test_images(
         assert 0.0 <= accuracy <= 1.0
         correct = accuracy * images
         assert correct == pytest.approx(round(correct), abs=1e-6), (accuracy, images)  # k of `images` right
+
+
+def test_better_samples_example_scores_each_sampler_against_the_test_images(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    run = run_example("06_better_samples", tmp_path_factory)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("sampler"))
+    assert "(200 samples against 200 test images)" in lines[header]  # --quick's test split
+    rows = [re.fullmatch(rf"(\w+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", line.strip()) for line in lines[header + 1 :]]
+    assert all(rows), run.stdout
+    assert [r[1] for r in rows if r] == ["prior", "gmm", "code"]
+    for r in rows:
+        assert r and float(r[2]) >= 0 and 0 <= float(r[3]) <= 1 and 0 <= float(r[4]) <= 1
