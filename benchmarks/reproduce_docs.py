@@ -276,9 +276,10 @@ def sample_quality_section(rows: list[dict[str, Any]]) -> list[str]:
         ]
         for r in models:
             iw = f"{r['iw_nll']:.2f} (k = {int(r['iw_k'])})" if "iw_nll" in r else "—"
+            under = " (code prior)" if "code_nll" in r else ""
             lines.append(
                 f"| {_model(r)} | {r.get('parameters', 0):,} | {r['epochs']} | {r['seconds_per_epoch']:.1f} "
-                f"| {r['recon_bce']:.2f} | {r.get('neg_elbo', math.nan):.2f} | {iw} |"
+                f"| {r['recon_bce']:.2f} | {r.get('neg_elbo', math.nan):.2f}{under} | {iw} |"
             )
         lines += ["", "| model | images | FD | precision | recall | fit (s) | s / 1,000 samples |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
