@@ -59,7 +59,8 @@ def test_a_hierarchy_is_sized_by_its_levels_and_resumes(tmp_path: Path, capsys: 
     [
         (("--latent-dims", "6,3"), "--latent-dims: the model 'vae' takes no latent_dims, got (6, 3)"),
         (("--model", "hierarchical", "--latent-dims", "6,3", "--latent-dim", "4"),
-         "latent_dim: expected None or the bottom level's size latent_dims[0] = 6, got 4"),
+         "genvae train: error: --latent-dim: expected no value or the bottom level's size 6 (the first of "
+         "--latent-dims), got 4"),
         (("--code-dim", "4"), "--code-dim: the model 'vae' takes no code_dim, got 4"),
         (("--model", "vqvae", "--latent-dim", "4"), "--latent-dim: the model 'vqvae' takes no latent_dim, got 4"),
         (("--model", "vqvae", "--posterior", "iaf"), "--posterior: the model 'vqvae' takes no posterior, got 'iaf'"),

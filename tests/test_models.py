@@ -353,7 +353,7 @@ def test_integer_images_are_refused() -> None:
         (torch.zeros(2, 9), ValueError, r"y: expected float condition vectors of shape \(batch, 10\), got \(2, 9\)"),
         (torch.tensor([1.0, 2.0]), ValueError, r"got \(2,\); for class indices pass y\.long\(\)$"),
         (torch.tensor([True, False]), TypeError, r"y: expected integer class indices or float vectors"),
-        ("three", TypeError, r"y: expected a tensor or an int, got str"),
+        ("three", TypeError, r"y: expected a tensor, an int or a list of labels, got str"),
     ],
 )
 def test_bad_labels_are_named_errors(y: object, error: type, message: str) -> None:
@@ -459,3 +459,38 @@ def test_samples_that_fit_the_memory_are_drawn(monkeypatch: pytest.MonkeyPatch) 
     assert model.sample(5).shape == (5, 1, 28, 28)
     with pytest.raises(ValueError, match=r"^n: expected at most 5 samples"):
         model.sample(6)
+
+
+CONDITIONAL_PRESETS = {
+    "cvae": lambda: gv.presets.seed_cvae(latent_dim=2),
+    "m2": lambda: gv.presets.seed_m2(latent_dim=2),
+    "hierarchical": lambda: gv.presets.seed_hierarchical((4, 2), num_classes=10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONDITIONAL_PRESETS))
+@pytest.mark.parametrize("as_sequence", [list, tuple])
+def test_a_list_of_labels_is_taken_wherever_a_tensor_of_labels_is(name: str, as_sequence: type) -> None:
+    model = CONDITIONAL_PRESETS[name]().eval()
+    labels = [1, 2, 3, 4]
+    given_, tensor = as_sequence(labels), torch.tensor(labels)
+    draws = [model.sample(4, y=y, generator=torch.Generator().manual_seed(0)) for y in (given_, tensor)]
+    assert torch.equal(draws[0], draws[1])
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(model.reconstruct(x, given_), model.reconstruct(x, tensor))
+
+
+def test_a_list_of_condition_vectors_is_taken_and_a_ragged_one_is_one_line_naming_y() -> None:
+    model = gv.presets.seed_cvae(latent_dim=2).eval()
+    vectors = [[1.0] + [0.0] * 9, [0.0, 1.0] + [0.0] * 8]
+    assert torch.equal(model.condition(vectors, 2), model.condition(torch.tensor(vectors), 2))
+    with pytest.raises(TypeError, match=r"^y: expected a tensor, an int, or a list of labels or condition vectors, "):
+        model.sample(2, y=[1, [2, 3]])
+    with pytest.raises(TypeError, match=r"^y: expected integer class indices or float vectors, got dtype torch.bool"):
+        model.sample(2, y=[True, False])
+
+
+def test_a_vq_vae_takes_a_list_of_labels() -> None:
+    model = gv.presets.seed_cvqvae(16, 4, 10, "film").eval()
+    images = gv.data.SyntheticDigits(2, seed=1).images
+    assert torch.equal(model.codes(images, [1, 2]), model.codes(images, torch.tensor([1, 2])))

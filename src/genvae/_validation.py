@@ -144,6 +144,24 @@ def check_non_negative(name: str, value: Any) -> float:
     return float(value)
 
 
+def as_labels(name: str, y: Any) -> Any:
+    """Labels as a model takes them: a tensor as given; an int as a one-element tensor; a list or
+    tuple (of ints, or of float condition vectors) as the tensor it holds, so ``y=[1, 2, 3]`` works
+    wherever ``y=torch.tensor([1, 2, 3])`` does. Anything else is returned as given, for the
+    caller's own check to name; a list that is no tensor (ragged, strings) is a TypeError."""
+    if isinstance(y, int) and not isinstance(y, bool):
+        return torch.tensor([y])
+    if isinstance(y, list | tuple):
+        try:
+            return torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(
+                f"{name}: expected a tensor, an int, or a list of labels or condition vectors, got a "
+                f"{type(y).__name__} that does not form a tensor ({' '.join(str(err).split())})"
+            ) from None
+    return y
+
+
 def check_labels(
     name: str,
     labels: torch.Tensor,

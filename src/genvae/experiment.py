@@ -36,6 +36,7 @@ from genvae.experiment_parts import (
     TrainConfig,
     build_model,
     build_objective,
+    check_config,
     choose_dataset,
     import_modules,
     imported_modules,
@@ -59,8 +60,8 @@ from genvae.training.tensorboard import TensorBoard
 from genvae.training.trackers import MLflowLogger, WandbLogger, redacted_uri
 
 __all__ = ["MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig", "build_model",
-           "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits", "objective_name",
-           "train_run"]  # fmt: skip
+           "build_objective", "check_config", "choose_dataset", "import_modules", "imported_modules", "load_splits",
+           "objective_name", "train_run"]  # fmt: skip
 
 
 # Settings a resume may change: where the data comes from, how the run executes and where it is
@@ -93,13 +94,16 @@ def train_run(
 
     A directory that holds a run is refused unless ``resume`` (continue from its last checkpoint,
     after a crash, a kill or Ctrl-C, with the same settings; more epochs are allowed) or
-    ``overwrite``. ``callbacks`` join the run's own (checkpoints, history, progress). Ctrl-C
-    writes the checkpoint and raises :class:`Interrupted`. A run that diverges publishes its last
-    finite state with the status ``"diverged"`` and raises :class:`~genvae.DivergenceError`."""
+    ``overwrite``. Settings that cannot go together are a :class:`ConfigError` naming the flag,
+    raised before the data is read (see :func:`check_config`). ``callbacks`` join the run's own
+    (checkpoints, history, progress). Ctrl-C writes the checkpoint and raises :class:`Interrupted`.
+    A run that diverges publishes its last finite state with the status ``"diverged"`` and raises
+    :class:`~genvae.DivergenceError`."""
     if resume and overwrite:
         raise ConfigError("--resume, --overwrite: expected at most one of them, got both")
     _check_tensorboard(config.tensorboard)
     resolve_device(config.device)  # an unusable device is an error before anything is written
+    check_config(config)  # and settings that cannot go together, before the data is read
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     run, extra = RunDir(out), list(callbacks)

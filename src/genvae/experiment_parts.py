@@ -8,11 +8,12 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -23,8 +24,8 @@ from genvae.losses import Objective, objectives
 from genvae.semisupervised import SemiSupervisedVAE
 
 __all__ = ["DEFAULT_LATENT_DIM", "MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig",
-           "build_model", "build_objective", "choose_dataset", "import_modules", "imported_modules", "load_splits",
-           "objective_name", "partly_labelled", "seed_hierarchical_run", "seed_vqvae_run"]  # fmt: skip
+           "build_model", "build_objective", "check_config", "choose_dataset", "import_modules", "imported_modules",
+           "load_splits", "objective_name", "partly_labelled", "seed_hierarchical_run", "seed_vqvae_run"]  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -196,7 +197,10 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
     }
     arguments, settings = _arguments(builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}")
     torch.manual_seed(config.seed)  # the model's initialisation follows the seed too
-    return builder(**arguments), settings
+    try:
+        return builder(**arguments), settings
+    except ValueError as err:  # the builder names its own arguments; the run's settings are flags
+        raise ConfigError(_flag_message(str(err), config)) from None
 
 
 def objective_name(config: TrainConfig, model: torch.nn.Module) -> str:
@@ -263,9 +267,124 @@ def partly_labelled(config: TrainConfig, model: torch.nn.Module, train: ImageDat
     every batch as the semi-supervised papers do."""
     if config.labels is None:
         return train
-    if not isinstance(model, SemiSupervisedVAE):
-        raise ConfigError(f"--labels: only --model m2 learns from partly labelled data, got --model {config.model}")
+    _check_labels_option(config, model)
     return partially_labeled(train, config.labels, seed=config.seed, labelled_share=0.5)
+
+
+def _check_labels_option(config: TrainConfig, model: torch.nn.Module) -> None:
+    if config.labels is not None and not isinstance(model, SemiSupervisedVAE):
+        raise ConfigError(f"--labels: only --model m2 learns from partly labelled data, got --model {config.model}")
+
+
+# -- the settings, checked before the data is read ---------------------------------------------------
+
+#: The settings a model builder takes as keyword arguments of the same name, each with its flag.
+_FLAGS = {
+    name: "--" + name.replace("_", "-")
+    for name in ("latent_dim", "latent_dims", "codebook_size", "code_dim", "conditioner", "likelihood", "prior",
+                 "posterior")
+}  # fmt: skip
+_PARTS = ("conditioner", "likelihood", "prior", "posterior")  # the model's parts, chosen by name
+_LEADING_NAME = re.compile(r"^(\w+): ")
+_QUOTED_SETTING = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(?:'([^']*)'|(\S+?))(?=[,;)\s]|$)")
+_FIRST_OF = re.compile(r"(--[\w-]+)\[0\] = (\S+?),")  # "--latent-dims[0] = 32," (after _SNAKE_SETTING)
+_SNAKE_SETTING = re.compile(r"(?<![\w.-])(" + "|".join(name for name in _FLAGS if "_" in name) + r")\b")
+
+
+def _flag_message(message: str, config: TrainConfig) -> str:
+    """A builder's one-line error in ``genvae train``'s terms: the argument it starts with
+    (``latent_dims: ...``) becomes the flag; a message that starts with no setting's name is put
+    under ``--model``."""
+    flag, rest = _in_flags(message)
+    return f"{flag}: {rest}" if flag else f"--model: the model {config.model!r} cannot be built ({rest})"
+
+
+def _in_flags(message: str) -> tuple[str | None, str]:
+    """The flag a message starts with (its leading ``name: ``, when a setting's; else None) and
+    the rest, in which the settings it quotes (``posterior='gaussian'``, ``latent_dims[0]``) are
+    flags. An unknown leading name stays in the rest."""
+    message = " ".join(message.split())
+    message = _QUOTED_SETTING.sub(lambda m: f"{_FLAGS[m[1]]} {m[2] if m[2] is not None else m[3]}", message)
+    leading = _LEADING_NAME.match(message)
+    flag = _FLAGS.get(leading[1]) if leading else None
+    rest = message[leading.end() :] if leading and flag else message
+    rest = _FIRST_OF.sub(r"\2 (the first of \1),", _SNAKE_SETTING.sub(lambda m: _FLAGS[m[1]], rest))
+    return flag, rest.replace("expected None or ", "expected no value or ")
+
+
+#: Stands in for the dataset's class count while the settings are checked before the data is read:
+#: no builder rule depends on the count, and the run builds the model again with the real one.
+_STAND_IN_CLASSES = 10
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse settings that cannot go together before the data is read (reading, rendering or
+    downloading it can take minutes): one :class:`ConfigError` naming the flag.
+
+    The rules stay the builders' own (a flag the model does not take, a hierarchical model's
+    ``latent_dim`` that is not its bottom level's size, a conditional prior without a condition,
+    ``--k`` or ``--labels`` where they mean nothing, an objective that cannot train the model):
+    restating them here would let the two drift apart. So the model is built as the run builds it,
+    but on the meta device (shapes without memory, no data) with a stand-in class count; then its
+    objective; then the objective runs once on a meta batch of the model's input shape, which is
+    where an objective such as β-TCVAE looks at the model's outputs. A model or objective that
+    cannot run on the meta device (an operation without a meta kernel, such as a VQ-VAE's code
+    counts) is not refused here: the run builds and trains it on the data and reports there.
+    Settings that depend on the data (its class count, its size) are also checked only there."""
+    if config.dataset != "auto" and config.dataset not in datasets:
+        known = ", ".join([*datasets.names(), "auto"])
+        raise ConfigError(f"--dataset: expected one of {known}, got {config.dataset!r}")
+    # the run's random state stays as it was: build_model seeds torch
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        try:
+            model, _ = build_model(config, _STAND_IN_CLASSES)
+        except ConfigError:
+            raise
+        except Exception:  # e.g. NotImplementedError: a user's model that cannot be built on meta
+            return
+        objective, _ = build_objective(config, model, config.train_size or 1)
+        _check_labels_option(config, model)
+        _check_objective_runs(config, model, objective)
+
+
+class _ForwardFailed(Exception):
+    """The model's own forward pass failed on the meta batch: not the objective's verdict."""
+
+
+def _check_objective_runs(config: TrainConfig, model: torch.nn.Module, objective: Objective) -> None:
+    """Run ``objective`` once on a meta batch of ``model``'s input shape: a ValueError it raises
+    is about the model it was given (e.g. β-TCVAE and a model with latent levels)."""
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple):
+        return
+    x = torch.zeros((2, *shape), device="meta")
+    y = torch.zeros(2, dtype=torch.long, device="meta") if getattr(model, "conditional", False) else None
+    if hasattr(model, "check_inputs"):  # the input checks read values, which meta tensors do not have
+        cast(Any, model).check_inputs = False
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return model(*args, **kwargs)
+        except Exception as err:
+            raise _ForwardFailed from err
+
+    name = objective_name(config, model)
+    try:
+        objective.compute(forward, x, y)
+    except ValueError as err:
+        # the message's leading name (model:, posterior:) is said by the flags quoted before it
+        reason = _LEADING_NAME.sub("", _in_flags(str(err))[1])
+        raise ConfigError(
+            f"--objective: {name!r} cannot train --model {config.model}{_given(config)} ({reason})"
+        ) from None
+    except Exception:  # _ForwardFailed, or an operation with no meta kernel: the run decides on the data
+        return
+
+
+def _given(config: TrainConfig) -> str:
+    """The model flags given besides ``--model``, as typed (``" --posterior iaf"``)."""
+    parts = [(flag, getattr(config, name)) for name, flag in _FLAGS.items() if name in _PARTS]
+    return "".join(f" {flag} {value}" for flag, value in parts if value is not None)
 
 
 # -- modules that register parts ------------------------------------------------------------------

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
 from genvae._validation import (
+    as_labels,
     check_condition_size,
     check_finite,
     check_labels,
@@ -52,7 +54,9 @@ register = registry.register
 get = registry.get
 names = registry.names
 
-Labels = torch.Tensor | int
+#: Labels as the models take them: a tensor, one int, or a list or tuple of either labels or
+#: condition vectors (converted by :func:`genvae._validation.as_labels`).
+Labels = torch.Tensor | int | Sequence[int] | Sequence[Sequence[float]]
 
 
 @register("vae")
@@ -415,10 +419,9 @@ class ConditionalVAE(VAE):
                 f"(batch,) or float vectors of shape (batch, {self.condition_dim})), got None"
             )
         device = self.device
-        if isinstance(y, int) and not isinstance(y, bool):
-            y = torch.tensor([y])
+        y = as_labels("y", y)
         if not isinstance(y, torch.Tensor):
-            raise TypeError(f"y: expected a tensor or an int, got {type(y).__name__}")
+            raise TypeError(f"y: expected a tensor, an int or a list of labels, got {type(y).__name__}")
         if y.dtype == torch.bool or y.is_complex():
             raise TypeError(f"y: expected integer class indices or float vectors, got dtype {y.dtype}")
         if y.is_floating_point():

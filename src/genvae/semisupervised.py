@@ -38,7 +38,7 @@ from torch import nn
 
 from genvae import classifiers, decoders, encoders, models
 from genvae._seed_networks import seed_decoder, seed_encoder
-from genvae._validation import check_labels, check_non_negative, check_positive_int, fmt_shape
+from genvae._validation import as_labels, check_labels, check_non_negative, check_positive_int, fmt_shape
 from genvae.classification import (
     accuracy,
     class_probabilities,
@@ -93,10 +93,9 @@ class SemiSupervisedOutput:
 
 
 def _integer_labels(y: Any) -> torch.Tensor | None:
-    """Integer class labels as a 1-D tensor (an int, ``(batch,)`` or ``(batch, 1)``); None for
-    anything else, which the parent's checks then judge."""
-    if isinstance(y, int) and not isinstance(y, bool):
-        return torch.tensor([y])
+    """Integer class labels as a 1-D tensor (an int, a list, ``(batch,)`` or ``(batch, 1)``); None
+    for anything else, which the parent's checks then judge."""
+    y = as_labels("y", y)
     if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         return None
     if y.dim() == 2 and y.shape[1] == 1:
