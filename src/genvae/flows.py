@@ -292,8 +292,14 @@ class FlowPrior(Prior):
         return c if self.conditional else None
 
     def log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``log N(u(z); 0, I) + log |det ∂u/∂z|``, shape ``z.shape[:-1]``."""
-        u, log_det = self.flow(z, self._condition(c))
+        """``log N(u(z); 0, I) + log |det ∂u/∂z|``, shape ``z.shape[:-1]``, in the flow's dtype.
+
+        ``z`` and ``c`` are taken in the flow's dtype: a forward pass under bfloat16 autocast
+        (``Trainer(amp="bf16")``) draws a bfloat16 z, and the objective scores it outside autocast,
+        where the MADE's float32 layers cannot take it (and its density is float32's anyway)."""
+        own = self._placement(None, None)[0]
+        context = self._condition(c)
+        u, log_det = self.flow(z.to(own), None if context is None else context.to(own))
         return log_normal(u) + log_det
 
     def sample(
