@@ -180,6 +180,15 @@ def test_bad_codes_are_refused() -> None:
         model.decode_codes(torch.zeros(1, 2, 2))
 
 
+def test_a_sample_too_large_for_the_memory_is_refused_before_codes_are_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1e12 code maps of 2×2 int64 would be 32 TB: the allocator's RuntimeError came before this check
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**20)
+    model = tiny_conv()
+    with pytest.raises(ValueError, match=r"^n: expected at most 3,449 samples of 1×8×8 float32 .*, got 10+, "):
+        model.sample(10**12)
+    assert model.sample(3).shape == (3, *SHAPE)
+
+
 def test_a_grid_that_does_not_divide_the_features_is_an_error() -> None:
     with pytest.raises(ValueError, match="grid"):
         VQVAE("mlp", "mlp", grid=(7, 7))
