@@ -227,3 +227,20 @@ def test_a_model_with_float_conditions_is_refused_by_the_gmm_sampler() -> None:
     model = gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=None, condition_dim=2)
     with pytest.raises(ValueError, match=r"^model: expected a model with class labels"):
         GaussianMixtureSampler(model)
+
+
+def test_the_prior_sampler_refuses_a_vq_vae_when_built() -> None:
+    # it has no continuous p(z): this was an AttributeError ('sample_prior') at the first draw
+    vq = gv.VQVAE("mlp", "mlp", codebook_size=4, code_dim=2, grid=3)
+    with pytest.raises(TypeError, match=r"^model: expected a model with a continuous latent z .* got VQVAE; "):
+        PriorSampler(vq)
+    with pytest.raises(
+        TypeError, match=r"^model: expected a model with a prior to draw from \(sample_prior\), got Modelish$"
+    ):
+        PriorSampler(Modelish())
+
+
+class Modelish(torch.nn.Module):
+    """A module with a posterior but no prior."""
+
+    def posterior_params(self) -> None: ...
