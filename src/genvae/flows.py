@@ -113,12 +113,16 @@ class MADE(nn.Module):
         widths = int_sequence("hidden", hidden, allow_empty=False)
         self.context_features = check_positive_int("context_features", context_features, allow_zero=True)
         inputs = torch.arange(1, features + 1)
-        degrees = [inputs] + [torch.arange(w) % max(1, features - 1) + 1 for w in widths]
-        self.hidden = nn.ModuleList(
-            MaskedLinear((high[:, None] >= low[None, :]).float()) for low, high in itertools.pairwise(degrees)
-        )
+        # each layer's degrees made as its layer is: a build that stops early (gv.load's bound on
+        # the parameters a model.json builds) does not first pay for every layer's degrees
+        degrees = itertools.chain([inputs], (torch.arange(w) % max(1, features - 1) + 1 for w in widths))
+        layers, last = [], inputs
+        for low, high in itertools.pairwise(degrees):
+            layers.append(MaskedLinear((high[:, None] >= low[None, :]).float()))
+            last = high
+        self.hidden = nn.ModuleList(layers)
         self.act = make_activation(activation)
-        out_mask = (inputs[:, None] > degrees[-1][None, :]).float().repeat(2, 1)  # shift, then log-scale
+        out_mask = (inputs[:, None] > last[None, :]).float().repeat(2, 1)  # shift, then log-scale
         self.out = MaskedLinear(out_mask)
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():
