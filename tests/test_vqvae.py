@@ -147,6 +147,13 @@ def test_bad_codebook_arguments_are_named(kwargs: dict[str, float], message: str
         VectorQuantizer(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("ema", ["false", 1, None])
+def test_ema_must_be_a_bool(ema: object) -> None:
+    # bool("false") is True: a model.json edited to "ema": "false" built an EMA codebook
+    with pytest.raises(TypeError, match=rf"^ema: expected True or False, got {ema!r}$"):
+        VectorQuantizer(ema=ema)  # type: ignore[arg-type]
+
+
 # -- the model -----------------------------------------------------------------------------------
 
 

@@ -112,6 +112,8 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
         self.code_dim = check_positive_int("code_dim", code_dim)
+        if not isinstance(ema, bool):  # bool("false") is True: an edited model.json must not flip it
+            raise TypeError(f"ema: expected True or False, got {ema!r}")
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay: expected a number in [0, 1), got {decay!r}")
         if not float(epsilon) > 0.0:
