@@ -154,6 +154,17 @@ def test_ema_must_be_a_bool(ema: object) -> None:
         VectorQuantizer(ema=ema)  # type: ignore[arg-type]
 
 
+def test_a_codebook_too_large_for_the_memory_is_refused_before_it_is_allocated(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2**40 codes of 2 were the allocator's RuntimeError (8 TiB), refused at once should the check go
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**20)
+    message = r"^codebook_size: expected at most 52,428 codes of 2 float32 .*, got 1099511627776, "
+    with pytest.raises(ValueError, match=message):
+        VectorQuantizer(codebook_size=2**40, code_dim=2)
+    with pytest.raises(ValueError, match=r"^codebook_size: expected at most 2,001 codes of 64 float32 "):
+        VQVAE("mlp", "mlp", codebook_size=4096, code_dim=64, grid=2, ema=True)
+    assert VectorQuantizer(codebook_size=2001, code_dim=64, ema=True).embedding.shape == (2001, 64)
+
+
 # -- the model -----------------------------------------------------------------------------------
 
 
