@@ -94,3 +94,17 @@ def test_every_posterior_prior_objective_and_conditioner_compose(
     generator = torch.Generator().manual_seed(0)
     samples = again.sample(3, label, generator=generator)
     assert samples.shape == (3, *SHAPE) and torch.isfinite(samples).all()
+
+
+@pytest.mark.parametrize("conditioning", ["none", "film"])
+def test_the_flow_prior_trains_under_bf16_autocast(conditioning: str) -> None:
+    # the forward pass draws a bfloat16 z under autocast and the objective scores it outside,
+    # where the MAF's float32 layers took it for a dtype mismatch (a RuntimeError)
+    model = model_for("iaf", "flow", conditioning)
+    x = torch.bernoulli(torch.full((N, *SHAPE), 0.5), generator=torch.Generator().manual_seed(1))
+    data = x if conditioning == "none" else (x, torch.arange(N) % 3)
+    history = gv.Trainer(model, gv.ELBO(), max_epochs=1, batch_size=BATCH, amp="bf16", quiet=True).fit(data)
+    assert torch.isfinite(torch.tensor(history.last["train_total"]))
+    z = torch.randn(3, 2).to(torch.bfloat16)
+    c = model.condition(torch.tensor([0, 1, 2]), 3) if conditioning != "none" else None
+    assert model.prior.log_prob(z, c).dtype == torch.float32

@@ -324,6 +324,26 @@ def test_a_model_description_with_wrong_arguments_is_refused(tmp_path: Path) -> 
         gv.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "posterior",
+    [
+        {"genvae": "posteriors/iaf", "args": {"steps": 5000}},  # a module per step (10**9 ran for hours)
+        {"genvae": "posteriors/iaf", "args": {"hidden": [1] * 5000}},  # a layer per width
+    ],
+)
+def test_a_model_description_that_builds_countless_parts_is_refused_at_once(tmp_path: Path, posterior: Any) -> None:
+    # on the meta device sizes are free but counts are not: steps=10**9 took hours and gigabytes
+    # of Python objects before the weights could be compared
+    gv.save(gv.VAE("mlp", "mlp", latent_dim=2, posterior="iaf"), tmp_path)
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["model"]["args"]["posterior"] = posterior
+    (tmp_path / "model.json").write_text(json.dumps(document))
+    tensors = len(gv.VAE("mlp", "mlp", latent_dim=2, posterior="iaf").state_dict())
+    message = rf"model.json: cannot rebuild the model it describes: it builds more than {4 * tensors + 256} parameters"
+    with pytest.raises(ValueError, match=message):
+        gv.load(tmp_path)
+
+
 def test_weights_that_do_not_fit_their_description_are_a_one_line_error(tmp_path: Path) -> None:
     gv.save(gv.presets.seed_vae(), tmp_path)
     document = json.loads((tmp_path / "model.json").read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import genvae as gv
 from genvae.cli import main
 from genvae.data import files
 from genvae.runfiles import MAX_BYTES, RunFileError, read_run_bytes, read_run_json
@@ -134,6 +135,18 @@ def test_a_link_out_of_the_run_is_not_followed(finished: Path, tmp_path: Path) -
     (run / "config.json").symlink_to(outside)
     with pytest.raises(RunFileError, match=r"config.json: expected a link into the run directory, got one to "):
         RunDir(run).config()
+
+
+def test_a_model_link_out_of_the_run_is_not_followed(finished: Path, tmp_path: Path) -> None:
+    # gv.save'd elsewhere: the run's model.json led to it and the report evaluated that model
+    other = tmp_path / "other"
+    gv.save(gv.presets.seed_hierarchical(latent_dims=(4, 2)), other)
+    run = copy_run(finished, tmp_path / "run")
+    (run / "model.json").unlink()
+    (run / "model.json").symlink_to(other / "model.json")
+    with pytest.raises(RunFileError, match=r"model.json: expected a link into the run directory, got one to .*other"):
+        RunDir(run).load_model()
+    assert main(["report", str(run), "--quick"]) == 1
 
 
 def test_a_symlink_is_not_followed_where_genvae_writes_a_real_file(tmp_path: Path) -> None:

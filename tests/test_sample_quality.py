@@ -184,6 +184,18 @@ def test_the_feature_network_is_a_trained_classifiers_penultimate_layer() -> Non
     assert gv.classification.accuracy(net.classifier, data) > 0.4  # it learnt the classes (chance: 0.1)
 
 
+def test_the_feature_network_refuses_negative_labels_and_non_finite_images() -> None:
+    # a label of -1 was an IndexError from the cross-entropy; NaN images trained a NaN network
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"^data: expected class labels 0 … C−1, got -1$"):
+        feature_network((x, torch.tensor([0, -1, 0, 1])), epochs=1)
+    x[2, 0, 3, 3] = float("nan")
+    with pytest.raises(
+        ValueError, match=r"^data: expected finite values, got NaN in a tensor of shape \(4, 1, 8, 8\)$"
+    ):
+        feature_network((x, y), epochs=1)
+
+
 def test_fit_classifier_trains_as_the_labels_only_baseline_did() -> None:
     x, y = torch.rand(40, 1, 6, 6), torch.arange(40) % 4
     net = gv.classifiers.MLPClassifier(4, (1, 6, 6), hidden=(8,))

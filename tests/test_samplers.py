@@ -130,6 +130,16 @@ def test_the_gmm_sampler_decodes_its_latents() -> None:
     assert torch.allclose(images, model.decode(z))
 
 
+def test_gmm_draws_too_large_for_the_memory_are_refused_before_they_are_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sample() checked the decoded samples, sample_latent() nothing: 1e13 draws went to the allocator
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**20)
+    gmm = GaussianMixtureSampler(tiny_vae(latent=3), components=2).fit(tiny_data(30, SHAPE)[0])
+    message = r"^n: expected at most 43,690 latent vectors of 3 float64 .*, got 10000000000000, "
+    with pytest.raises(ValueError, match=message):
+        gmm.sample_latent(10**13)  # refused at once by an allocator, should the check go
+    assert gmm.sample_latent(5).shape == (5, 3)
+
+
 def test_fitting_encodes_in_eval_mode_in_batches_and_restores_the_mode() -> None:
     model = tiny_vae(latent=3).train()
     seen: list[tuple[bool, int]] = []
@@ -217,3 +227,20 @@ def test_a_model_with_float_conditions_is_refused_by_the_gmm_sampler() -> None:
     model = gv.ConditionalVAE(enc, dec, latent_dim=2, num_classes=None, condition_dim=2)
     with pytest.raises(ValueError, match=r"^model: expected a model with class labels"):
         GaussianMixtureSampler(model)
+
+
+def test_the_prior_sampler_refuses_a_vq_vae_when_built() -> None:
+    # it has no continuous p(z): this was an AttributeError ('sample_prior') at the first draw
+    vq = gv.VQVAE("mlp", "mlp", codebook_size=4, code_dim=2, grid=3)
+    with pytest.raises(TypeError, match=r"^model: expected a model with a continuous latent z .* got VQVAE; "):
+        PriorSampler(vq)
+    with pytest.raises(
+        TypeError, match=r"^model: expected a model with a prior to draw from \(sample_prior\), got Modelish$"
+    ):
+        PriorSampler(Modelish())
+
+
+class Modelish(torch.nn.Module):
+    """A module with a posterior but no prior."""
+
+    def posterior_params(self) -> None: ...

@@ -147,6 +147,24 @@ def test_bad_codebook_arguments_are_named(kwargs: dict[str, float], message: str
         VectorQuantizer(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("ema", ["false", 1, None])
+def test_ema_must_be_a_bool(ema: object) -> None:
+    # bool("false") is True: a model.json edited to "ema": "false" built an EMA codebook
+    with pytest.raises(TypeError, match=rf"^ema: expected True or False, got {ema!r}$"):
+        VectorQuantizer(ema=ema)  # type: ignore[arg-type]
+
+
+def test_a_codebook_too_large_for_the_memory_is_refused_before_it_is_allocated(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 2**40 codes of 2 were the allocator's RuntimeError (8 TiB), refused at once should the check go
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**20)
+    message = r"^codebook_size: expected at most 52,428 codes of 2 float32 .*, got 1099511627776, "
+    with pytest.raises(ValueError, match=message):
+        VectorQuantizer(codebook_size=2**40, code_dim=2)
+    with pytest.raises(ValueError, match=r"^codebook_size: expected at most 2,001 codes of 64 float32 "):
+        VQVAE("mlp", "mlp", codebook_size=4096, code_dim=64, grid=2, ema=True)
+    assert VectorQuantizer(codebook_size=2001, code_dim=64, ema=True).embedding.shape == (2001, 64)
+
+
 # -- the model -----------------------------------------------------------------------------------
 
 
@@ -178,6 +196,15 @@ def test_bad_codes_are_refused() -> None:
         model.decode_codes(torch.zeros(1, 3, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="codes"):
         model.decode_codes(torch.zeros(1, 2, 2))
+
+
+def test_a_sample_too_large_for_the_memory_is_refused_before_codes_are_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 1e12 code maps of 2×2 int64 would be 32 TB: the allocator's RuntimeError came before this check
+    monkeypatch.setattr("genvae._memory.physical_memory", lambda device="cpu": 2**20)
+    model = tiny_conv()
+    with pytest.raises(ValueError, match=r"^n: expected at most 3,449 samples of 1×8×8 float32 .*, got 10+, "):
+        model.sample(10**12)
+    assert model.sample(3).shape == (3, *SHAPE)
 
 
 def test_a_grid_that_does_not_divide_the_features_is_an_error() -> None:

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -277,7 +278,8 @@ def load(
         )
     spec, dtype, weights_path, source = _read_files(root, shown)
     with source:
-        with torch.device("meta"):  # sizes come from the file: build without memory, then compare
+        # sizes come from the file: build without memory, then compare; the number of parts too
+        with torch.device("meta"), _at_most_parameters(_parameter_bound(len(source.shapes)), weights_path):
             skeleton = _in_dtype(_build_checked(spec, shown), dtype)
         _check_fit(skeleton.state_dict(), source.shapes, weights_path)
         saved = source.tensors()
@@ -330,6 +332,36 @@ def _filled_by_state_dict(skeleton: nn.Module) -> bool:
     if any(name not in state for name, _ in skeleton.named_buffers()):
         return False
     return not any(isinstance(v, torch.Tensor) for m in skeleton.modules() for v in vars(m).values())
+
+
+def _parameter_bound(tensors: int) -> int:
+    """The most parameters a model whose weights file holds ``tensors`` tensors may register while
+    it is built: every parameter is a tensor of its state dict; the slack is for parts that make
+    and drop a layer while they build."""
+    return 4 * tensors + 256
+
+
+@contextlib.contextmanager
+def _at_most_parameters(bound: int, weights: Path) -> Iterator[None]:
+    """Stop a build that registers more than ``bound`` parameters. On the ``meta`` device a spec's
+    sizes cost nothing, but its counts (a flow of ``steps=10**9``) still cost a module each: such a
+    model.json took hours and gigabytes of Python objects before the comparison with the weights
+    could refuse it."""
+    count = 0
+
+    def counted(module: nn.Module, name: str, parameter: Any) -> None:
+        nonlocal count
+        count += 1
+        if count > bound:
+            raise _SpecError(
+                f"it builds more than {bound:,} parameters, far more than the tensors {weights.name} holds"
+            )
+
+    handle = nn.modules.module.register_module_parameter_registration_hook(counted)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _build_checked(spec: Any, shown: Path) -> nn.Module:

@@ -113,12 +113,16 @@ class MADE(nn.Module):
         widths = int_sequence("hidden", hidden, allow_empty=False)
         self.context_features = check_positive_int("context_features", context_features, allow_zero=True)
         inputs = torch.arange(1, features + 1)
-        degrees = [inputs] + [torch.arange(w) % max(1, features - 1) + 1 for w in widths]
-        self.hidden = nn.ModuleList(
-            MaskedLinear((high[:, None] >= low[None, :]).float()) for low, high in itertools.pairwise(degrees)
-        )
+        # each layer's degrees made as its layer is: a build that stops early (gv.load's bound on
+        # the parameters a model.json builds) does not first pay for every layer's degrees
+        degrees = itertools.chain([inputs], (torch.arange(w) % max(1, features - 1) + 1 for w in widths))
+        layers, last = [], inputs
+        for low, high in itertools.pairwise(degrees):
+            layers.append(MaskedLinear((high[:, None] >= low[None, :]).float()))
+            last = high
+        self.hidden = nn.ModuleList(layers)
         self.act = make_activation(activation)
-        out_mask = (inputs[:, None] > degrees[-1][None, :]).float().repeat(2, 1)  # shift, then log-scale
+        out_mask = (inputs[:, None] > last[None, :]).float().repeat(2, 1)  # shift, then log-scale
         self.out = MaskedLinear(out_mask)
         nn.init.zeros_(self.out.weight)
         with torch.no_grad():
@@ -292,8 +296,14 @@ class FlowPrior(Prior):
         return c if self.conditional else None
 
     def log_prob(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """``log N(u(z); 0, I) + log |det ∂u/∂z|``, shape ``z.shape[:-1]``."""
-        u, log_det = self.flow(z, self._condition(c))
+        """``log N(u(z); 0, I) + log |det ∂u/∂z|``, shape ``z.shape[:-1]``, in the flow's dtype.
+
+        ``z`` and ``c`` are taken in the flow's dtype: a forward pass under bfloat16 autocast
+        (``Trainer(amp="bf16")``) draws a bfloat16 z, and the objective scores it outside autocast,
+        where the MADE's float32 layers cannot take it (and its density is float32's anyway)."""
+        own = self._placement(None, None)[0]
+        context = self._condition(c)
+        u, log_det = self.flow(z.to(own), None if context is None else context.to(own))
         return log_normal(u) + log_det
 
     def sample(

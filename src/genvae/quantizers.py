@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from genvae._memory import check_fits
 from genvae._validation import check_positive_int
 
 __all__ = ["Quantized", "VectorQuantizer", "perplexity"]
@@ -112,12 +113,20 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.codebook_size = check_positive_int("codebook_size", codebook_size)
         self.code_dim = check_positive_int("code_dim", code_dim)
+        if not isinstance(ema, bool):  # bool("false") is True: an edited model.json must not flip it
+            raise TypeError(f"ema: expected True or False, got {ema!r}")
         if not 0.0 <= float(decay) < 1.0:
             raise ValueError(f"decay: expected a number in [0, 1), got {decay!r}")
         if not float(epsilon) > 0.0:
             raise ValueError(f"epsilon: expected a positive number, got {epsilon!r}")
         self.ema, self.decay, self.epsilon = bool(ema), float(decay), float(epsilon)
         self.restart_after = None if restart_after is None else check_positive_int("restart_after", restart_after)
+        # the codebook (with ema, its moving sums too) and the per-code counters, before allocating
+        # them: codebook_size=2**40 was the allocator's RuntimeError, or an OOM for sizes it grants
+        vectors = 2 if self.ema else 1
+        check_fits(
+            "codebook_size", codebook_size, codebook_size, vectors * code_dim * 4 + 12, f"codes of {code_dim} float32"
+        )
         # uniform in ±1/K, as the reference implementations start their codebooks
         initial = torch.empty(codebook_size, code_dim).uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
         if self.ema:

@@ -148,10 +148,16 @@ class RunDir:
         :class:`~genvae.runfiles.RunFileError` when the link leads out of the run directory), or
         directly in a run of the old flat layout."""
         path = self.path / name
+        linked = self._check_link(path)
+        return _read(reader, path, *kind, follow_symlinks=linked)
+
+    def _check_link(self, path: Path) -> bool:
+        """Whether ``path`` is a link; a :class:`~genvae.runfiles.RunFileError` when it leads out of
+        the run directory."""
         linked = path.is_symlink()
         if linked and not (real := path.resolve()).is_relative_to(self.path.resolve()):
             raise RunFileError(f"{path}: expected a link into the run directory, got one to {real}; not following it")
-        return _read(reader, path, *kind, follow_symlinks=linked)
+        return linked
 
     def status(self) -> str:
         """``"complete"``, ``"diverged"`` (the last finite state is published) or ``"unfinished"``."""
@@ -160,7 +166,10 @@ class RunDir:
         return str(self.metrics().get("status", STATUS_COMPLETE))
 
     def load_model(self, map_location: str | torch.device = "cpu") -> Any:
-        """The published model (what ``gv.load(RUN)`` gives)."""
+        """The published model (what ``gv.load(RUN)`` gives); a ``model.json`` whose link leads out
+        of the run directory is refused (:class:`~genvae.runfiles.RunFileError`), as the other
+        run files are: the report would otherwise evaluate another model under this run's name."""
+        self._check_link(self.path / MODEL_FILE)
         return load(self.path, map_location)
 
     def evaluation(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from genvae._progress import progress_bar
-from genvae._validation import check_positive_int
+from genvae._validation import check_finite, check_positive_int
 from genvae.classification import fit_classifier
 from genvae.classifiers import ConvClassifier
 from genvae.data.inputs import as_tensors
@@ -110,6 +110,11 @@ def feature_network(
     x, y = as_tensors(data, argument="data")
     if y is None or y.is_floating_point() or y.dim() != 1:
         raise ValueError("data: expected images with integer class labels, got none")
+    # checked here, not left to the training: a label of -1 was an IndexError from the
+    # cross-entropy, and NaN images trained a network of NaN weights without a word
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"data: expected class labels 0 … C−1, got {int(y.min())}")
+    check_finite("data", x)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         classifier = ConvClassifier(int(y.max()) + 1, tuple(x.shape[1:]), hidden=hidden).to(device)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
+from genvae._memory import check_samples
 from genvae._seed_networks import seed_decoder
 from genvae._validation import (
     check_condition_size,
@@ -316,7 +317,7 @@ class VQVAE(nn.Module):
         """``n`` inputs decoded from code maps drawn uniformly: the prior the VQ-VAE trains under.
         Such samples are poor; a prior learned over the codes
         (:class:`genvae.samplers.code.CodeSampler`) gives good ones."""
-        check_positive_int("n", n)
+        check_samples(self, "n", check_positive_int("n", n), n)  # before any allocation, as VAE.sample
         dev = generator.device if generator is not None else self.device
         codes = torch.randint(self.codebook_size, (n, *self.code_shape), generator=generator, device=dev)
         return self.decode_codes(codes, y)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from genvae._memory import check_draws
 from genvae._validation import check_non_negative, check_positive_int
 from genvae.inference import check_continuous
 from genvae.models import Labels
@@ -105,8 +106,12 @@ class GaussianMixtureSampler(Sampler):
         self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """``n`` draws from the fitted mixture (for a conditional model, each from the mixture of
-        its label in ``y``: one label, or ``n`` of them), in the model's dtype on its device."""
+        its label in ``y``: one label, or ``n`` of them), in the model's dtype on its device.
+        An ``n`` whose draws (float64 on the CPU first) cannot fit in memory is refused before
+        any is drawn."""
         check_positive_int("n", n)
+        check_draws(n, self.model.latent_dim, torch.float64, "cpu")  # the mixture draws in float64
+        check_draws(n, self.model.latent_dim, self.model.dtype, self.model.device)
         if not self.mixtures:
             raise RuntimeError("GaussianMixtureSampler: call fit(data) before sampling")
         c = self.model.condition(y, n)  # checks y: None for an unconditional model, labels otherwise

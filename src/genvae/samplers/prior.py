@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from genvae._validation import check_positive_int
+from genvae.inference import check_continuous
 from genvae.models import Labels
 from genvae.samplers.base import Sampler, register
 
@@ -15,6 +17,7 @@ __all__ = ["PriorSampler"]
 class PriorSampler(Sampler):
     """Latents from the model's prior p(z) (p(z | y) for a conditional prior): what
     :meth:`genvae.VAE.sample` draws. Nothing to fit: :meth:`fit` returns the sampler as it is.
+    A VQ-VAE (discrete codes, no continuous z) is refused: its sampler is the ``"code"`` one.
 
     Example:
         >>> import torch, genvae as gv
@@ -22,6 +25,16 @@ class PriorSampler(Sampler):
         >>> sampler.sample_latent(4).shape, sampler.sample(4).shape
         (torch.Size([4, 2]), torch.Size([4, 1, 28, 28]))
     """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model)
+        # what it draws from; a VQ-VAE has none (discrete codes): refused here, in one line,
+        # rather than with an AttributeError at the first draw
+        if not hasattr(model, "sample_prior"):
+            check_continuous(model)
+            raise TypeError(
+                f"model: expected a model with a prior to draw from (sample_prior), got {type(model).__name__}"
+            )
 
     def sample_latent(
         self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None
