@@ -128,6 +128,18 @@ def test_bad_arguments_are_named() -> None:
         sampler.log_prob(torch.full((1, 3), 4))
     with pytest.raises(ValueError, match="data: expected labels"):
         CodeSampler(tiny(num_classes=2), width=8, layers=1, heads=2).fit(torch.rand(4, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"^heads: expected a divisor of width \(10\), got 4$"):
+        CodeSampler(tiny(), width=10, heads=4)
+
+
+def test_sizes_beyond_the_memory_are_refused_before_allocating() -> None:
+    with pytest.raises(ValueError, match=r"^width: expected at most [\d,]+ float32 parameters of the code prior"):
+        CodeSampler(tiny(), width=2**40, heads=1)
+    sampler = CodeSampler(tiny(), width=8, layers=1, heads=2).fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
+    with pytest.raises(ValueError, match=r"^n: expected at most [\d,]+ code maps of 3 int64 in all"):
+        sampler.sample_latent(10**15)
+    with pytest.raises(ValueError, match=r"^n: expected at most [\d,]+ samples of 1×28×28 float32 in all"):
+        sampler.sample(10**15)
 
 
 def test_progress_shows_a_bar(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genvae._memory import check_fits
 from genvae._validation import check_positive_int
 from genvae.data import as_tensors
 from genvae.inference import eval_mode
@@ -141,14 +142,17 @@ class CodeSampler(Sampler):
             raise TypeError(f"model: expected a VQVAE, got {type(model).__name__}")
         super().__init__(model)
         self.lr = float(lr)
-        self.prior = CodePrior(
-            model.codebook_size,
-            math.prod(model.code_shape),
-            model.condition_dim,
-            check_positive_int("width", width),
-            check_positive_int("layers", layers),
-            check_positive_int("heads", heads),
-        ).to(model.device)
+        width, layers, heads = (
+            check_positive_int(k, v) for k, v in (("width", width), ("layers", layers), ("heads", heads))
+        )
+        if width % heads:  # attention splits the width into equal heads (torch would assert)
+            raise ValueError(f"heads: expected a divisor of width ({width}), got {heads}")
+        length = math.prod(model.code_shape)
+        # a lower bound of the prior's float32 parameters (embeddings, positions, 12·width² per layer),
+        # checked before any is allocated
+        count = (model.codebook_size + 1 + length) * width + layers * 12 * width * width
+        check_fits("width", width, count, 4, "float32 parameters of the code prior", model.device)
+        self.prior = CodePrior(model.codebook_size, length, model.condition_dim, width, layers, heads).to(model.device)
         self.fitted = False
 
     # -- fitting --------------------------------------------------------------------------------
@@ -223,6 +227,8 @@ class CodeSampler(Sampler):
         """``n`` code maps ``(n, *code_shape)`` (int64) drawn from the prior, one code at a time
         (given labels ``y``: one, or ``n``, for a conditional model)."""
         check_positive_int("n", n)
+        length = math.prod(self.model.code_shape)
+        check_fits("n", n, n, 8 * length, f"code maps of {length} int64", self.model.device)  # before drawing
         if not self.fitted:
             raise RuntimeError("CodeSampler: call fit(data) before sampling")
         c = self.model.condition(y, n)
@@ -242,11 +248,6 @@ class CodeSampler(Sampler):
                 token = torch.multinomial(probs, 1, generator=generator).to(self.model.device)[:, 0]
                 codes[:, position] = token
         return codes
-
-    @torch.no_grad()
-    def sample(self, n: int, y: Any = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` new inputs: code maps from :meth:`sample_latent`, decoded to the data-space mean."""
-        return self.decode(self.sample_latent(n, y, generator=generator), y)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, y: Any = None) -> torch.Tensor:
