@@ -61,6 +61,7 @@ class _TopLevelHost:
     VampPrior encodes its pseudo-inputs with the top level's bottom-up posterior)."""
 
     def __init__(self, model: HierarchicalVAE) -> None:
+        self.model_name = type(model).__name__  # what a prior's error names: the user's model, not this
         self.latent_dim = model.latent_dims[-1]
         self.condition_dim = model.condition_dim
         self.input_shape = model.input_shape

@@ -272,7 +272,7 @@ class ConditionalPrior(GaussianPrior):
         if not self.condition_dim:
             raise ValueError(
                 "prior: the 'conditional' prior p(z | y) needs a conditional model (a ConditionalVAE), got "
-                f"{type(model).__name__} without a condition"
+                f"{getattr(model, 'model_name', type(model).__name__)} without a condition"
             )
         widths = (self.condition_dim, *self.hidden)
         self.net = nn.Sequential(*mlp(widths, self.activation, last_activation=True)) if self.hidden else nn.Identity()
