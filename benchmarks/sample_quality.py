@@ -28,9 +28,14 @@ name: the VAE's negative ELBO (``neg_elbo``, one draw per image) and its importa
 the reconstruction term of its own codes plus −log p(codes) under the fitted prior, the one-hot
 posterior having no entropy). All in nats per image, the Bernoulli likelihood on grey levels.
 
-    # the rows of the reproducibility table (hours on one CPU thread)
-    python benchmarks/sample_quality.py --dataset mnist-8k --family vae vqvae --epochs 30 --threads 1 \
-        --json benchmarks/results/sample_quality_mnist8k.json
+    # the rows of the reproducibility table (about 25 min and 2 h on one CPU thread), recorded with
+    # python benchmarks/reproduce.py samples benchmarks/results/sample_quality_*.json
+    python benchmarks/sample_quality.py --dataset mnist-8k --family vae vqvae --epochs 50 --prior-epochs 30 \
+        --threads 1 --json benchmarks/results/sample_quality_mnist8k.json
+    python benchmarks/sample_quality.py --dataset mnist-8k --family vae --latent 392 --epochs 50 --threads 1 \
+        --json benchmarks/results/sample_quality_mnist8k_vae392.json
+    python benchmarks/sample_quality.py --dataset fashion-mnist --family vae vqvae --epochs 30 --prior-epochs 15 \
+        --threads 1 --json benchmarks/results/sample_quality_fashion.json
 """
 
 from __future__ import annotations
