@@ -59,8 +59,38 @@ names = registry.names
 Labels = torch.Tensor | int | Sequence[int] | Sequence[Sequence[float]]
 
 
+class EncoderDecoderInputs:
+    """The inputs of a model made of ``encoder``, ``decoder`` and ``likelihood`` (a :class:`VAE`,
+    a :class:`~genvae.vqvae.VQVAE`): their shape and their check, written once for both."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    likelihood: Likelihood
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input (without the batch), when the encoder or decoder fixes it."""
+        shape = getattr(self.encoder, "input_shape", None) or getattr(self.decoder, "output_shape", None)
+        return tuple(shape) if shape is not None else None
+
+    def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
+        """Check a batch of inputs: a floating-point tensor of the model's input shape, finite,
+        and in the likelihood's support (e.g. [0, 1] for a Bernoulli). Returns ``x``.
+
+        One pass over ``x`` and one host sync; the Trainer checks in-memory data once with it
+        and then turns the per-batch checks off (``check_inputs``)."""
+        check_tensor(name, x, floating=True)
+        shape = self.input_shape
+        if shape is not None and tuple(x.shape[1:]) != shape:
+            raise ValueError(
+                f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
+            )
+        self.likelihood.check_data(x, name)
+        return x
+
+
 @register("vae")
-class VAE(nn.Module):
+class VAE(EncoderDecoderInputs, nn.Module):
     """A variational autoencoder made of an encoder, a decoder and a likelihood.
 
     Args:
@@ -174,12 +204,6 @@ class VAE(nn.Module):
     # -- shapes, dtype and device -------------------------------------------------------------
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        """Shape of one input (without the batch), when the encoder or decoder fixes it."""
-        shape = getattr(self.encoder, "input_shape", None) or getattr(self.decoder, "output_shape", None)
-        return tuple(shape) if shape is not None else None
-
-    @property
     def device(self) -> torch.device:
         """Where the model's parameters are."""
         return self.mean_head.weight.device
@@ -190,21 +214,6 @@ class VAE(nn.Module):
         return self.mean_head.weight.dtype
 
     # -- checks (public: the Trainer, evaluation and figures use them) -------------------------
-
-    def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
-        """Check a batch of inputs: a floating-point tensor of the model's input shape, finite,
-        and in the likelihood's support (e.g. [0, 1] for a Bernoulli). Returns ``x``.
-
-        One pass over ``x`` and one host sync; the Trainer checks in-memory data once with it
-        and then turns the per-batch checks off (:attr:`check_inputs`)."""
-        check_tensor(name, x, floating=True)
-        shape = self.input_shape
-        if shape is not None and tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
-            )
-        self.likelihood.check_data(x, name)
-        return x
 
     def check_latent(self, z: Any) -> torch.Tensor:
         """Check latent vectors ``(batch, latent_dim)`` (one ``(latent_dim,)`` vector is made a batch

@@ -45,7 +45,7 @@ from genvae._validation import (
 from genvae.conditioners import Conditioner
 from genvae.likelihoods import Likelihood
 from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_term, term_name
-from genvae.models import ConditionalVAE, Labels, register
+from genvae.models import ConditionalVAE, EncoderDecoderInputs, Labels, register
 from genvae.quantizers import Quantized, VectorQuantizer
 
 __all__ = ["VQVAE", "VQObjective", "VQOutput", "seed_cvqvae", "seed_vqvae"]
@@ -98,7 +98,7 @@ class VQOutput:
 
 
 @register("vqvae")
-class VQVAE(nn.Module):
+class VQVAE(EncoderDecoderInputs, nn.Module):
     """A vector-quantised VAE: encoder, a codebook of ``codebook_size`` vectors of ``code_dim``,
     decoder and likelihood; conditional on a label when built with ``num_classes`` (or
     ``condition_dim``), as :class:`~genvae.ConditionalVAE` is.
@@ -203,12 +203,6 @@ class VQVAE(nn.Module):
     # -- shapes, dtype and device -------------------------------------------------------------
 
     @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        """Shape of one input (without the batch), when the encoder or decoder fixes it."""
-        shape = getattr(self.encoder, "input_shape", None) or getattr(self.decoder, "output_shape", None)
-        return tuple(shape) if shape is not None else None
-
-    @property
     def device(self) -> torch.device:
         """Where the model's parameters are."""
         return self.quantizer.embedding.device
@@ -219,17 +213,6 @@ class VQVAE(nn.Module):
         return self.quantizer.embedding.dtype
 
     # -- checks ---------------------------------------------------------------------------------
-
-    def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
-        """Check a batch of inputs (shape, finiteness, the likelihood's support); returns ``x``."""
-        check_tensor(name, x, floating=True)
-        shape = self.input_shape
-        if shape is not None and tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
-            )
-        self.likelihood.check_data(x, name)
-        return x
 
     def condition(self, y: Labels | None, batch: int) -> torch.Tensor | None:
         """The condition vectors for labels ``y``, checked as :meth:`ConditionalVAE.condition
