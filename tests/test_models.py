@@ -494,3 +494,18 @@ def test_a_vq_vae_takes_a_list_of_labels() -> None:
     model = gv.presets.seed_cvqvae(16, 4, 10, "film").eval()
     images = gv.data.SyntheticDigits(2, seed=1).images
     assert torch.equal(model.codes(images, [1, 2]), model.codes(images, torch.tensor([1, 2])))
+
+
+@pytest.mark.parametrize("build_model", [gv.presets.seed_vae, gv.presets.seed_vqvae], ids=["vae", "vqvae"])
+def test_inputs_of_another_dtype_are_one_line_errors_where_nothing_converts_them(build_model: object) -> None:
+    model = build_model().double()  # type: ignore[operator]
+    x = torch.rand(2, 1, 28, 28)
+    message = (
+        r"^x: expected float64 inputs \(the model's dtype\), got float32; convert them with x\.to\(model\.dtype\)$"
+    )
+    with pytest.raises(TypeError, match=message):
+        model(x)
+    assert model(x.double()) is not None
+    assert model.reconstruct(x).dtype == torch.float64  # reconstruct converts, as the Trainer does
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast chooses the layers' dtypes itself
+        gv.presets.seed_vae()(x.bfloat16())

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +84,14 @@ class EncoderDecoderInputs:
         if shape is not None and tuple(x.shape[1:]) != shape:
             raise ValueError(
                 f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
+            )
+        # the layers would raise torch's dtype mismatch; the Trainer, evaluation and reconstruct
+        # convert for the user, a direct call does not
+        dtype = cast(torch.dtype, getattr(self, "dtype", x.dtype))
+        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(
+                f"{name}: expected {str(dtype).removeprefix('torch.')} inputs (the model's dtype), got "
+                f"{str(x.dtype).removeprefix('torch.')}; convert them with x.to(model.dtype)"
             )
         self.likelihood.check_data(x, name)
         return x

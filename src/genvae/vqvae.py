@@ -292,7 +292,9 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
-        """Decode each input's own codes: a deterministic reconstruction (no gradients)."""
+        """Decode each input's own codes: a deterministic reconstruction (no gradients; inputs are
+        converted to the model's dtype and device, as :meth:`VAE.reconstruct <genvae.VAE.reconstruct>` does)."""
+        x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
         return self.decode_codes(self.codes(x, y), y)
 
     @torch.no_grad()
