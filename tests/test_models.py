@@ -509,3 +509,15 @@ def test_inputs_of_another_dtype_are_one_line_errors_where_nothing_converts_them
     assert model.reconstruct(x).dtype == torch.float64  # reconstruct converts, as the Trainer does
     with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast chooses the layers' dtypes itself
         gv.presets.seed_vae()(x.bfloat16())
+
+
+@pytest.mark.parametrize("build_model", [gv.presets.seed_vae, gv.presets.seed_hierarchical], ids=["vae", "ladder"])
+def test_draws_per_input_beyond_the_memory_are_refused_before_allocating(build_model: object) -> None:
+    model = build_model()  # type: ignore[operator]
+    x = torch.rand(4, 1, 28, 28)
+    message = (
+        r"^samples: expected at most [\d,]+ samples of 1×28×28 float32 in all .* got 1000000000 for each of 4 inputs"
+    )
+    with pytest.raises(ValueError, match=message):
+        model(x, samples=10**9)
+    assert model(x, samples=3).z.shape[:2] == (3, 4)
