@@ -345,7 +345,7 @@ class VAE(EncoderDecoderInputs, nn.Module):
         draws per input (for importance-weighted objectives): see :meth:`forward_condition`."""
         if self.check_inputs and not tracing():
             self.check_input(x)
-        if samples is not None:  # k decoded copies of the batch, refused before they are allocated
+        if samples is not None and self.check_inputs and not tracing():  # k decoded copies of the batch
             given = f"{check_positive_int('samples', samples)} for each of {x.shape[0]} inputs"
             check_samples(self, "samples", given, samples * x.shape[0])
         return self.forward_condition(x, self.condition(y, x.shape[0]), samples)
