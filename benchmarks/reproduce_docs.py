@@ -235,7 +235,7 @@ def bayes_section(rows: list[dict[str, Any]]) -> list[str]:
 
 
 SAMPLERS = {
-    "training images": "training images (the scale: a perfect sampler)",
+    "training images": "training images (real data: the scale)",
     "reconstructions": "reconstructions of training images",
     "prior": "samples from the prior N(0, I)",
     "gmm": "samples from the GMM sampler (Ghosh et al. 2020)",
@@ -261,6 +261,15 @@ def sample_quality_section(rows: list[dict[str, Any]]) -> list[str]:
         "Bounds on −log p(x) are per held-out image, each under its own name: the VAE's −ELBO (one draw) "
         "and IW-NLL; the VQ-VAE's −ELBO under its learned code prior (its reconstruction term plus "
         "−log p(codes); the one-hot posterior has no entropy).",
+        "",
+        "The columns. *recon BCE*: the binary cross-entropy of the held-out images against their "
+        "deterministic reconstructions (posterior mean, or the image's own codes), nats per image. "
+        "*images*: what is scored against the held-out images: training images (real data, the scale of "
+        "the figures: two samples of the same data), reconstructions of training images, or a sampler's "
+        "samples. *fit (s)*: fitting the sampler on the training images (the GMM's EM; for the code "
+        "prior, its training for the epochs named). *s / 1,000 samples*: drawing and decoding. A "
+        "`VAE, latent 392` row has the VQ-VAE's decoder exactly: its input is the 392 values of the "
+        "7×7 map of 8-value codes.",
         "",
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in rows):

@@ -114,7 +114,7 @@ def test_sample_quality_files_are_recorded_with_their_command_and_rendered_per_d
     ]  # fmt: skip
     page = docs.read_text()
     section = page[page.index("## Sample quality") :]
-    assert section.count("training images (the scale") == 1  # one reference row per dataset
+    assert section.count("training images (real data: the scale)") == 1  # one reference row per dataset
     assert "| VAE, latent 16 | samples from the GMM sampler (Ghosh et al. 2020) | 75.0 |" in section
     assert "| VQ-VAE, 64 codes of 8, prior 5 epochs | samples from the learned code prior | 150.0 |" in section
     assert "110.00 (k = 100)" in section and "`python benchmarks/sample_quality.py B` (m)" in section

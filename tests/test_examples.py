@@ -118,7 +118,8 @@ def test_better_samples_example_scores_each_sampler_against_the_test_images(
     lines = run.stdout.strip().splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("sampler"))
     assert "(200 samples against 200 test images)" in lines[header]  # --quick's test split
-    rows = [re.fullmatch(rf"(\w+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", line.strip()) for line in lines[header + 1 :]]
+    assert lines[-1] == f"figures: {run.out}/samples_{{prior,gmm,code}}.png"
+    rows = [re.fullmatch(rf"(\w+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}", line.strip()) for line in lines[header + 1 : -1]]
     assert all(rows), run.stdout
     assert [r[1] for r in rows if r] == ["prior", "gmm", "code"]
     for r in rows:
