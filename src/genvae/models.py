@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
+from genvae._model_inputs import EncoderDecoderInputs
 from genvae._validation import (
     as_labels,
     check_condition_size,
@@ -38,7 +39,6 @@ from genvae._validation import (
     check_positive_int,
     check_tensor,
     fmt_shape,
-    tracing,
 )
 from genvae.gaussian import reparameterize
 from genvae.likelihoods import Likelihood
@@ -57,44 +57,6 @@ names = registry.names
 #: Labels as the models take them: a tensor, one int, or a list or tuple of either labels or
 #: condition vectors (converted by :func:`genvae._validation.as_labels`).
 Labels = torch.Tensor | int | Sequence[int] | Sequence[Sequence[float]]
-
-
-class EncoderDecoderInputs:
-    """The inputs of a model made of ``encoder``, ``decoder`` and ``likelihood`` (a :class:`VAE`,
-    a :class:`~genvae.vqvae.VQVAE`): their shape and their check, written once for both."""
-
-    encoder: nn.Module
-    decoder: nn.Module
-    likelihood: Likelihood
-
-    @property
-    def input_shape(self) -> tuple[int, ...] | None:
-        """Shape of one input (without the batch), when the encoder or decoder fixes it."""
-        shape = getattr(self.encoder, "input_shape", None) or getattr(self.decoder, "output_shape", None)
-        return tuple(shape) if shape is not None else None
-
-    def check_input(self, x: Any, name: str = "x") -> torch.Tensor:
-        """Check a batch of inputs: a floating-point tensor of the model's input shape, finite,
-        and in the likelihood's support (e.g. [0, 1] for a Bernoulli). Returns ``x``.
-
-        One pass over ``x`` and one host sync; the Trainer checks in-memory data once with it
-        and then turns the per-batch checks off (``check_inputs``)."""
-        check_tensor(name, x, floating=True)
-        shape = self.input_shape
-        if shape is not None and tuple(x.shape[1:]) != shape:
-            raise ValueError(
-                f"{name}: expected a tensor of shape {fmt_shape(('batch', *shape))}, got {fmt_shape(x.shape)}"
-            )
-        # the layers would raise torch's dtype mismatch; the Trainer, evaluation and reconstruct
-        # convert for the user, a direct call does not
-        dtype = cast(torch.dtype, getattr(self, "dtype", x.dtype))
-        if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
-            raise TypeError(
-                f"{name}: expected {str(dtype).removeprefix('torch.')} inputs (the model's dtype), got "
-                f"{str(x.dtype).removeprefix('torch.')}; convert them with x.to(model.dtype)"
-            )
-        self.likelihood.check_data(x, name)
-        return x
 
 
 @register("vae")
@@ -138,8 +100,6 @@ class VAE(EncoderDecoderInputs, nn.Module):
     #: The name in :data:`genvae.losses.objectives` of the objective this model trains with when the
     #: Trainer is given none.
     default_objective: str = "elbo"
-    #: Check inputs (shape, finiteness, range) in the public methods. Costs one host sync per call.
-    check_inputs = True
 
     def __init__(
         self,
@@ -234,7 +194,7 @@ class VAE(EncoderDecoderInputs, nn.Module):
                 f"z: expected a tensor of shape (batch, {self.latent_dim}) or ({self.latent_dim},), "
                 f"got {fmt_shape(z.shape)}"
             )
-        if self.check_inputs and not tracing():
+        if self.checking:
             check_finite("z", z)
         return z.to(self.device, self.dtype)
 
@@ -324,7 +284,7 @@ class VAE(EncoderDecoderInputs, nn.Module):
         """Posterior mean and log-variance of q(z | x) (q(z | x, y) for a conditional model),
         each ``(batch, latent_dim)``; with a flow posterior, of its Gaussian base q₀ (draws of q
         itself: :meth:`sample_posterior`)."""
-        if self.check_inputs and not tracing():
+        if self.checking:
             self.check_input(x)
         return self.posterior(x, self.condition(y, x.shape[0]))
 
@@ -343,19 +303,19 @@ class VAE(EncoderDecoderInputs, nn.Module):
     def forward(self, x: torch.Tensor, y: Labels | None = None, *, samples: int | None = None) -> VAEOutput:
         """Encode, draw z with the reparameterisation trick, decode. With ``samples=k``, ``k``
         draws per input (for importance-weighted objectives): see :meth:`forward_condition`."""
-        if self.check_inputs and not tracing():
+        if self.checking:
             self.check_input(x)
-        if samples is not None and self.check_inputs and not tracing():  # k decoded copies of the batch
-            given = f"{check_positive_int('samples', samples)} for each of {x.shape[0]} inputs"
-            check_samples(self, "samples", given, samples * x.shape[0])
+            if samples is not None:  # k decoded copies of the batch
+                given = f"{check_positive_int('samples', samples)} for each of {x.shape[0]} inputs"
+                check_samples(self, "samples", given, samples * x.shape[0])
         return self.forward_condition(x, self.condition(y, x.shape[0]), samples)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """Decode the posterior mean of each input (:meth:`posterior_location`): a deterministic
         reconstruction (no gradients)."""
-        x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-        if self.check_inputs and not tracing():
+        x = self.as_input(x)
+        if self.checking:
             self.check_input(x)
         c = self.condition(y, x.shape[0])
         return self.likelihood.mean(self.decoder_params(self.posterior_location(x, c), c))
@@ -454,7 +414,7 @@ class ConditionalVAE(VAE):
                 raise ValueError(
                     f"y: expected float condition vectors of shape (batch, {self.condition_dim}), got {given}{hint}"
                 )
-            if self.check_inputs and not tracing():
+            if self.checking:
                 check_finite("y", y)
             c = y.to(device, self.dtype)
         else:
@@ -467,7 +427,7 @@ class ConditionalVAE(VAE):
                 y = y[:, 0]
             if y.dim() != 1:
                 raise ValueError(f"y: expected integer class indices of shape (batch,), got {fmt_shape(y.shape)}")
-            if self.check_inputs and not tracing():
+            if self.checking:
                 check_labels("y", y, self.num_classes)
             c = F.one_hot(y.to(device, torch.long), self.num_classes).to(self.dtype)
         if c.shape[0] == 1 and batch != 1:

@@ -32,6 +32,7 @@ from torch import nn
 
 from genvae import decoders, encoders, likelihoods
 from genvae._memory import check_samples
+from genvae._model_inputs import EncoderDecoderInputs
 from genvae._seed_networks import seed_decoder
 from genvae._validation import (
     check_condition_size,
@@ -40,12 +41,11 @@ from genvae._validation import (
     check_positive_int,
     check_tensor,
     fmt_shape,
-    tracing,
 )
 from genvae.conditioners import Conditioner
 from genvae.likelihoods import Likelihood
 from genvae.losses import ELBOTerms, LossTerm, Objective, objectives, resolve_term, term_name
-from genvae.models import ConditionalVAE, EncoderDecoderInputs, Labels, register
+from genvae.models import ConditionalVAE, Labels, register
 from genvae.quantizers import Quantized, VectorQuantizer
 
 __all__ = ["VQVAE", "VQObjective", "VQOutput", "seed_cvqvae", "seed_vqvae"]
@@ -134,7 +134,6 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
     #: The objective the Trainer uses when given none, and the only ones a run trains it with.
     default_objective: str = "vq"
     trains_with = ("vq",)
-    check_inputs = True
 
     def __init__(
         self,
@@ -236,7 +235,7 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
                 f"codes: expected a tensor of shape {fmt_shape(('batch', *self.code_shape))}, "
                 f"got {fmt_shape(codes.shape)}"
             )
-        if self.check_inputs and not tracing():
+        if self.checking:
             check_labels("codes", codes.reshape(-1), self.codebook_size)
         return codes.to(self.device, torch.long)
 
@@ -268,7 +267,7 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
     def forward(self, x: torch.Tensor, y: Labels | None = None) -> VQOutput:
         """Encode, quantise (straight-through), decode. In training mode the codebook's moving
         averages and dead-code restarts update (see :class:`~genvae.quantizers.VectorQuantizer`)."""
-        if self.check_inputs and not tracing():
+        if self.checking:
             self.check_input(x)
         return self.forward_condition(x, self.condition(y, x.shape[0]))
 
@@ -276,7 +275,7 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
     def codes(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """The integer code map of each input: ``(batch, H, W)`` for a grid, ``(batch, n)``
         otherwise (int64, in ``[0, codebook_size)``)."""
-        if self.check_inputs and not tracing():
+        if self.checking:
             self.check_input(x)
         return self.quantizer.lookup(self.encode_vectors(x, self.condition(y, x.shape[0])))
 
@@ -294,8 +293,7 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
     def reconstruct(self, x: torch.Tensor, y: Labels | None = None) -> torch.Tensor:
         """Decode each input's own codes: a deterministic reconstruction (no gradients; inputs are
         converted to the model's dtype and device, as :meth:`VAE.reconstruct <genvae.VAE.reconstruct>` does)."""
-        x = x.to(self.device, self.dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-        return self.decode_codes(self.codes(x, y), y)
+        return self.decode_codes(self.codes(self.as_input(x), y), y)
 
     @torch.no_grad()
     def sample(self, n: int, y: Labels | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
