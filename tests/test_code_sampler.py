@@ -23,7 +23,6 @@ def test_log_prob_is_normalised_over_every_code_map() -> None:
     model = tiny(codebook_size=2, grid=2)
     sampler = CodeSampler(model, width=8, layers=1, heads=2)
     maps = torch.tensor(list(itertools.product(range(2), repeat=2)))  # the 4 maps of 2 codes
-    assert float(sampler.log_prob(maps).exp().sum()) == pytest.approx(1.0, abs=1e-5)
     sampler.fit_codes(torch.tensor([[0, 1], [0, 1], [1, 1]]), epochs=3, batch_size=2)
     assert float(sampler.log_prob(maps).exp().sum()) == pytest.approx(1.0, abs=1e-5)
 
@@ -31,6 +30,7 @@ def test_log_prob_is_normalised_over_every_code_map() -> None:
 def test_log_prob_is_normalised_given_a_label() -> None:
     model = tiny(codebook_size=3, grid=2, num_classes=2)
     sampler = CodeSampler(model, width=8, layers=1, heads=2)
+    sampler.fit_codes(torch.tensor([[0, 1], [2, 1]]), torch.tensor([0, 1]), epochs=1)
     maps = torch.tensor(list(itertools.product(range(3), repeat=2)))
     for label in (0, 1):
         assert float(sampler.log_prob(maps, label).exp().sum()) == pytest.approx(1.0, abs=1e-5)
@@ -145,3 +145,19 @@ def test_sizes_beyond_the_memory_are_refused_before_allocating() -> None:
 def test_progress_shows_a_bar(capsys: pytest.CaptureFixture[str]) -> None:
     CodeSampler(tiny(), width=8, layers=1, heads=2).fit(torch.rand(8, 1, 28, 28), epochs=1, progress=True)
     assert "code prior" in capsys.readouterr().err
+
+
+def test_log_prob_before_fit_is_an_error_naming_fit() -> None:
+    # it returned the log-probabilities of the untrained prior's random weights
+    sampler = CodeSampler(tiny(), width=8, layers=1, heads=2)
+    with pytest.raises(RuntimeError, match=r"^CodeSampler: call fit\(data\) before log_prob$"):
+        sampler.log_prob(torch.zeros(2, 3, dtype=torch.long))
+    sampler.fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
+    assert sampler.log_prob(torch.zeros(2, 3, dtype=torch.long)).shape == (2,)
+
+
+def test_the_repr_says_whether_the_sampler_is_fitted() -> None:
+    sampler = CodeSampler(tiny(), width=8, layers=1, heads=2)
+    assert repr(sampler) == "CodeSampler(VQVAE, width=8, layers=1, heads=2, fitted=False)"
+    sampler.fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
+    assert repr(sampler) == "CodeSampler(VQVAE, width=8, layers=1, heads=2, fitted=True)"

@@ -192,6 +192,44 @@ def test_a_class_without_inputs_cannot_be_sampled() -> None:
         gmm.sample_latent(2, 1)
 
 
+@pytest.mark.parametrize(
+    "y",
+    [torch.eye(3)[[0, 2]], torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]), torch.tensor([0.0, 2.0])],
+    ids=["one-hot", "soft", "float-indices"],
+)
+def test_float_labels_are_refused_by_the_gmm_sampler(y: torch.Tensor) -> None:
+    # they were reduced to their argmax: a soft label drew from one class's mixture, silently
+    model = tiny_vae(latent=2, conditional=True)
+    gmm = GaussianMixtureSampler(model, components=1).fit(tiny_data(30, SHAPE))
+    message = (
+        rf"^y: expected integer class indices \(one mixture per class\), got float labels of shape \({y.shape[0]},"
+    )
+    with pytest.raises(ValueError, match=message):
+        gmm.sample_latent(2, y)
+    with pytest.raises(ValueError, match=message):
+        gmm.sample(2, y)
+
+
+def test_float_training_labels_are_refused_by_the_gmm_sampler_before_encoding() -> None:
+    # one-hot labels were an IndexError from a boolean mask, after the whole data was encoded
+    model = tiny_vae(latent=2, conditional=True)
+    seen: list[int] = []
+    model.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+    x, y = tiny_data(30, SHAPE)
+    with pytest.raises(ValueError, match=r"^data: expected integer class labels \(one mixture per class\), got float "):
+        GaussianMixtureSampler(model, components=1).fit((x, torch.nn.functional.one_hot(y, 3).float()))
+    assert seen == []
+
+
+def test_the_repr_says_whether_the_sampler_is_fitted() -> None:
+    model = tiny_vae(latent=2)
+    gmm = GaussianMixtureSampler(model, components=2)
+    assert repr(gmm) == "GaussianMixtureSampler(VAE, components=2, covariance='full', fitted=False)"
+    gmm.fit(tiny_data(20, SHAPE)[0], progress=False)
+    assert repr(gmm) == "GaussianMixtureSampler(VAE, components=2, covariance='full', fitted=True)"
+    assert repr(PriorSampler(model)) == "PriorSampler(VAE)"  # nothing to fit
+
+
 # -- registry, interface and errors ---------------------------------------------------------------
 
 

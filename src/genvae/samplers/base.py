@@ -80,8 +80,27 @@ class Sampler:
         check_samples(self.model, "n", check_positive_int("n", n), n)  # before any allocation
         return self.decode(self.sample_latent(n, y, generator=generator), y)
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the sampler can draw: True once :meth:`fit` has run (or a fitted sampler was
+        loaded); always True for a sampler with nothing to fit. A sampler that learns overrides it."""
+        return True
+
+    def check_fitted(self, doing: str) -> None:
+        """A one-line RuntimeError naming :meth:`fit` unless the sampler is :attr:`fitted`
+        (``doing``: what needs the fit, as the message says it)."""
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__}: call fit(data) before {doing}")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings :func:`repr` shows after the model's class (here none)."""
+        return {}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({type(self.model).__name__})"
+        shown = [type(self.model).__name__, *(f"{k}={v!r}" for k, v in self.settings().items())]
+        if type(self).fit is not Sampler.fit:  # a sampler that learns says whether it has
+            shown.append(f"fitted={self.fitted}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 registry: Registry[type[Sampler]] = Registry("samplers")

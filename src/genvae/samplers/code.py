@@ -145,6 +145,7 @@ class CodeSampler(Sampler):
         width, layers, heads = (
             check_positive_int(k, v) for k, v in (("width", width), ("layers", layers), ("heads", heads))
         )
+        self.width, self.layers, self.heads = width, layers, heads
         if width % heads:  # attention splits the width into equal heads (torch would assert)
             raise ValueError(f"heads: expected a divisor of width ({width}), got {heads}")
         length = math.prod(model.code_shape)
@@ -153,7 +154,16 @@ class CodeSampler(Sampler):
         count = (model.codebook_size + 1 + length) * width + layers * 12 * width * width
         check_fits("width", width, count, 4, "float32 parameters of the code prior", model.device)
         self.prior = CodePrior(model.codebook_size, length, model.condition_dim, width, layers, heads).to(model.device)
-        self.fitted = False
+        self._fitted = False
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the prior has been fitted (:meth:`fit`, :meth:`fit_codes`): before, its weights are random."""
+        return self._fitted
+
+    def settings(self) -> dict[str, Any]:
+        """The settings :func:`repr` shows: the prior's ``width``, ``layers`` and ``heads``."""
+        return {"width": self.width, "layers": self.layers, "heads": self.heads}
 
     # -- fitting --------------------------------------------------------------------------------
 
@@ -205,7 +215,7 @@ class CodeSampler(Sampler):
                     if progress:  # a host sync per step, only to show the figure
                         bar.set_postfix(nll=float(loss.detach()))
         self.prior.eval()
-        self.fitted = True
+        self._fitted = True
         return self
 
     # -- the distribution ---------------------------------------------------------------------------
@@ -215,8 +225,10 @@ class CodeSampler(Sampler):
         return -F.cross_entropy(logits.transpose(1, 2), flat, reduction="none").sum(1)
 
     def log_prob(self, codes: torch.Tensor, y: Any = None) -> torch.Tensor:
-        """log p(codes) (log p(codes | y)) of each code map ``(batch, *code_shape)``: ``(batch,)``, in nats."""
+        """log p(codes) (log p(codes | y)) of each code map ``(batch, *code_shape)``: ``(batch,)``, in
+        nats, under the fitted prior (an error before :meth:`fit`: the untrained prior's figures mean nothing)."""
         codes = self.model.check_codes(codes)
+        self.check_fitted("log_prob")
         flat = codes.reshape(codes.shape[0], -1)
         c = self.model.condition(y, flat.shape[0])
         with torch.no_grad():
@@ -227,10 +239,9 @@ class CodeSampler(Sampler):
         """``n`` code maps ``(n, *code_shape)`` (int64) drawn from the prior, one code at a time
         (given labels ``y``: one, or ``n``, for a conditional model)."""
         check_positive_int("n", n)
-        length = math.prod(self.model.code_shape)
+        length = self.prior.length
         check_fits("n", n, n, 8 * length, f"code maps of {length} int64", self.model.device)  # before drawing
-        if not self.fitted:
-            raise RuntimeError("CodeSampler: call fit(data) before sampling")
+        self.check_fitted("sampling")
         c = self.model.condition(y, n)
         maps = [self._draw(c[i : i + CHUNK] if c is not None else None, min(CHUNK, n - i), generator)
                 for i in range(0, n, CHUNK)]  # fmt: skip

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from genvae._memory import check_draws
-from genvae._validation import check_non_negative, check_positive_int
-from genvae.inference import check_continuous
+from genvae._validation import as_labels, check_non_negative, check_positive_int, fmt_shape
+from genvae.inference import check_continuous, labels_for, model_inputs
 from genvae.models import Labels
 from genvae.samplers.base import Sampler, encode_means, register
 from genvae.samplers.mixture import COVARIANCES, GaussianMixture
@@ -30,7 +30,8 @@ class GaussianMixtureSampler(Sampler):
     (encoded with their labels), and draws each latent from the mixture of its label; a class
     with fewer inputs than ``components`` gets one component per input. Conditioning by class
     rather than on ``y`` as an input keeps each class's density exact and needs no model of its
-    own; it takes integer class labels (a model built with ``num_classes``).
+    own; it takes integer class labels (a model built with ``num_classes``), in ``fit``'s data and
+    in ``y``: one-hot or soft float labels are refused (a soft label has no mixture of its own).
 
     Args:
         model: the trained model.
@@ -81,12 +82,15 @@ class GaussianMixtureSampler(Sampler):
         """Encode ``data`` (see :meth:`Sampler.fit`) to its posterior means, in eval mode and
         ``batch_size`` inputs at a time (:func:`~genvae.samplers.base.encode_means`), then fit
         the mixture(s) by EM; progress bars of both steps on stderr when ``progress``."""
+        if self.model.conditional:  # the labels checked before anything is encoded
+            x, labels = model_inputs(self.model, data)
+            data = (x, _class_indices("data", labels_for(self.model, labels), "labels"))
         means, labels = encode_means(self.model, data, batch_size=batch_size, progress=progress)
         if not self.model.conditional:
             self.mixtures = [self._fit_one(means, self.components, progress)]
             return self
         assert labels is not None  # encode_means asked for them
-        classes = labels.long().cpu()
+        classes = labels.cpu()
         self.mixtures = []
         for k in range(self.model.num_classes):
             points = means[classes == k]
@@ -112,12 +116,13 @@ class GaussianMixtureSampler(Sampler):
         check_positive_int("n", n)
         check_draws(n, self.model.latent_dim, torch.float64, "cpu")  # the mixture draws in float64
         check_draws(n, self.model.latent_dim, self.model.dtype, self.model.device)
-        if not self.mixtures:
-            raise RuntimeError("GaussianMixtureSampler: call fit(data) before sampling")
+        self.check_fitted("sampling")
+        if y is not None and self.model.conditional:
+            y = _class_indices("y", y, "indices")
         c = self.model.condition(y, n)  # checks y: None for an unconditional model, labels otherwise
         if c is None:
             return self._placed(self.mixtures[0], n, generator)  # type: ignore[arg-type]
-        classes = c.argmax(1).cpu()
+        classes = c.argmax(1).cpu()  # c one-hot encodes the checked class indices: argmax gives them back
         z = torch.empty(n, self.model.latent_dim, dtype=self.model.dtype, device=self.model.device)
         for k in classes.unique().tolist():
             rows = (classes == k).nonzero().squeeze(1)
@@ -130,9 +135,25 @@ class GaussianMixtureSampler(Sampler):
     def _placed(self, mixture: GaussianMixture, n: int, generator: torch.Generator | None) -> torch.Tensor:
         return mixture.sample(n, generator=generator).to(self.model.device, self.model.dtype)
 
-    def __repr__(self) -> str:
-        fitted = "fitted" if self.mixtures else "not fitted"
-        return (
-            f"GaussianMixtureSampler({type(self.model).__name__}, components={self.components}, "
-            f"covariance={self.covariance!r}, {fitted})"
+    @property
+    def fitted(self) -> bool:
+        """Whether :meth:`fit` has run (or mixtures were set): :attr:`mixtures` is not empty."""
+        return bool(self.mixtures)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings :func:`repr` shows: ``components`` and ``covariance``."""
+        return {"components": self.components, "covariance": self.covariance}
+
+
+def _class_indices(name: str, y: Any, what: str) -> Any:
+    """``y`` as labels (:func:`~genvae._validation.as_labels`); float labels (one-hot or soft
+    vectors, float indices) are a one-line ValueError naming ``name``: the sampler has one mixture
+    per class, and a soft label has no mixture of its own (no longer reduced to its argmax)."""
+    y = as_labels(name, y)
+    if isinstance(y, torch.Tensor) and y.is_floating_point():
+        hint = f"; for one-hot vectors pass {name}.argmax(1)" if name == "y" and y.dim() == 2 else ""
+        raise ValueError(
+            f"{name}: expected integer class {what} (one mixture per class), got float labels of shape "
+            f"{fmt_shape(y.shape)}{hint}"
         )
+    return y
