@@ -19,14 +19,35 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
+from torch import nn
 
-__all__ = ["MAX_HEADER_BYTES", "Header", "WeightsFile", "load_bytes", "read_all", "read_header", "to_bytes"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "FixedBuffers",
+    "Header",
+    "WeightsFile",
+    "load_bytes",
+    "read_all",
+    "read_header",
+    "to_bytes",
+]
 
 #: The largest safetensors header read (the JSON that names, shapes and places each tensor).
 MAX_HEADER_BYTES = 16 << 20
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
            "BOOL": torch.bool}  # fmt: skip
+
+
+class FixedBuffers(nn.Module):
+    """A module of buffers that keep their dtype and device whatever the module holding them is
+    moved or cast to (``.to()``, ``.double()``, ``.cuda()`` pass them by): float64 statistics kept
+    on the CPU, such as a fitted Gaussian mixture's, in a float32 model. They are saved and loaded
+    with the rest of the state dict; :func:`genvae.save` takes the model's dtype from its other
+    tensors."""
+
+    def _apply(self, fn: Any, recurse: bool = True) -> FixedBuffers:
+        return self  # every cast and move of a module goes through _apply: none reaches these buffers
 
 
 class Header:

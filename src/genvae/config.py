@@ -1,7 +1,7 @@
 """Rebuilding models from their constructor arguments: :func:`save` and :func:`load`.
 
 Every class registered in a part registry (encoders, decoders, conditioners, likelihoods,
-models) records the arguments it was constructed with. :func:`save` writes those arguments
+models, samplers) records the arguments it was constructed with. :func:`save` writes those arguments
 as JSON (``model.json``) beside the weights (``weights-<checksum>.safetensors``); :func:`load`
 checks the description, calls the constructors again and loads the weights. The constructor signature
 is the schema, so there is no separate config class to keep in sync.
@@ -43,7 +43,7 @@ from genvae._io import atomic_write, locked_dir, step
 from genvae._json import json_object, json_type
 from genvae._validation import NonFiniteWeightsError, check_finite, fmt_shape
 from genvae._version import __version__
-from genvae._weights import WeightsFile, to_bytes
+from genvae._weights import FixedBuffers, WeightsFile, to_bytes
 from genvae.registry import registered_name, registry_of
 
 __all__ = ["FORMAT_VERSION", "MAX_JSON_DEPTH", "MAX_MODEL_FILE_BYTES", "MODEL_FILE", "from_config", "get_config",
@@ -80,7 +80,7 @@ def _unsaveable(path: str, obj: Any) -> ValueError:
         f"{path}: cannot save a {cls.__name__} because it is not a registered genvae part, so its "
         "constructor arguments were not recorded. Register the class before constructing it, e.g. "
         f"@gv.encoders.register({cls.__name__.lower()!r}) above `class {cls.__name__}` (use the "
-        "registry of its kind: encoders, decoders, conditioners, likelihoods or models)"
+        "registry of its kind: encoders, decoders, conditioners, likelihoods, models or samplers)"
     )
 
 
@@ -179,7 +179,8 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     (created if needed). Returns the directory.
 
     The model and each of its parts must be registered genvae classes (all built-in parts
-    are); an unregistered custom part is an error that says how to register it. A model with NaN
+    are); an unregistered custom part is an error that says how to register it. A sampler
+    (:mod:`genvae.samplers`) saves the same way: its model and its fitted state in one folder. A model with NaN
     or infinite weights is refused unless ``allow_non_finite``.
 
     The weights are a safetensors file. The save is atomic: the weights go to a new file named by
@@ -212,8 +213,21 @@ def save(model: nn.Module, directory: str | os.PathLike[str], *, allow_non_finit
     return out
 
 
+def _cast_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """The floating-point tensors ``model.to(dtype)`` casts: all but those of :class:`FixedBuffers`
+    parts, which keep their own dtype (a sampler's float64 mixtures in a float32 model)."""
+    tensors, parts = [], [model]
+    while parts:
+        part = parts.pop()
+        if not isinstance(part, FixedBuffers):
+            own = (*part.parameters(recurse=False), *part.buffers(recurse=False))
+            tensors += [t for t in own if t.is_floating_point()]
+            parts += part.children()
+    return tensors
+
+
 def _common_dtype(model: nn.Module) -> torch.dtype:
-    dtypes = {t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    dtypes = {t.dtype for t in _cast_tensors(model)}
     if len(dtypes) > 1:
         names = ", ".join(sorted(_dtype_name(d) for d in dtypes))
         raise ValueError(f"model: expected one floating-point dtype for all weights, got {names}")
@@ -318,8 +332,7 @@ def _saved_dtype(saved: Mapping[str, torch.Tensor]) -> torch.dtype:
 
 
 def _in_dtype(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    floating = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-    return model if all(t.dtype == dtype for t in floating) else model.to(dtype)
+    return model if all(t.dtype == dtype for t in _cast_tensors(model)) else model.to(dtype)
 
 
 def _filled_by_state_dict(skeleton: nn.Module) -> bool:

@@ -42,7 +42,7 @@ _REGISTRIES: dict[str, Registry[Any]] = {}
 
 def registry_of(kind: str) -> Registry[Any]:
     """Return the registry for ``kind`` (``"encoders"``, ``"decoders"``, ``"conditioners"``,
-    ``"likelihoods"``, ``"losses"``, ``"models"``)."""
+    ``"likelihoods"``, ``"losses"``, ``"models"``, ``"samplers"``, ...)."""
     try:
         return _REGISTRIES[kind]
     except KeyError:

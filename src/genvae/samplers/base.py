@@ -27,13 +27,19 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; typing_extensions comes with t
 __all__ = ["Sampler", "encode_means", "get", "names", "register", "registry"]
 
 
-class Sampler:
+class Sampler(nn.Module):
     """Draws new inputs from a trained ``model``: latents from a density, decoded by the model.
 
     Subclasses implement :meth:`sample_latent` and, where the density is learnt from data,
-    :meth:`fit` (here a no-op). A sampler whose latents are not the model's continuous ``z`` (a
-    VQ-VAE's code maps) overrides :meth:`decode` as well. Every sampler takes the same arguments,
-    so code that compares samplers names them only (:data:`registry`).
+    :meth:`fit` (here a no-op) and :attr:`fitted`. A sampler whose latents are not the model's
+    continuous ``z`` (a VQ-VAE's code maps) overrides :meth:`decode` as well. Every sampler takes
+    the same arguments, so code that compares samplers names them only (:data:`registry`).
+
+    A sampler is a torch module holding its model, and keeps what it learns in tensors of its
+    state dict: ``sampler.to(device)`` moves both, and :func:`genvae.save` writes a (fitted)
+    sampler to a folder as it writes a model, its constructor arguments (the model's among them)
+    and its tensors, which :func:`genvae.load` reads back. A registered sampler of your own saves
+    the same way when its constructor arguments are JSON values (and the model).
 
     Args:
         model: the trained model the latents are decoded by.
@@ -42,6 +48,7 @@ class Sampler:
     def __init__(self, model: nn.Module) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a genvae model (an nn.Module), got {type(model).__name__}")
+        super().__init__()
         self.model: Any = model
 
     def fit(self, data: Any, *, batch_size: int = 256, progress: bool | None = None) -> Self:
@@ -103,7 +110,8 @@ class Sampler:
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
-registry: Registry[type[Sampler]] = Registry("samplers")
+#: The samplers by name; registering one records its constructor arguments, which :func:`genvae.save` writes.
+registry: Registry[type[Sampler]] = Registry("samplers", record_config=True)
 register = registry.register
 get = registry.get
 names = registry.names

@@ -132,10 +132,13 @@ class CodeSampler(Sampler):
     :meth:`fit` encodes the data to code maps (in chunks) and trains the prior by maximum
     likelihood; :meth:`log_prob` is the prior's log-probability of code maps (a normalised
     distribution over the ``K^L`` maps); :meth:`sample_latent` draws code maps,
-    :meth:`sample` decodes them (:meth:`decode`: code maps to data-space means).
+    :meth:`sample` decodes them (:meth:`decode`: code maps to data-space means). The prior is
+    built in the model's dtype on its device; ``gv.save(sampler, folder)`` keeps the model, the
+    prior and whether it was fitted.
     """
 
     model: VQVAE
+    _fitted: torch.Tensor
 
     def __init__(self, model: VQVAE, *, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3) -> None:
         if not isinstance(model, VQVAE):
@@ -149,17 +152,22 @@ class CodeSampler(Sampler):
         if width % heads:  # attention splits the width into equal heads (torch would assert)
             raise ValueError(f"heads: expected a divisor of width ({width}), got {heads}")
         length = math.prod(model.code_shape)
-        # a lower bound of the prior's float32 parameters (embeddings, positions, 12·width² per layer),
-        # checked before any is allocated
+        # a lower bound of the prior's parameters (embeddings, positions, 12·width² per layer), in the
+        # model's dtype, checked before any is allocated
         count = (model.codebook_size + 1 + length) * width + layers * 12 * width * width
-        check_fits("width", width, count, 4, "float32 parameters of the code prior", model.device)
-        self.prior = CodePrior(model.codebook_size, length, model.condition_dim, width, layers, heads).to(model.device)
-        self._fitted = False
+        dtype = model.dtype  # the prior's: it takes the model's condition vectors, and saves with it
+        item = torch.empty((), dtype=dtype).element_size()
+        check_fits("width", width, count, item, f"{str(dtype).removeprefix('torch.')} parameters of the code prior",
+                   model.device)  # fmt: skip
+        prior = CodePrior(model.codebook_size, length, model.condition_dim, width, layers, heads)
+        self.prior = prior.to(model.device, dtype)
+        # a tensor, so that gv.save keeps it and gv.load gives a fitted sampler back
+        self.register_buffer("_fitted", torch.tensor(False, device=model.device))
 
     @property
     def fitted(self) -> bool:
         """Whether the prior has been fitted (:meth:`fit`, :meth:`fit_codes`): before, its weights are random."""
-        return self._fitted
+        return bool(self._fitted)
 
     def settings(self) -> dict[str, Any]:
         """The settings :func:`repr` shows: the prior's ``width``, ``layers`` and ``heads``."""
@@ -215,7 +223,7 @@ class CodeSampler(Sampler):
                     if progress:  # a host sync per step, only to show the figure
                         bar.set_postfix(nll=float(loss.detach()))
         self.prior.eval()
-        self._fitted = True
+        self._fitted.fill_(True)
         return self
 
     # -- the distribution ---------------------------------------------------------------------------

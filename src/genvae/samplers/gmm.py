@@ -10,6 +10,7 @@ import torch
 
 from genvae._memory import check_draws
 from genvae._validation import as_labels, check_non_negative, check_positive_int, fmt_shape
+from genvae._weights import FixedBuffers
 from genvae.inference import check_continuous, labels_for, model_inputs
 from genvae.models import Labels
 from genvae.samplers.base import Sampler, encode_means, register
@@ -18,7 +19,7 @@ from genvae.samplers.mixture import COVARIANCES, GaussianMixture
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["GaussianMixtureSampler"]
+__all__ = ["GaussianMixtureSampler", "MixtureTensors"]
 
 
 @register("gmm")
@@ -74,9 +75,20 @@ class GaussianMixtureSampler(Sampler):
         self.covariance = covariance
         self.iterations = check_positive_int("iterations", iterations)
         self.tol, self.reg, self.seed = check_non_negative("tol", tol), check_non_negative("reg", reg), seed
-        #: The fitted mixtures: one for an unconditional model, one per class (None for a class
-        #: without training inputs) for a conditional one; empty before :meth:`fit`.
-        self.mixtures: list[GaussianMixture | None] = []
+        groups = model.num_classes if model.conditional else 1
+        self.mixture_tensors = MixtureTensors(groups, self.components, model.latent_dim)
+
+    @property
+    def mixtures(self) -> list[GaussianMixture | None]:
+        """The fitted mixtures: one for an unconditional model, one per class (None for a class
+        without training inputs) for a conditional one; empty before :meth:`fit`. Set it to use
+        mixtures fitted elsewhere (each of at most ``components`` Gaussians in ``latent_dim``
+        dimensions; ``[]``: unfitted). Kept in :attr:`mixture_tensors`, float64 on the CPU."""
+        return self.mixture_tensors.read()
+
+    @mixtures.setter
+    def mixtures(self, mixtures: list[GaussianMixture | None]) -> None:
+        self.mixture_tensors.write(mixtures, conditional=bool(self.model.conditional))
 
     def fit(self, data: Any, *, batch_size: int = 256, progress: bool | None = None) -> Self:
         """Encode ``data`` (see :meth:`Sampler.fit`) to its posterior means, in eval mode and
@@ -91,11 +103,11 @@ class GaussianMixtureSampler(Sampler):
             return self
         assert labels is not None  # encode_means asked for them
         classes = labels.cpu()
-        self.mixtures = []
+        mixtures = []
         for k in range(self.model.num_classes):
             points = means[classes == k]
-            fitted = self._fit_one(points, min(self.components, len(points)), progress) if len(points) else None
-            self.mixtures.append(fitted)
+            mixtures.append(self._fit_one(points, min(self.components, len(points)), progress) if len(points) else None)
+        self.mixtures = mixtures
         return self
 
     def _fit_one(self, points: torch.Tensor, components: int, progress: bool | None) -> GaussianMixture:
@@ -124,9 +136,10 @@ class GaussianMixtureSampler(Sampler):
             return self._placed(self.mixtures[0], n, generator)  # type: ignore[arg-type]
         classes = c.argmax(1).cpu()  # c one-hot encodes the checked class indices: argmax gives them back
         z = torch.empty(n, self.model.latent_dim, dtype=self.model.dtype, device=self.model.device)
+        mixtures = self.mixtures
         for k in classes.unique().tolist():
             rows = (classes == k).nonzero().squeeze(1)
-            mixture = self.mixtures[k]
+            mixture = mixtures[k]
             if mixture is None:
                 raise ValueError(f"y: class {k} had no inputs when the sampler was fitted")
             z[rows.to(z.device)] = self._placed(mixture, rows.numel(), generator)
@@ -138,11 +151,78 @@ class GaussianMixtureSampler(Sampler):
     @property
     def fitted(self) -> bool:
         """Whether :meth:`fit` has run (or mixtures were set): :attr:`mixtures` is not empty."""
-        return bool(self.mixtures)
+        return bool(self.mixture_tensors.sizes.any())
 
     def settings(self) -> dict[str, Any]:
         """The settings :func:`repr` shows: ``components`` and ``covariance``."""
         return {"components": self.components, "covariance": self.covariance}
+
+
+class MixtureTensors(FixedBuffers):
+    """The mixtures of a :class:`GaussianMixtureSampler` as tensors of fixed sizes, float64 on the
+    CPU whatever the model is moved or cast to: room for ``groups`` mixtures (one, or one per
+    class) of up to ``components`` Gaussians in ``dim`` dimensions, so that a sampler built from
+    its constructor arguments (as :func:`genvae.load` builds it) has the tensors a fitted one saved.
+    ``sizes[g]`` is the number of Gaussians of mixture g; 0: none (not fitted, or a class without
+    inputs). Rows past a mixture's size are zeros."""
+
+    sizes: torch.Tensor
+    weights: torch.Tensor
+    means: torch.Tensor
+    scale_tril: torch.Tensor
+    log_likelihood: torch.Tensor
+    iterations: torch.Tensor
+    converged: torch.Tensor
+
+    def __init__(self, groups: int, components: int, dim: int) -> None:
+        super().__init__()
+        f64 = torch.float64
+        self.register_buffer("sizes", torch.zeros(groups, dtype=torch.long))
+        self.register_buffer("weights", torch.zeros(groups, components, dtype=f64))
+        self.register_buffer("means", torch.zeros(groups, components, dim, dtype=f64))
+        self.register_buffer("scale_tril", torch.zeros(groups, components, dim, dim, dtype=f64))
+        self.register_buffer("log_likelihood", torch.zeros(groups, dtype=f64))
+        self.register_buffer("iterations", torch.zeros(groups, dtype=torch.long))
+        self.register_buffer("converged", torch.zeros(groups, dtype=torch.bool))
+
+    def read(self) -> list[GaussianMixture | None]:
+        """The mixtures (views of the tensors); empty when none is held."""
+        if not bool(self.sizes.any()):
+            return []
+        return [
+            None if k == 0 else GaussianMixture(
+                self.weights[g, :k].cpu(), self.means[g, :k].cpu(), self.scale_tril[g, :k].cpu(),
+                float(self.log_likelihood[g]), int(self.iterations[g]), bool(self.converged[g]),
+            )
+            for g, k in enumerate(self.sizes.tolist())
+        ]  # fmt: skip
+
+    def write(self, mixtures: list[GaussianMixture | None], *, conditional: bool) -> None:
+        """Hold ``mixtures`` (checked: one per group, each fitting the tensors; None only for a
+        class of a conditional model); ``[]`` holds none."""
+        groups, components, dim = self.means.shape[:3]
+        if mixtures and len(mixtures) != groups:
+            what = "one per class" if conditional else "the model is unconditional"
+            raise ValueError(f"mixtures: expected {groups} mixture{'s' * (groups > 1)} ({what}), got {len(mixtures)}")
+        for g, mixture in enumerate(mixtures):
+            if mixture is None and not conditional:
+                raise ValueError(f"mixtures[{g}]: expected a GaussianMixture, got None")
+            if mixture is not None and (mixture.means.shape[0] > components or mixture.means.shape[1:] != (dim,)):
+                k, got = mixture.means.shape[0], mixture.means.shape[-1]
+                raise ValueError(
+                    f"mixtures[{g}]: expected at most components={components} components of dim {dim}, "
+                    f"got {k} of dim {got}"
+                )
+        for tensor in self.buffers():
+            tensor.zero_()
+        for g, mixture in enumerate(mixtures):
+            if mixture is not None:
+                k = mixture.means.shape[0]
+                self.sizes[g] = k
+                self.weights[g, :k], self.means[g, :k] = mixture.weights, mixture.means
+                self.scale_tril[g, :k] = mixture.scale_tril
+                self.log_likelihood[g], self.iterations[g] = mixture.log_likelihood, mixture.iterations
+                self.converged[g] = mixture.converged
 
 
 def _class_indices(name: str, y: Any, what: str) -> Any:
