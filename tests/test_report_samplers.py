@@ -55,9 +55,15 @@ def test_a_conditional_model_draws_one_sample_per_label(tmp_path: Path) -> None:
     assert "Samples per sampler, one per label" in titles(Path(run, "report.html").read_text())
 
 
-def test_a_sampler_that_does_not_apply_is_named_and_left_out(tmp_path: Path) -> None:
+def test_a_sampler_that_does_not_apply_is_named_and_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = train(tmp_path / "vq", "--model", "vqvae", "--codebook-size", "8", "--code-dim", "2")
+    capsys.readouterr()
     assert main(["report", run, "--quick", "--sampler", "gmm"]) == 0
+    # the reason was in the page alone: the terminal did not say that gmm was left out
+    said = capsys.readouterr().out.splitlines()
+    assert f"genvae report: {run}: not using the sampler gmm (a VQ-VAE has no continuous z to draw)" in said
     page = Path(run, "report.html").read_text()
     assert "not used (a VQ-VAE has no continuous z to draw)" in page
     quality = json.loads(Path(run, "evaluation.json").read_text())["sample_quality"]

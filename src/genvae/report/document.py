@@ -31,7 +31,8 @@ def write_report(
 
     The evaluation uses each run's own dataset (from its ``config.json``), or ``data``, a
     ``(train, test)`` pair, when given. ``log``, if given, receives a line as each run's
-    evaluation starts (what it computes and how many decoder passes that is).
+    evaluation starts (what it computes and how many decoder passes that is), and one per sampler
+    asked for that does not apply to the run's model (with why).
 
     Each run's samplers (its own, and those ``settings.samplers`` names) are fitted on its
     training data; when ``settings.measures_samples``, their samples are measured in the features

@@ -121,6 +121,8 @@ def view_run(
     log(f"evaluating {run.path}: {work if not kind.discrete else f'reconstructions of {images:,} test images'}")
     evaluation = evaluate_run(model, train, test, settings, seed=seed)
     samplers = fit_samplers(model, kind, train, settings, seed)
+    for name, why in samplers.skipped.items():  # said here too: the page is not where one looks for it
+        log(f"{run.path}: not using the sampler {name} ({why})")
     if settings.measures_samples:
         network = (features or FeatureNetworks(settings, seed)).get(_data_key(config, data, train), train)
         log(f"measuring the samples of {run.path}: {', '.join(samplers.fitted)}")
