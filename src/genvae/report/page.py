@@ -175,7 +175,7 @@ def _code_metrics_rows(view: RunView, e: CodeEvaluation) -> dict[str, Any]:
 def _active_units(view: RunView, e: RunEvaluation) -> str:
     """``count of size``; per level for a hierarchy (``50 + 14 of 50 + 20``, level 1 first), whose
     levels collapse separately and are compared level by level (Sønderby et al., 2016)."""
-    if not view.latent_dims or len(view.latent_dims) < 2:
+    if not view.latent_dims:  # one latent (a hierarchy has two levels or more)
         return f"{e.active_units.count} of {view.latent_dim}"
     return f"{' + '.join(map(str, _level_counts(view, e)))} of {' + '.join(map(str, view.latent_dims))} by level"
 
