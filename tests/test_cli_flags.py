@@ -127,3 +127,19 @@ def test_a_builder_error_that_names_no_flag_is_put_under_model() -> None:
         ConfigError, match=r"^--model: the model 'cvae' cannot be built \(num_classes: expected a positive integer"
     ):
         experiment.build_model(TrainConfig(model="cvae"), num_classes=0)
+
+
+def test_a_refused_run_leaves_no_out_folder_it_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # refused by the settings' check, or once it held the run's lock (no MNIST here, no --download)
+    mnist = ["train", "--dataset", "mnist", "--epochs", "1", "--quiet", "--no-report", "--device", "cpu"]
+    for argv in ([*RUN, "--model", "vae", "--latent-dims", "4,2"], mnist):
+        assert main([*argv, "--out", str(tmp_path / "new" / "r")]) == 1
+        assert capsys.readouterr().err.startswith("genvae train: error: ")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_run_keeps_an_out_folder_that_was_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main([*RUN, "--model", "vae", "--latent-dims", "4,2", "--out", str(mine)]) == 1
+    assert mine.is_dir()
