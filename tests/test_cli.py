@@ -196,7 +196,8 @@ def test_an_option_the_model_does_not_take_is_refused(tmp_path: Path, capsys: py
     assert main(["train", *SMALL, "--conditioner", "film", "--out", str(tmp_path / "r")]) == 1
     assert (
         capsys.readouterr().err
-        == "genvae train: error: --conditioner: the model 'vae' takes no conditioner, got 'film'\n"
+        == "genvae train: error: --conditioner: the model 'vae' takes no conditioner, got 'film'; "
+        "--model cvae, hierarchical, m2 and vqvae take it\n"
     )
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "check_parameters",
     "check_samples",
     "format_bytes",
+    "meta_builds_checked_on",
     "physical_memory",
     "sample_bytes",
 ]
@@ -143,6 +144,22 @@ def arguments_named(**names: tuple[str, Any]) -> Iterator[None]:
         _NAMES.reset(token)
 
 
+#: Where a build on the ``meta`` device stands in for (see meta_builds_checked_on); None: not checked.
+_META_STANDS_FOR: ContextVar[torch.device | None] = ContextVar("genvae_meta_stands_for", default=None)
+
+
+@contextlib.contextmanager
+def meta_builds_checked_on(device: torch.device | str) -> Iterator[None]:
+    """Within the block, :func:`check_parameters` checks a build on the ``meta`` device against the
+    memory of ``device``: ``genvae train`` checks its settings by building the model on ``meta``
+    before reading the data, for the run that will build it on ``device``."""
+    token = _META_STANDS_FOR.set(torch.device(device))
+    try:
+        yield
+    finally:
+        _META_STANDS_FOR.reset(token)
+
+
 def check_parameters(owner: str, count: int, **sizes: tuple[Any, int]) -> None:
     """Raise a one-line ValueError if ``count`` parameters in the default dtype exceed the physical
     memory of the default device (where the layers would put them), before any layer is made.
@@ -150,7 +167,8 @@ def check_parameters(owner: str, count: int, **sizes: tuple[Any, int]) -> None:
     ``sizes`` maps each argument of ``owner`` (a class name) that sets a size to ``(the value
     given, the size it sets)``; the message names the one that sets the largest size (renamed by
     :func:`arguments_named`). ``count`` must be a lower bound of what the build allocates, so that
-    nothing buildable is refused. A build on the ``meta`` device takes no memory and is not checked.
+    nothing buildable is refused. A build on the ``meta`` device takes no memory and is not checked
+    (unless within :func:`meta_builds_checked_on`).
     """
     itemsize = torch.get_default_dtype().itemsize
     need = count * itemsize
@@ -158,7 +176,10 @@ def check_parameters(owner: str, count: int, **sizes: tuple[Any, int]) -> None:
         return
     device = torch.empty(0).device  # the default device, a `with torch.device(...)` block's included
     if device.type == "meta":
-        return
+        stands_for = _META_STANDS_FOR.get()
+        if stands_for is None:
+            return
+        device = stands_for
     budget = physical_memory(device)
     if need <= budget:
         return

@@ -400,8 +400,10 @@ def seed_hierarchical(
     """
     dims = int_sequence("latent_dims", latent_dims, allow_empty=False)
     if latent_dim is not None and latent_dim != dims[0]:
+        wanted = ", ".join(map(str, (latent_dim, *dims[1:])))
         raise ValueError(
-            f"latent_dim: expected None or the bottom level's size latent_dims[0] = {dims[0]}, got {latent_dim}"
+            f"latent_dim: expected None or the bottom level's size latent_dims[0] = {dims[0]}, got {latent_dim}; "
+            f"for a bottom level of {latent_dim}, give latent_dims=({wanted}) instead"
         )
     classes, how = num_classes, conditioner
     return HierarchicalVAE(
