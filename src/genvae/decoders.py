@@ -177,17 +177,12 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         scale = math.prod(steps)
         start = (chans[0], math.ceil(height / scale), math.ceil(width / scale))
         widths = (latent_dim, *int_sequence("hidden", hidden), math.prod(start))
-        check_parameters(
-            type(self).__name__,
-            mlp_parameters(widths) + conv_parameters((*chans, out_channels), kernels) + condition_dim * widths[1],
-            latent_dim=(latent_dim, latent_dim),
-            image_size=(image_size, height * width),
-            channels=(channels, max(chans)),
-            hidden=(hidden, max(widths[1:-1], default=0)),
-            kernel_size=(kernel_size, max(kernels) ** 2),
-            out_channels=(out_channels, out_channels),
-            condition_dim=(condition_dim, condition_dim),
-        )
+        count = mlp_parameters(widths) + conv_parameters((*chans, out_channels), kernels) + condition_dim * widths[1]
+        check_parameters(type(self).__name__, count, latent_dim=(latent_dim, latent_dim),
+                         image_size=(image_size, height * width), channels=(channels, max(chans)),
+                         hidden=(hidden, max(widths[1:-1], default=0)), kernel_size=(kernel_size, max(kernels) ** 2),
+                         out_channels=(out_channels, out_channels),
+                         condition_dim=(condition_dim, condition_dim))  # fmt: skip
         layers = mlp(widths, activation, last_activation=True)
 
         def make_layer(extra: int) -> nn.Module:

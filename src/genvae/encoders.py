@@ -174,18 +174,11 @@ class ConvEncoder(Encoder, FirstLayerNetwork):
                 )
             shapes.append((ch, h, w))
         flat = math.prod(shapes[-1])
-        check_parameters(
-            type(self).__name__,
-            conv_parameters((in_channels, *chans), kernels)
-            + mlp_parameters((flat, *widths))
-            + condition_dim * chans[0],
-            image_size=(image_size, math.prod(self.input_shape[1:])),
-            channels=(channels, max(chans)),
-            hidden=(hidden, max(widths, default=0)),
-            kernel_size=(kernel_size, max(kernels) ** 2),
-            in_channels=(in_channels, in_channels),
-            condition_dim=(condition_dim, condition_dim),
-        )
+        count = conv_parameters((in_channels, *chans), kernels) + mlp_parameters((flat, *widths))
+        check_parameters(type(self).__name__, count + condition_dim * chans[0],
+                         image_size=(image_size, math.prod(self.input_shape[1:])), channels=(channels, max(chans)),
+                         hidden=(hidden, max(widths, default=0)), kernel_size=(kernel_size, max(kernels) ** 2),
+                         in_channels=(in_channels,) * 2, condition_dim=(condition_dim,) * 2)  # fmt: skip
 
         def make_layer(extra: int) -> nn.Module:
             return nn.Conv2d(in_channels + extra, chans[0], kernels[0], steps[0], pads[0])
