@@ -42,9 +42,10 @@ def data_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [  # one flag, or one that cannot go with the others, and the line that names it
-        (["--model", "vae", "--latent-dims", "4,2"], "--latent-dims: the model 'vae' takes no latent_dims, got (4, 2)"),
+        (["--model", "vae", "--latent-dims", "4,2"],
+         "--latent-dims: the model 'vae' takes no latent_dims, got (4, 2); --model hierarchical takes it\n"),
         (["--model", "cvae", "--codebook-size", "8"],
-         "--codebook-size: the model 'cvae' takes no codebook_size, got 8"),
+         "--codebook-size: the model 'cvae' takes no codebook_size, got 8; --model vqvae takes it\n"),
         (["--model", "vae", "--code-dim", "8"], "--code-dim: the model 'vae' takes no code_dim, got 8"),
         (["--model", "vae", "--conditioner", "film"],
          "--conditioner: the model 'vae' takes no conditioner, got 'film'"),
@@ -53,10 +54,14 @@ def data_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (["--model", "vqvae", "--latent-dim", "4"], "--latent-dim: the model 'vqvae' takes no latent_dim, got 4"),
         (["--model", "hierarchical", "--posterior", "iaf"],
          "--posterior: the model 'hierarchical' takes no posterior, got 'iaf'"),
-        (["--model", "hierarchical", "--latent-dim", "5"],
-         "--latent-dim: expected no value or the bottom level's size 32 (the first of --latent-dims), got 5"),
+        (["--model", "hierarchical", "--latent-dim", "5"],  # with the model's own levels, 32,16
+         "--latent-dim: expected no value or the bottom level's size 32 (the first of --latent-dims), got 5; "
+         "for a bottom level of 5, give --latent-dims 5,16 instead\n"),
         (["--model", "hierarchical", "--latent-dims", "6,3", "--latent-dim", "3"],
-         "--latent-dim: expected no value or the bottom level's size 6 (the first of --latent-dims), got 3"),
+         "--latent-dim: expected no value or the bottom level's size 6 (the first of --latent-dims), got 3; "
+         "for a bottom level of 3, give --latent-dims 3,3 instead\n"),
+        (["--latent-dim", "100000000"],  # the model's parameters could not fit: refused before the data too
+         "--latent-dim: expected sizes whose parameters fit in this machine's memory"),
         (["--model", "hierarchical", "--latent-dims", "4"], "--latent-dims: expected two levels or more, got (4,)"),
         (["--model", "vae", "--prior", "conditional"],
          "--prior: the 'conditional' prior p(z | y) needs a conditional model (a ConditionalVAE), got VAE without a "
@@ -127,3 +132,19 @@ def test_a_builder_error_that_names_no_flag_is_put_under_model() -> None:
         ConfigError, match=r"^--model: the model 'cvae' cannot be built \(num_classes: expected a positive integer"
     ):
         experiment.build_model(TrainConfig(model="cvae"), num_classes=0)
+
+
+def test_a_refused_run_leaves_no_out_folder_it_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # refused by the settings' check, or once it held the run's lock (no MNIST here, no --download)
+    mnist = ["train", "--dataset", "mnist", "--epochs", "1", "--quiet", "--no-report", "--device", "cpu"]
+    for argv in ([*RUN, "--model", "vae", "--latent-dims", "4,2"], mnist):
+        assert main([*argv, "--out", str(tmp_path / "new" / "r")]) == 1
+        assert capsys.readouterr().err.startswith("genvae train: error: ")
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_run_keeps_an_out_folder_that_was_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main([*RUN, "--model", "vae", "--latent-dims", "4,2", "--out", str(mine)]) == 1
+    assert mine.is_dir()

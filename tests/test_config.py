@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -335,3 +336,70 @@ def test_a_part_with_tensors_outside_its_state_dict_is_built_for_real(tmp_path: 
         assert loaded.likelihood.scale.device.type == "cpu" and loaded.likelihood.scale.item() == 2.5
     finally:
         gv.likelihoods.registry.unregister("test_scaled_bernoulli")
+
+
+def test_load_refuses_a_link_out_of_the_model_folder(tmp_path: Path) -> None:
+    # the folder would load another model under its name (before: model.json followed anywhere)
+    gv.save(gv.presets.seed_vae(latent_dim=3), tmp_path / "other")
+    gv.save(gv.presets.seed_vae(latent_dim=2), tmp_path / "mine")
+    (tmp_path / "mine" / "model.json").unlink()
+    (tmp_path / "mine" / "model.json").symlink_to(tmp_path / "other" / "model.json")
+    target = tmp_path / "other" / "model.json"
+    expected = (
+        rf"^{re.escape(str(tmp_path / 'mine' / 'model.json'))}: expected a file of the model folder "
+        rf"{re.escape(repr(str(tmp_path / 'mine')))}, got a link to {re.escape(repr(str(target)))} outside it; "
+        "not following it$"
+    )
+    with pytest.raises(ValueError, match=expected):
+        gv.load(tmp_path / "mine")
+
+
+def test_load_refuses_weights_linked_out_of_the_model_folder(tmp_path: Path) -> None:
+    gv.save(gv.presets.seed_vae(), tmp_path / "mine")
+    weights = weights_file(tmp_path / "mine")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    weights.rename(elsewhere / weights.name)
+    weights.symlink_to(elsewhere / weights.name)
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(str(weights))}: expected a file of the model folder .* outside it"
+    ):
+        gv.load(tmp_path / "mine")
+
+
+def test_load_follows_links_inside_the_folder_and_a_link_to_the_folder(tmp_path: Path) -> None:
+    model = gv.presets.seed_vae(latent_dim=3)
+    gv.save(model, tmp_path / "mine" / "v1")  # mine/model.json → v1/model.json, as a run's links do
+    (tmp_path / "mine" / "model.json").symlink_to(Path("v1", "model.json"))
+    (tmp_path / "alias").symlink_to(tmp_path / "mine")  # the folder itself named through a link
+    for folder in (tmp_path / "mine", tmp_path / "alias"):
+        assert torch.equal(gv.load(folder).mean_head.weight, model.mean_head.weight)
+
+
+def hub_cache_snapshot(cache: Path, folder: Path) -> Path:
+    """``folder`` laid out as huggingface_hub's cache does: blobs named by their hash, and a
+    snapshot folder of links ``../../blobs/<hash>`` (what gv.load("hf://...") gets)."""
+    repo = cache / "models--alice--vae"
+    (repo / "blobs").mkdir(parents=True)
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for path in folder.iterdir():
+        blob = hashlib.sha256(path.read_bytes()).hexdigest()
+        (repo / "blobs" / blob).write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob))
+    return snapshot
+
+
+def test_load_reads_a_hugging_face_cache_snapshot_whose_files_link_to_its_blobs(tmp_path: Path) -> None:
+    model = gv.presets.seed_vae(latent_dim=3)
+    gv.hub.save_for_hub(model, tmp_path / "repo")
+    snapshot = hub_cache_snapshot(tmp_path / "cache", tmp_path / "repo")
+    assert torch.equal(gv.load(snapshot).mean_head.weight, model.mean_head.weight)
+    # a snapshot's link out of its repository's blobs is refused as any other
+    weights = snapshot / "model.safetensors"
+    stray = tmp_path / "stray.safetensors"
+    stray.write_bytes(weights.read_bytes())
+    weights.unlink()
+    weights.symlink_to(stray)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(weights))}: expected a file of the model folder"):
+        gv.load(snapshot)

@@ -289,6 +289,16 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(
     assert (run / ".lock").read_text().strip() == ""  # released cleanly: no holder (the file is never truncated)
 
 
+def test_a_folder_holding_only_a_free_lock_is_removed_as_unused(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    with run.lock():  # a run that stopped before it started: the lock file alone
+        assert not run.remove_if_unused()  # held (by another open file): left as it is
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    assert not run.remove_if_unused() and (tmp_path / "run" / ".lock").exists()  # something else there
+    (tmp_path / "run" / "notes.txt").unlink()
+    assert run.remove_if_unused() and not (tmp_path / "run").exists()
+
+
 # -- divergence is never published -----------------------------------------------------------------
 
 

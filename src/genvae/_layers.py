@@ -66,6 +66,17 @@ def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def mlp_parameters(sizes: Sequence[int]) -> int:
+    """The parameters of :func:`mlp` ``(sizes)``: a weight and a bias per pair of consecutive sizes."""
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+
+def conv_parameters(channels: Sequence[int], kernels: Sequence[int]) -> int:
+    """The parameters of square convolutions (plain or transposed) from ``channels[i]`` to
+    ``channels[i + 1]`` channels with kernel ``kernels[i]``: weights and biases."""
+    return sum(a * b * k * k + b for (a, b), k in zip(itertools.pairwise(channels), kernels, strict=True))
+
+
 def mlp(sizes: Sequence[int], act: str, *, last_activation: bool) -> list[nn.Module]:
     """Linear layers between consecutive ``sizes``, each followed by the activation (the last
     one only if ``last_activation``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from genvae._memory import arguments_named
 from genvae.conditioners import Conditioner
 from genvae.decoders import ConvDecoder
 from genvae.encoders import ConvEncoder
@@ -28,11 +29,13 @@ def _condition(num_classes: int | None, conditioner: str | Conditioner) -> dict[
 
 def seed_encoder(num_classes: int | None = None, conditioner: str | Conditioner = "split") -> ConvEncoder:
     """The notebook's encoder; with ``num_classes``, conditioned on a one-hot label by ``conditioner``."""
-    return ConvEncoder(**_ENCODER, **_condition(num_classes, conditioner))
+    with arguments_named(condition_dim=("num_classes", num_classes)):  # a size error names this function's argument
+        return ConvEncoder(**_ENCODER, **_condition(num_classes, conditioner))
 
 
 def seed_decoder(
     latent_dim: int, num_classes: int | None = None, conditioner: str | Conditioner = "split"
 ) -> ConvDecoder:
     """The notebook's decoder from ``latent_dim``; with ``num_classes``, conditioned as the encoder."""
-    return ConvDecoder(latent_dim=latent_dim, **_DECODER, **_condition(num_classes, conditioner))
+    with arguments_named(condition_dim=("num_classes", num_classes)):
+        return ConvDecoder(latent_dim=latent_dim, **_DECODER, **_condition(num_classes, conditioner))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genvae._memory import arguments_named, check_parameters
 from genvae._validation import check_positive_int
 from genvae.encoders import ConvEncoder, MLPEncoder
 from genvae.registry import Registry
@@ -43,6 +44,7 @@ class _EncoderHead(nn.Module):
 
     def _setup(self, body: nn.Module, features: int, num_classes: int, dropout: float) -> None:
         self.num_classes = check_positive_int("num_classes", num_classes)
+        check_parameters(type(self).__name__, (features + 1) * num_classes, num_classes=(num_classes, num_classes))
         self.body = body
         self.dropout = nn.Dropout(_dropout(dropout))
         self.head = nn.Linear(features, num_classes)
@@ -84,7 +86,10 @@ class ConvClassifier(_EncoderHead):
         shape = tuple(input_shape)
         if len(shape) != 3:
             raise ValueError(f"input_shape: expected (channels, height, width), got {input_shape!r}")
-        body = ConvEncoder(shape[0], shape[1:], channels=channels, hidden=hidden, activation=activation)
+        with arguments_named(
+            in_channels=("input_shape", input_shape), image_size=("input_shape", input_shape)
+        ):  # the body's names for it
+            body = ConvEncoder(shape[0], shape[1:], channels=channels, hidden=hidden, activation=activation)
         self.input_shape = body.input_shape
         self._setup(body, body.out_features, num_classes, dropout)
 

@@ -267,18 +267,35 @@ def _import_modules(argv: Sequence[str] | None) -> None:
     import_modules(early.parse_known_args(argv)[0].imports)
 
 
-def _check_out(path: str) -> None:
+def _check_out(path: str) -> list[Path]:
+    """Make the ``--out`` folder (an unusable one is a one-line error); returns the folders this
+    made, outermost first, so that a command that fails can remove them again while they are empty."""
     if not path.strip():
         raise CLIError(f"--out: expected a folder name, got {path!r}")
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise CLIError(f"--out: expected a folder, got an existing file: {path!r}")
+    missing = [folder for folder in (target, *target.parents) if not folder.exists()][::-1]
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as err:
+        _remove_if_empty(missing)
         raise CLIError(f"--out: cannot create {path!r}: {err.strerror}") from None
     if not os.access(target, os.W_OK):
         raise CLIError(f"--out: folder is not writable: {path!r}")
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (outermost first), innermost first, as long as each is empty: a refused
+    command leaves no empty ``--out`` behind, and never removes what another process put there."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()  # fails on a folder that is not empty
+        except FileNotFoundError:  # removed already (RunDir.remove_if_unused)
+            continue
+        except OSError:
+            return
 
 
 #: The exit status of ``genvae train`` when the run was published but only its report failed.
@@ -352,7 +369,8 @@ def _say(line: str, file: Any = None) -> None:
 def main(argv: Sequence[str] | None = None, *, callbacks: Iterable[Callback] = ()) -> int:
     """Entry point of the ``genvae`` command; returns the exit status. ``callbacks`` join the
     training callbacks of ``genvae train`` (for a program that wraps the command)."""
-    command = "genvae"
+    command, status = "genvae", 1
+    created: list[Path] = []  # the --out folders this command made, removed again if it fails before using them
     restore_ctrl_c()  # from here, Ctrl-C is a KeyboardInterrupt, answered below
     try:
         _import_modules(argv)
@@ -361,8 +379,9 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Iterable[Callback] = (
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         if args.out is not None:
-            _check_out(args.out if args.command != "report" else str(Path(args.out).parent or "."))
-        return _COMMANDS[args.command](args, callbacks)
+            created = _check_out(args.out if args.command != "report" else str(Path(args.out).parent or "."))
+        status = _COMMANDS[args.command](args, callbacks)
+        return status
     except (ValueError, KeyError, OSError, RunLockedError) as err:
         if isinstance(err, DatasetNotFoundError):  # the library says download=True; here it is a flag
             err = err.with_option("--download")
@@ -385,6 +404,10 @@ def main(argv: Sequence[str] | None = None, *, callbacks: Iterable[Callback] = (
         _say(f"{command}: interrupted", sys.stderr)
         return 130
     finally:
+        if status != 0 and is_main_process() and created:  # a refused command leaves no --out folder it made
+            if command == "genvae train":  # a run refused once it held the folder's lock leaves the lock file
+                RunDir(created[-1]).remove_if_unused()
+            _remove_if_empty(created)
         shutdown()
 
 

@@ -316,13 +316,33 @@ def load(
 def _read_files(root: Path, shown: Path) -> tuple[Any, torch.dtype, Path, WeightsFile]:
     """``model.json`` checked, and the weights file it names, open (the shapes of its tensors
     read); the spec, the dtype, the weights file and its reader."""
-    real = shown.resolve()  # a run's model.json links to its published files: read them there
+    real = _inside(shown, root)  # a run's model.json links to its published files: read them there
     with locked_dir(real.parent, shared=True):  # a save into the folder waits, and does not wait for us
         spec, dtype, weights_path, sha = _read_model_file(real, shown)
         if not weights_path.is_file():
             raise FileNotFoundError(f"directory: expected {weights_path.name} in {str(root)!r} (named by {shown})")
+        _inside(weights_path, root)
         source = WeightsFile(weights_path, sha)  # open: a save that follows may unlink it
     return spec, dtype or _saved_dtype(source.shapes), weights_path, source
+
+
+def _inside(path: Path, root: Path) -> Path:
+    """``path`` with its links resolved, refused (a one-line ValueError naming it and where it
+    leads) unless it stays in the model folder ``root``: the folder's own tree (a run's
+    ``model.json`` links into its ``published/``), or, for a snapshot in huggingface_hub's cache
+    (``models--owner--name/snapshots/<revision>``, whose files are links to ``../../blobs/<hash>``),
+    that repository's blobs. A link elsewhere would load a model other than the folder's, under
+    its name."""
+    real, base = path.resolve(), root.resolve()
+    allowed = [base]
+    if base.parent.name == "snapshots" and base.parent.parent.name.startswith("models--"):
+        allowed.append(base.parent.parent / "blobs")
+    if not any(real.is_relative_to(folder) for folder in allowed):
+        raise ValueError(
+            f"{path}: expected a file of the model folder {str(root)!r}, got a link to {str(real)!r} outside it; "
+            "not following it"
+        )
+    return real
 
 
 def _saved_dtype(saved: Mapping[str, torch.Tensor]) -> torch.dtype:

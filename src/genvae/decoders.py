@@ -18,8 +18,18 @@ import math
 import torch
 from torch import nn
 
-from genvae._layers import FirstLayerNetwork, Unflatten, image_shape, int_sequence, mlp, per_layer
+from genvae._layers import (
+    FirstLayerNetwork,
+    Unflatten,
+    conv_parameters,
+    image_shape,
+    int_sequence,
+    mlp,
+    mlp_parameters,
+    per_layer,
+)
 from genvae._layers import activation as make_activation
+from genvae._memory import check_parameters
 from genvae._transposed_conv import ConvTranspose2d
 from genvae._validation import check_positive_int
 from genvae.conditioners import Conditioner, first_layer
@@ -85,6 +95,15 @@ class MLPDecoder(Decoder, FirstLayerNetwork):
         self.output_shape = int_sequence("output_shape", output_shape, allow_empty=False)
         widths = (latent_dim, *int_sequence("hidden", hidden), math.prod(self.output_shape))
         check_positive_int("condition_dim", condition_dim, allow_zero=True)
+        # the condition adds at least a weight per (condition entry, first-layer unit), whatever the conditioner
+        check_parameters(
+            type(self).__name__,
+            mlp_parameters(widths) + condition_dim * widths[1],
+            latent_dim=(latent_dim, latent_dim),
+            output_shape=(output_shape, widths[-1]),
+            hidden=(hidden, max(widths[1:-1], default=0)),
+            condition_dim=(condition_dim, condition_dim),
+        )
         layers = mlp(widths, activation, last_activation=False)
 
         def make_layer(extra: int) -> nn.Module:
@@ -158,6 +177,12 @@ class ConvDecoder(Decoder, FirstLayerNetwork):
         scale = math.prod(steps)
         start = (chans[0], math.ceil(height / scale), math.ceil(width / scale))
         widths = (latent_dim, *int_sequence("hidden", hidden), math.prod(start))
+        count = mlp_parameters(widths) + conv_parameters((*chans, out_channels), kernels) + condition_dim * widths[1]
+        check_parameters(type(self).__name__, count, latent_dim=(latent_dim, latent_dim),
+                         image_size=(image_size, height * width), channels=(channels, max(chans)),
+                         hidden=(hidden, max(widths[1:-1], default=0)), kernel_size=(kernel_size, max(kernels) ** 2),
+                         out_channels=(out_channels, out_channels),
+                         condition_dim=(condition_dim, condition_dim))  # fmt: skip
         layers = mlp(widths, activation, last_activation=True)
 
         def make_layer(extra: int) -> nn.Module:

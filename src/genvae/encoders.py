@@ -20,8 +20,18 @@ import math
 import torch
 from torch import nn
 
-from genvae._layers import FirstLayerNetwork, conv_out, image_shape, int_sequence, mlp, per_layer
+from genvae._layers import (
+    FirstLayerNetwork,
+    conv_out,
+    conv_parameters,
+    image_shape,
+    int_sequence,
+    mlp,
+    mlp_parameters,
+    per_layer,
+)
 from genvae._layers import activation as make_activation
+from genvae._memory import check_parameters
 from genvae._validation import check_positive_int
 from genvae.conditioners import Conditioner, first_layer
 from genvae.registry import Registry
@@ -83,6 +93,14 @@ class MLPEncoder(Encoder, FirstLayerNetwork):
         widths = int_sequence("hidden", hidden, allow_empty=False)
         check_positive_int("condition_dim", condition_dim, allow_zero=True)
         features = math.prod(self.input_shape)
+        # the condition adds at least a weight per (condition entry, first-layer unit), whatever the conditioner
+        check_parameters(
+            type(self).__name__,
+            mlp_parameters((features, *widths)) + condition_dim * widths[0],
+            hidden=(hidden, max(widths)),
+            input_shape=(input_shape, features),
+            condition_dim=(condition_dim, condition_dim),
+        )
         layers = mlp((features, *widths), activation, last_activation=True)
 
         def make_layer(extra: int) -> nn.Module:
@@ -155,6 +173,12 @@ class ConvEncoder(Encoder, FirstLayerNetwork):
                     f"{steps}, got {self.input_shape[1:]} (a feature map would shrink to {h}×{w})"
                 )
             shapes.append((ch, h, w))
+        flat = math.prod(shapes[-1])
+        count = conv_parameters((in_channels, *chans), kernels) + mlp_parameters((flat, *widths))
+        check_parameters(type(self).__name__, count + condition_dim * chans[0],
+                         image_size=(image_size, math.prod(self.input_shape[1:])), channels=(channels, max(chans)),
+                         hidden=(hidden, max(widths, default=0)), kernel_size=(kernel_size, max(kernels) ** 2),
+                         in_channels=(in_channels,) * 2, condition_dim=(condition_dim,) * 2)  # fmt: skip
 
         def make_layer(extra: int) -> nn.Module:
             return nn.Conv2d(in_channels + extra, chans[0], kernels[0], steps[0], pads[0])
@@ -162,7 +186,6 @@ class ConvEncoder(Encoder, FirstLayerNetwork):
         rest: list[nn.Module] = [make_activation(activation)]
         for i in range(1, n):
             rest += [nn.Conv2d(chans[i - 1], chans[i], kernels[i], steps[i], pads[i]), make_activation(activation)]
-        flat = math.prod(shapes[-1])
         rest += [nn.Flatten(), *mlp((flat, *widths), activation, last_activation=True)]
         first = first_layer(make_layer, shapes[0], shapes[1], condition_dim, conditioner)
         self._setup(first, rest, condition_dim)

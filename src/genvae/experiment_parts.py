@@ -18,10 +18,12 @@ from typing import Any, cast
 import torch
 
 from genvae import models, presets
+from genvae._memory import meta_builds_checked_on
 from genvae.data import MNIST, FashionMNIST, ImageDataset, datasets, load_dataset, partially_labeled
 from genvae.data.files import DownloadError
 from genvae.losses import Objective, objectives
 from genvae.semisupervised import SemiSupervisedVAE
+from genvae.training.devices import resolve_device
 
 __all__ = ["DEFAULT_LATENT_DIM", "MODEL_BUILDERS", "ConfigError", "DataChoice", "Interrupted", "TrainConfig",
            "build_model", "build_objective", "check_config", "choose_dataset", "import_modules", "imported_modules",
@@ -195,7 +197,10 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[torch.nn.Module,
         "prior": config.prior,
         "posterior": config.posterior,
     }
-    arguments, settings = _arguments(builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}")
+    others = {name: MODEL_BUILDERS.get(name) or models.get(name) for name in models.names() if name != config.model}
+    arguments, settings = _arguments(
+        builder, chosen, {"num_classes": num_classes}, f"the model {config.model!r}", others
+    )
     torch.manual_seed(config.seed)  # the model's initialisation follows the seed too
     try:
         return builder(**arguments), settings
@@ -240,19 +245,34 @@ def build_objective(config: TrainConfig, model: torch.nn.Module, train_size: int
 
 
 def _arguments(
-    build: Callable[..., Any], chosen: Mapping[str, Any], derived: Mapping[str, Any], what: str
+    build: Callable[..., Any],
+    chosen: Mapping[str, Any],
+    derived: Mapping[str, Any],
+    what: str,
+    others: Mapping[str, Callable[..., Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The keyword arguments ``build`` gets: the ``chosen`` settings that were given (an error
-    naming the flag where it does not take one) and the ``derived`` values it declares; and the
-    chosen settings as used (``build``'s default where not given, None where it takes none)."""
+    naming the flag where it does not take one, and which ``others``, ``--model`` name → builder,
+    take it) and the ``derived`` values it declares; and the chosen settings as used (``build``'s
+    default where not given, None where it takes none)."""
     parameters = inspect.signature(build).parameters
     for name, value in chosen.items():
         if value is not None and name not in parameters:
             flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag}: {what} takes no {name}, got {value!r}")
+            raise ConfigError(f"{flag}: {what} takes no {name}, got {value!r}{_taken_by(name, others)}")
     arguments = {k: v for k, v in {**chosen, **derived}.items() if v is not None and k in parameters}
     settings = {name: arguments.get(name, _default(parameters, name)) for name in chosen}
     return arguments, settings
+
+
+def _taken_by(name: str, others: Mapping[str, Callable[..., Any]] | None) -> str:
+    """``"; --model hierarchical takes it"``: the other models whose builder takes setting ``name``
+    (what the user most likely meant), or nothing."""
+    takers = [model for model, build in (others or {}).items() if name in inspect.signature(build).parameters]
+    if not takers:
+        return ""
+    names = takers[0] if len(takers) == 1 else f"{', '.join(takers[:-1])} and {takers[-1]}"
+    return f"; --model {names} take{'s' if len(takers) == 1 else ''} it"
 
 
 def _default(parameters: Mapping[str, inspect.Parameter], name: str) -> Any:
@@ -286,7 +306,8 @@ _FLAGS = {
 }  # fmt: skip
 _PARTS = ("conditioner", "likelihood", "prior", "posterior")  # the model's parts, chosen by name
 _LEADING_NAME = re.compile(r"^(\w+): ")
-_QUOTED_SETTING = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(?:'([^']*)'|(\S+?))(?=[,;)\s]|$)")
+#: ``prior='flow'``, ``latent_dims=(5, 16)`` or ``latent_dim=5`` in a message: the setting and its value
+_QUOTED_SETTING = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(?:'([^']*)'|\(([\d, ]*)\)|(\S+?))(?=[,;)\s]|$)")
 _FIRST_OF = re.compile(r"(--[\w-]+)\[0\] = (\S+?),")  # "--latent-dims[0] = 32," (after _SNAKE_SETTING)
 _SNAKE_SETTING = re.compile(r"(?<![\w.-])(" + "|".join(name for name in _FLAGS if "_" in name) + r")\b")
 
@@ -299,12 +320,18 @@ def _flag_message(message: str, config: TrainConfig) -> str:
     return f"{flag}: {rest}" if flag else f"--model: the model {config.model!r} cannot be built ({rest})"
 
 
+def _flag_value(match: re.Match[str]) -> str:
+    """A quoted setting's value as its flag takes it: a tuple of sizes ``(5, 16)`` is ``5,16``."""
+    quoted, sizes, plain = match[2], match[3], match[4]
+    return quoted if quoted is not None else sizes.replace(" ", "") if sizes is not None else plain
+
+
 def _in_flags(message: str) -> tuple[str | None, str]:
     """The flag a message starts with (its leading ``name: ``, when a setting's; else None) and
     the rest, in which the settings it quotes (``posterior='gaussian'``, ``latent_dims[0]``) are
     flags. An unknown leading name stays in the rest."""
     message = " ".join(message.split())
-    message = _QUOTED_SETTING.sub(lambda m: f"{_FLAGS[m[1]]} {m[2] if m[2] is not None else m[3]}", message)
+    message = _QUOTED_SETTING.sub(lambda m: f"{_FLAGS[m[1]]} {_flag_value(m)}", message)
     leading = _LEADING_NAME.match(message)
     flag = _FLAGS.get(leading[1]) if leading else None
     rest = message[leading.end() :] if leading and flag else message
@@ -334,8 +361,9 @@ def check_config(config: TrainConfig) -> None:
     if config.dataset != "auto" and config.dataset not in datasets:
         known = ", ".join([*datasets.names(), "auto"])
         raise ConfigError(f"--dataset: expected one of {known}, got {config.dataset!r}")
-    # the run's random state stays as it was: build_model seeds torch
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+    # the run's random state stays as it was: build_model seeds torch; sizes whose parameters cannot
+    # fit on the run's device are refused here too, not after the data is read
+    with torch.random.fork_rng(devices=[]), torch.device("meta"), meta_builds_checked_on(resolve_device(config.device)):
         try:
             model, _ = build_model(config, _STAND_IN_CLASSES)
         except ConfigError:

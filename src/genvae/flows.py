@@ -50,8 +50,8 @@ import torch
 from torch import nn
 
 from genvae._layers import activation as make_activation
-from genvae._layers import int_sequence
-from genvae._memory import check_draws
+from genvae._layers import int_sequence, mlp_parameters
+from genvae._memory import arguments_named, check_draws, check_parameters
 from genvae._validation import check_positive_int
 from genvae.gaussian import log_normal
 from genvae.priors import Prior, PriorHost
@@ -112,6 +112,13 @@ class MADE(nn.Module):
         self.features = check_positive_int("features", features)
         widths = int_sequence("hidden", hidden, allow_empty=False)
         self.context_features = check_positive_int("context_features", context_features, allow_zero=True)
+        check_parameters(
+            type(self).__name__,
+            made_parameters(features, widths, self.context_features),
+            hidden=(hidden, max(widths)),
+            features=(features, features),
+            context_features=(context_features, context_features),
+        )
         inputs = torch.arange(1, features + 1)
         # each layer's degrees made as its layer is: a build that stops early (gv.load's bound on
         # the parameters a model.json builds) does not first pay for every layer's degrees
@@ -149,10 +156,27 @@ class MADE(nn.Module):
         return shift, log_scale
 
 
+def made_parameters(features: int, widths: Sequence[int], context: int) -> int:
+    """The parameters of a :class:`MADE`: its masked layers, and the context's two maps."""
+    context_maps = (context + 1) * (widths[0] + 2 * features) if context else 0
+    return mlp_parameters((features, *widths, 2 * features)) + context_maps
+
+
 def _made_stack(
-    latent_dim: int, steps: int, hidden: Sequence[int], context: int, activation: str, scale_bias: float
+    owner: str, latent_dim: int, steps: int, hidden: Sequence[int], context: int, activation: str, scale_bias: float
 ) -> nn.ModuleList:
+    """``steps`` MADEs, after checking that their parameters fit: ``steps=10**9`` would otherwise
+    build small modules for hours before the memory runs out."""
     check_positive_int("steps", steps)
+    widths = int_sequence("hidden", hidden, allow_empty=False)
+    check_parameters(
+        owner,
+        steps * made_parameters(check_positive_int("latent_dim", latent_dim), widths, context),
+        steps=(steps, steps),
+        hidden=(hidden, max(widths)),
+        latent_dim=(latent_dim, latent_dim),
+        context_features=(context, context),
+    )
     return nn.ModuleList(MADE(latent_dim, hidden, context, activation, scale_bias) for _ in range(steps))
 
 
@@ -181,7 +205,9 @@ class InverseAutoregressiveFlow(nn.Module):
         activation: str = "elu",
     ) -> None:
         super().__init__()
-        self.steps = _made_stack(latent_dim, steps, hidden, context_features, activation, GATE_BIAS)
+        self.steps = _made_stack(
+            type(self).__name__, latent_dim, steps, hidden, context_features, activation, GATE_BIAS
+        )
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The transformed ``z`` and the log-determinant ``Σ log σ``, shape ``z.shape[:-1]``."""
@@ -219,7 +245,7 @@ class MaskedAutoregressiveFlow(nn.Module):
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.steps = _made_stack(latent_dim, steps, hidden, context_features, activation, 0.0)
+        self.steps = _made_stack(type(self).__name__, latent_dim, steps, hidden, context_features, activation, 0.0)
 
     def _step(self, made: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         m, s = made(z, c)
@@ -283,9 +309,12 @@ class FlowPrior(Prior):
     def build(self, model: PriorHost) -> None:
         """Create the flow, conditioned on the model's condition vector when it has one."""
         self.conditional = bool(self.condition_dim)
-        self.flow = MaskedAutoregressiveFlow(
-            self.latent_dim, self.steps, self.hidden, self.condition_dim, self.activation
-        )
+        with arguments_named(
+            context_features=("condition_dim", self.condition_dim)
+        ):  # the flow's context is the model's condition
+            self.flow = MaskedAutoregressiveFlow(
+                self.latent_dim, self.steps, self.hidden, self.condition_dim, self.activation
+            )
 
     def _condition(self, c: torch.Tensor | None) -> torch.Tensor | None:
         if self.conditional and c is None:

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ from genvae import decoders, encoders, likelihoods
 from genvae._ladder import HierarchicalOutput, HierarchicalParams, Level, TopDown, merge
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence
+from genvae._memory import arguments_named, check_parameters
 from genvae._seed_networks import seed_decoder, seed_encoder
 from genvae._validation import check_condition_size, check_finite_number, check_non_negative, check_positive_int
 from genvae.conditioners import Conditioner
@@ -122,26 +124,44 @@ class HierarchicalVAE(VAE):
         self.conditional = self.condition_dim > 0
         self.logvar_range = _checked_range(logvar_range)
         condition = {"condition_dim": self.condition_dim, "conditioner": conditioner} if self.conditional else {}
-        self.encoder = _module("encoder", encoders.registry.resolve(encoder, argument="encoder", **condition))
-        self.decoder = _module(
-            "decoder",
-            decoders.registry.resolve(decoder, argument="decoder", latent_dim=self.latent_dims[0], **condition),
-        )
-        self.likelihood = _likelihood(likelihood)
-        self._check_parts()
-        features = feature_dim if feature_dim is not None else getattr(self.encoder, "out_features", None)
-        if features is None:
-            raise ValueError(
-                "encoder: expected a module with an `out_features` attribute or the feature_dim argument, "
-                f"got {type(self.encoder).__name__} with neither"
+        # the parts get latent_dim=latent_dims[0] (and condition_dim=num_classes): a size error names
+        # the argument the user gave
+        names: dict[str, tuple[str, Any]] = {"latent_dim": ("latent_dims", latent_dims)}
+        if condition_dim is None:
+            names["condition_dim"] = ("num_classes", num_classes)
+        with arguments_named(**names):
+            self.encoder = _module("encoder", encoders.registry.resolve(encoder, argument="encoder", **condition))
+            self.decoder = _module(
+                "decoder",
+                decoders.registry.resolve(decoder, argument="decoder", latent_dim=self.latent_dims[0], **condition),
             )
-        check_positive_int("feature_dim", features)
-        self._build_levels(features, activation, conditioner)
-        self.prior = as_prior(prior)
-        self.prior.attach(_TopLevelHost(self))
+            self.likelihood = _likelihood(likelihood)
+            self._check_parts()
+            features = feature_dim if feature_dim is not None else getattr(self.encoder, "out_features", None)
+            if features is None:
+                raise ValueError(
+                    "encoder: expected a module with an `out_features` attribute or the feature_dim argument, "
+                    f"got {type(self.encoder).__name__} with neither"
+                )
+            check_positive_int("feature_dim", features)
+            self._build_levels(features, activation, conditioner)
+            self.prior = as_prior(prior)
+            self.prior.attach(_TopLevelHost(self))
 
     def _build_levels(self, features: int, activation: str, conditioner: Any) -> None:
         dims, width = self.latent_dims, self.hidden
+        up = (features + 1) * width + (len(dims) - 2) * (width + 1) * width
+        heads = sum(((features if i == 0 else width) + 1) * 2 * d for i, d in enumerate(dims))
+        down = sum((above + 1 + self.condition_dim) * width + (width + 1) * 2 * below
+                   for below, above in itertools.pairwise(dims))  # fmt: skip
+        check_parameters(
+            type(self).__name__,
+            up + heads + down,
+            latent_dims=(self.latent_dims, max(*dims, len(dims))),
+            hidden=(self.hidden, width),
+            feature_dim=(features, features),
+            condition_dim=(self.condition_dim, self.condition_dim),
+        )
         # bottom-up: level 1 reads the encoder's features; each level above adds one layer
         self.up = nn.ModuleList(
             nn.Sequential(nn.Linear(features if i == 1 else width, width), make_activation(activation))
@@ -380,8 +400,10 @@ def seed_hierarchical(
     """
     dims = int_sequence("latent_dims", latent_dims, allow_empty=False)
     if latent_dim is not None and latent_dim != dims[0]:
+        wanted = ", ".join(map(str, (latent_dim, *dims[1:])))
         raise ValueError(
-            f"latent_dim: expected None or the bottom level's size latent_dims[0] = {dims[0]}, got {latent_dim}"
+            f"latent_dim: expected None or the bottom level's size latent_dims[0] = {dims[0]}, got {latent_dim}; "
+            f"for a bottom level of {latent_dim}, give latent_dims=({wanted}) instead"
         )
     classes, how = num_classes, conditioner
     return HierarchicalVAE(

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
-from genvae._memory import check_samples
+from genvae._memory import arguments_named, check_parameters, check_samples
 from genvae._model_inputs import EncoderDecoderInputs
 from genvae._validation import (
     as_labels,
@@ -164,6 +164,9 @@ class VAE(EncoderDecoderInputs, nn.Module):
                 f"vector) or the feature_dim argument, got {type(self.encoder).__name__} with neither"
             )
         check_positive_int("feature_dim", features)
+        heads = 2 * (features + 1) * self.latent_dim  # mean and log-variance
+        check_parameters(type(self).__name__, heads, latent_dim=(self.latent_dim, self.latent_dim),
+                         feature_dim=(features, features))  # fmt: skip
         self.mean_head = nn.Linear(features, self.latent_dim)
         self.logvar_head = nn.Linear(features, self.latent_dim)
         self.q = as_posterior(posterior)
@@ -386,8 +389,10 @@ class ConditionalVAE(VAE):
         self.num_classes, self.condition_dim = check_condition_size(num_classes, condition_dim)
         if not self.condition_dim:
             raise ValueError("num_classes: expected num_classes or condition_dim for a conditional model, got neither")
-        self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim}, posterior)
-        self._attach_prior(prior)
+        # the parts get condition_dim=num_classes: a size error names the argument the user gave
+        with arguments_named(**({"condition_dim": ("num_classes", num_classes)} if condition_dim is None else {})):
+            self._build(encoder, decoder, likelihood, feature_dim, {"condition_dim": self.condition_dim}, posterior)
+            self._attach_prior(prior)
 
     def condition(self, y: Labels | None, batch: int) -> torch.Tensor:
         """The float condition vectors ``(batch, condition_dim)`` for labels ``y``, checked: integer

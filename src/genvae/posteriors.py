@@ -38,6 +38,7 @@ from torch import nn
 
 from genvae._layers import activation as make_activation
 from genvae._layers import int_sequence
+from genvae._memory import arguments_named
 from genvae._validation import check_positive_int
 from genvae.flows import InverseAutoregressiveFlow
 from genvae.gaussian import log_normal, reparameterize
@@ -178,9 +179,12 @@ class IAFPosterior(Posterior):
 
     def build(self) -> None:
         """Create the flow (and the context map)."""
-        self.flow = InverseAutoregressiveFlow(
-            self.latent_dim, self.steps, self.hidden, self.context_dim, self.activation
-        )
+        with arguments_named(
+            context_features=("context_dim", self.context_dim)
+        ):  # the flow's name for this part's argument
+            self.flow = InverseAutoregressiveFlow(
+                self.latent_dim, self.steps, self.hidden, self.context_dim, self.activation
+            )
         if self.context_dim:
             self.context = nn.Linear(self.feature_dim, self.context_dim)
 

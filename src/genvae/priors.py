@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae._layers import activation as make_activation
-from genvae._layers import int_sequence, mlp
-from genvae._memory import check_draws
+from genvae._layers import int_sequence, mlp, mlp_parameters
+from genvae._memory import check_draws, check_parameters
 from genvae._validation import check_positive_int
 from genvae.gaussian import kl_gaussians_per_dim, kl_per_dim, log_normal, log_normal_dims, log_normal_mixture
 from genvae.registry import Registry
@@ -275,6 +275,13 @@ class ConditionalPrior(GaussianPrior):
                 f"{getattr(model, 'model_name', type(model).__name__)} without a condition"
             )
         widths = (self.condition_dim, *self.hidden)
+        check_parameters(
+            type(self).__name__,
+            mlp_parameters(widths) + 2 * (widths[-1] + 1) * self.latent_dim,
+            hidden=(self.hidden, max(self.hidden, default=0)),
+            latent_dim=(self.latent_dim, self.latent_dim),
+            condition_dim=(self.condition_dim, self.condition_dim),
+        )
         self.net = nn.Sequential(*mlp(widths, self.activation, last_activation=True)) if self.hidden else nn.Identity()
         self.mean_head = nn.Linear(widths[-1], self.latent_dim)
         self.logvar_head = nn.Linear(widths[-1], self.latent_dim)
@@ -356,6 +363,12 @@ class MixturePrior(_MixturePriorBase):
 
     def build(self, model: PriorHost) -> None:
         """Create the components' means (drawn from N(0, I)), log-variances (0) and weight logits (0)."""
+        check_parameters(
+            type(self).__name__,
+            self.components * (2 * self.latent_dim + 1),
+            components=(self.components, self.components),
+            latent_dim=(self.latent_dim, self.latent_dim),
+        )
         self.means = nn.Parameter(torch.randn(self.components, self.latent_dim))
         self.logvars = nn.Parameter(torch.zeros(self.components, self.latent_dim))
         self.logits = nn.Parameter(torch.zeros(self.components))
@@ -420,6 +433,11 @@ class VampPrior(_MixturePriorBase):
                 "prior: the 'vamp' prior needs the data's shape for its pseudo-inputs: expected a model whose "
                 "encoder or decoder fixes input_shape, got a model without one"
             )
+        check_parameters(
+            type(self).__name__,
+            self.components * (math.prod(shape) + self.condition_dim),
+            components=(self.components, self.components),
+        )
         self.pseudo_inputs = nn.Parameter(self.init_mean + self.init_std * torch.randn(self.components, *shape))
         if self.condition_dim:
             classes = torch.arange(self.components) % self.condition_dim

@@ -257,6 +257,23 @@ class RunDir:
             return RunLock(self.path / _LOCK, self.path)
         return RunLock(self.path / _LOCK, self.path, advice)
 
+    def remove_if_unused(self) -> bool:
+        """Remove the run directory if it holds nothing but its lock file and no process holds the
+        lock: what a run that stopped before it started leaves (its data or its model could not be
+        made). The lock is held while its file and the folder are removed, so a process that opened
+        the file meanwhile is refused as by a running run. Returns whether the folder was removed."""
+        try:
+            if [p.name for p in self.path.iterdir()] != [_LOCK]:
+                return False
+            with self.lock(create=False):
+                if [p.name for p in self.path.iterdir()] != [_LOCK]:
+                    return False
+                (self.path / _LOCK).unlink()
+                self.path.rmdir()
+        except (OSError, RunLockedError):  # in use, or changed meanwhile: left as it is
+            return False
+        return True
+
     def start(
         self,
         record: Mapping[str, Any],

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae import classifiers, decoders, encoders, models
+from genvae._memory import arguments_named
 from genvae._seed_networks import seed_decoder, seed_encoder
 from genvae._validation import as_labels, check_labels, check_non_negative, check_positive_int, fmt_shape
 from genvae.classification import (
@@ -157,17 +158,18 @@ class SemiSupervisedVAE(ConditionalVAE):
         check_positive_int("latent_dim", latent_dim)
         check_positive_int("num_classes", num_classes)
         condition = {"condition_dim": num_classes, "conditioner": conditioner}
-        super().__init__(
-            encoders.registry.resolve(encoder, argument="encoder", **condition),
-            decoders.registry.resolve(decoder, argument="decoder", latent_dim=latent_dim, **condition),
-            latent_dim=latent_dim,
-            num_classes=num_classes,
-            likelihood=likelihood,
-            feature_dim=feature_dim,
-            prior=prior,
-            logvar_range=logvar_range,
-            posterior=posterior,
-        )
+        with arguments_named(condition_dim=("num_classes", num_classes)):  # a size error names this model's argument
+            super().__init__(
+                encoders.registry.resolve(encoder, argument="encoder", **condition),
+                decoders.registry.resolve(decoder, argument="decoder", latent_dim=latent_dim, **condition),
+                latent_dim=latent_dim,
+                num_classes=num_classes,
+                likelihood=likelihood,
+                feature_dim=feature_dim,
+                prior=prior,
+                logvar_range=logvar_range,
+                posterior=posterior,
+            )
         self.num_classes: int = num_classes
         shape = {"input_shape": self.input_shape} if self.input_shape is not None else {}
         part = classifiers.registry.resolve(classifier, argument="classifier", num_classes=num_classes, **shape)

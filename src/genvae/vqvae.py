@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from genvae import decoders, encoders, likelihoods
-from genvae._memory import check_samples
+from genvae._memory import arguments_named, check_samples
 from genvae._model_inputs import EncoderDecoderInputs
 from genvae._seed_networks import seed_decoder
 from genvae._validation import (
@@ -160,10 +160,21 @@ class VQVAE(EncoderDecoderInputs, nn.Module):
         self.conditional = self.condition_dim > 0
         condition = {"condition_dim": self.condition_dim, "conditioner": conditioner} if self.conditional else {}
         extra = _GRID_ENCODERS.get(encoder, {}) if isinstance(encoder, str) and len(self.code_shape) == 2 else {}
-        self.encoder = _part("encoder", encoders.registry.resolve(encoder, argument="encoder", **condition, **extra))
-        self.decoder = _part(
-            "decoder", decoders.registry.resolve(decoder, argument="decoder", latent_dim=self.latent_dim, **condition)
-        )
+        # the parts get latent_dim=code_dim·codes (and condition_dim=num_classes): a size error names
+        # the argument the user gave, the larger factor of the two
+        names: dict[str, tuple[str, Any]] = {
+            "latent_dim": ("grid", grid) if math.prod(self.code_shape) >= code_dim else ("code_dim", code_dim)
+        }
+        if condition_dim is None:
+            names["condition_dim"] = ("num_classes", num_classes)
+        with arguments_named(**names):
+            self.encoder = _part(
+                "encoder", encoders.registry.resolve(encoder, argument="encoder", **condition, **extra)
+            )
+            self.decoder = _part(
+                "decoder",
+                decoders.registry.resolve(decoder, argument="decoder", latent_dim=self.latent_dim, **condition),
+            )
         lik = likelihoods.registry.resolve(likelihood, argument="likelihood")
         if not isinstance(lik, Likelihood):
             raise TypeError(f"likelihood: expected a registered name or a Likelihood, got {type(lik).__name__}")
