@@ -135,6 +135,8 @@ def test_bad_arguments_are_named() -> None:
 def test_sizes_beyond_the_memory_are_refused_before_allocating() -> None:
     with pytest.raises(ValueError, match=r"^width: expected at most [\d,]+ float32 parameters of the code prior"):
         CodeSampler(tiny(), width=2**40, heads=1)
+    with pytest.raises(ValueError, match=r"^layers: expected at most [\d,]+ float32 parameters of the code prior"):
+        CodeSampler(tiny(), width=8, layers=10**12, heads=1)  # names the count that blows it, not width
     sampler = CodeSampler(tiny(), width=8, layers=1, heads=2).fit_codes(torch.tensor([[0, 1, 2]]), epochs=1)
     with pytest.raises(ValueError, match=r"^n: expected at most [\d,]+ code maps of 3 int64 in all"):
         sampler.sample_latent(10**15)

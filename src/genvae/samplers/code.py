@@ -154,10 +154,12 @@ class CodeSampler(Sampler):
         length = math.prod(model.code_shape)
         # a lower bound of the prior's parameters (embeddings, positions, 12·width² per layer), in the
         # model's dtype, checked before any is allocated
-        count = (model.codebook_size + 1 + length) * width + layers * 12 * width * width
+        embeddings, body = (model.codebook_size + 1 + length) * width, layers * 12 * width * width
+        count = embeddings + body
+        name, given = ("layers", layers) if body > embeddings and layers > width else ("width", width)
         dtype = model.dtype  # the prior's: it takes the model's condition vectors, and saves with it
         item = torch.empty((), dtype=dtype).element_size()
-        check_fits("width", width, count, item, f"{str(dtype).removeprefix('torch.')} parameters of the code prior",
+        check_fits(name, given, count, item, f"{str(dtype).removeprefix('torch.')} parameters of the code prior",
                    model.device)  # fmt: skip
         prior = CodePrior(model.codebook_size, length, model.condition_dim, width, layers, heads)
         self.prior = prior.to(model.device, dtype)
